@@ -1,0 +1,251 @@
+"""The `cafeflow` command: the one entry point compose, Kubernetes and the Makefile call."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from services.tools.generate import generate_command
+
+# Web services and their default ports (DESIGN.md). The app factories are imported by gunicorn in the
+# service's own process, so this module imports no service code.
+WEB_SERVICES = {
+    "ingest": ("services.ingest.app:create_app()", 8001),
+}
+
+
+def _settings():
+    from services.common.settings import get_settings
+
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic ValidationError: say which variable is wrong, then stop
+        raise click.ClickException(f"configuration error: {exc}") from exc
+
+
+def _multiproc_dir() -> None:
+    """prometheus_client aggregates gunicorn workers and Celery children through this directory."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cafeflow-metrics-")
+
+
+@click.group()
+def main() -> None:
+    """cafeflow: branch till files and live orders into one PostgreSQL warehouse."""
+
+
+main.add_command(generate_command)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply every schema's migrations (idempotent)."""
+    from services.common.migrate import upgrade_all
+
+    upgrade_all(_settings().database_url)
+    click.echo("migrations: all schemas at head")
+
+
+@main.command()
+@click.argument("service", type=click.Choice(sorted(WEB_SERVICES)))
+@click.option("--port", type=int, default=None, help="default: the service's port from DESIGN.md")
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--workers", type=int, default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")))
+def serve(service: str, port: int | None, host: str, workers: int) -> None:
+    """Run a web service under gunicorn."""
+    _settings()
+    _multiproc_dir()
+    target, default_port = WEB_SERVICES[service]
+    argv = [
+        sys.executable, "-m", "gunicorn", target,
+        "--bind", f"{host}:{port or default_port}", "--workers", str(workers),
+        "--worker-tmp-dir", tempfile.gettempdir(),
+        # Recycle workers now and then (leaks), with jitter so they do not all restart at once.
+        "--max-requests", "2000", "--max-requests-jitter", "200",
+        "--timeout", "300", "--graceful-timeout", "30", "--access-logfile", "-", "--access-logformat",
+        '{"gunicorn": "access", "status": %(s)s, "path": "%(U)s", "ms": %(M)s}',
+    ]
+    os.execv(sys.executable, argv)
+
+
+@main.command()
+@click.option("--concurrency", type=int, default=lambda: int(os.environ.get("WORKER_CONCURRENCY", "2")))
+@click.option("--loglevel", default="INFO")
+def worker(concurrency: int, loglevel: str) -> None:
+    """Run a transform worker."""
+    settings = _settings()
+    _multiproc_dir()
+    from services.transform.celery_app import create_celery
+
+    if settings.worker_metrics_port:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        start_http_server(settings.worker_metrics_port, registry=registry)
+    app = create_celery(settings)
+    app.worker_main(["worker", "--queues", settings.transform_queue, "--concurrency", str(concurrency),
+                     "--loglevel", loglevel, "--hostname", "transform@%h", "--task-events"])
+
+
+@main.command()
+@click.option("--schedule", default=lambda: os.environ.get(
+    "BEAT_SCHEDULE_FILE", os.path.join(tempfile.gettempdir(), "cafeflow-beat-schedule")))
+def beat(schedule: str) -> None:
+    """Run Celery beat (exactly one per deployment)."""
+    settings = _settings()
+    from services.transform.celery_app import create_celery
+
+    create_celery(settings).start(["beat", "--schedule", schedule, "--loglevel", "INFO"])
+
+
+@main.group()
+def branch() -> None:
+    """Branches and their upload tokens."""
+
+
+@branch.command("add")
+@click.argument("name")
+@click.option("--rotate", is_flag=True, help="revoke the branch's existing tokens first")
+def branch_add(name: str, rotate: bool) -> None:
+    """Create a branch (or reuse it) and print a new upload token once."""
+    from sqlalchemy import select, update
+
+    from services.common.db import Database
+    from services.common.naming import branch_key, collapse_spaces
+    from services.common.tokens import new_token, token_digest
+    from services.common.uploads import ApiToken, Branch
+
+    key = branch_key(name)
+    if not key:
+        raise click.ClickException("the branch name has no letters or digits")
+    db = Database(_settings().database_url)
+    with db.session() as session:
+        found = session.execute(select(Branch).where(Branch.branch_key == key)).scalar_one_or_none()
+        if found is None:
+            found = Branch(name=collapse_spaces(name), branch_key=key)
+            session.add(found)
+            session.flush()
+        if rotate:
+            session.execute(update(ApiToken).where(ApiToken.branch_id == found.id, ApiToken.revoked_at.is_(None))
+                            .values(revoked_at=__import__("sqlalchemy").func.now()))
+        token = new_token("cfb")
+        session.add(ApiToken(name=f"branch:{found.name}", digest=token_digest(token), scope="upload",
+                             branch_id=found.id))
+        session.commit()
+    click.echo(token)
+
+
+@main.group()
+def uploads() -> None:
+    """Operate on uploads."""
+
+
+@uploads.command("retry")
+@click.argument("upload_ids", nargs=-1, type=int)
+@click.option("--status", type=click.Choice(["failed", "queued", "processing", "loaded"]),
+              help="retry every upload in this status")
+def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
+    """Replay uploads from their kept raw bytes (idempotent: loaded rows are not loaded twice)."""
+    from sqlalchemy import text
+
+    from services.common.db import Database
+    from services.common.queue import producer
+    from services.common.uploads import PROCESS_UPLOAD_TASK
+
+    if not upload_ids and not status:
+        raise click.UsageError("give upload ids or --status")
+    settings = _settings()
+    db = Database(settings.database_url)
+    with db.session() as session:
+        rows = session.execute(text("""
+            UPDATE ingest.upload SET status = 'queued', error = NULL, enqueued_at = now(), updated_at = now()
+            WHERE (id = ANY(:ids) OR status = :status) AND raw_purged_at IS NULL
+            RETURNING id"""), {"ids": list(upload_ids), "status": status}).scalars().all()
+        missing = sorted(set(upload_ids) - set(rows))
+        session.commit()
+    celery = producer(settings)
+    for upload_id in sorted(rows):
+        celery.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=settings.transform_queue)
+        click.echo(f"upload {upload_id}: queued again")
+    for upload_id in missing:
+        click.echo(f"upload {upload_id}: not found, or its raw bytes were purged (post the file again)", err=True)
+    if missing:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--url", default=lambda: os.environ.get("CAFEFLOW_INGEST_URL", "http://127.0.0.1:8001"),
+              show_default="$CAFEFLOW_INGEST_URL or http://127.0.0.1:8001")
+@click.option("--token", default=lambda: os.environ.get("CAFEFLOW_TOKEN"), required=True,
+              help="branch token or admin token (default $CAFEFLOW_TOKEN)")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="wait until each file is loaded")
+@click.option("--timeout", default=3600.0, show_default=True, help="seconds to wait for outcomes")
+@click.option("--parallel", default=4, show_default=True, help="files posted at once")
+def upload(paths: tuple[Path, ...], url: str, token: str, wait: bool, timeout: float, parallel: int) -> None:
+    """Post branch files (and folders of them); exit 1 if any row was rejected, 2 on errors."""
+    from services.tools.upload_client import run
+
+    sys.exit(run(list(paths), url=url, token=token, wait=wait, timeout=timeout, parallel=parallel))
+
+
+@main.command()
+@click.option("--workers", type=int, default=2, help="gunicorn workers per web service")
+@click.option("--concurrency", type=int, default=2, help="transform worker processes")
+def up(workers: int, concurrency: int) -> None:
+    """The whole platform on this machine: migrate, then every service, a worker and beat.
+    Logs go to this terminal; Ctrl-C stops everything."""
+    settings = _settings()
+    from services.common.migrate import upgrade_all
+
+    upgrade_all(settings.database_url)
+    click.echo("migrations: all schemas at head", err=True)
+    me = [sys.executable, "-m", "services.cli"]
+    commands = {name: me + ["serve", name, "--workers", str(workers)] for name in WEB_SERVICES}
+    commands["worker"] = me + ["worker", "--concurrency", str(concurrency)]
+    commands["beat"] = me + ["beat"]
+    sys.exit(supervise(commands))
+
+
+def supervise(commands: dict[str, list[str]]) -> int:
+    """Runs the processes until one exits or we are interrupted; then stops them all."""
+    children = {name: subprocess.Popen(argv, start_new_session=True) for name, argv in commands.items()}
+    stopping = False
+
+    def stop(*_args) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    try:
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    click.echo(f"cafeflow up: {name} exited with {child.returncode}; stopping the rest", err=True)
+                    exit_code, stopping = 1, True
+                    break
+            time.sleep(0.5)
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for child in children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+    return exit_code
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Keys derived from CAFEFLOW_SECRET_KEY, one per purpose, so no two uses share a key."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+RAW_FILE_KEY = b"cafeflow raw-file aes-gcm v1"
+CUSTOMER_PSEUDONYM_KEY = b"cafeflow customer pseudonym v1"
+SALE_IDENTITY_KEY = b"cafeflow sale identity v1"
+
+
+def derive_key(secret: str, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"cafeflow", info=purpose).derive(secret.encode())
+
+
+def keyed_uuid(key: bytes, message: str) -> uuid.UUID:
+    """A keyed pseudonym (HMAC-SHA256 truncated to 128 bits): stable, not reversible by a dictionary
+    without the key."""
+    return uuid.UUID(bytes=hmac.new(key, message.encode(), hashlib.sha256).digest()[:16])

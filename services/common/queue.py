@@ -1,0 +1,38 @@
+"""Celery configuration shared by the producer side (ingest, CLI) and the workers.
+
+All settings live here, in one object, so producers and workers agree on queues and safety options.
+"""
+from __future__ import annotations
+
+from celery import Celery
+
+from services.common.settings import Settings
+
+
+def celery_config(settings: Settings) -> dict:
+    return {
+        "broker_url": settings.redis_url,
+        "task_default_queue": settings.transform_queue,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,                 # a task is acked only once it finished
+        "task_reject_on_worker_lost": True,     # ... and requeued when its worker process dies
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.task_soft_time_limit,
+        "task_time_limit": settings.task_time_limit,
+        "task_ignore_result": True,             # status lives in our own tables
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }
+
+
+def producer(settings: Settings) -> Celery:
+    """A Celery client that only sends tasks by name; it imports no worker code."""
+    app = Celery("cafeflow-producer")
+    app.conf.update(celery_config(settings))
+    return app

@@ -1,0 +1,75 @@
+"""Typed settings, read once from the environment (and an optional `.env` file for local runs)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+_PLACEHOLDERS = {"changeme", "change-me", "change_me", "secret", "password", "dev", "test", "xxx"}
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    env: Literal["development", "test", "production"] = Field(
+        "production", validation_alias=_env("CAFEFLOW_ENV"))
+    database_url: str = Field(
+        "postgresql+psycopg2://postgres@127.0.0.1:5432/cafeflow", validation_alias=_env("DATABASE_URL"))
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL"))
+    # No defaults: production must be given real secrets (validated below).
+    secret_key: SecretStr = Field(validation_alias=_env("CAFEFLOW_SECRET_KEY"))
+    admin_token: SecretStr = Field(validation_alias=_env("CAFEFLOW_ADMIN_TOKEN"))
+
+    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    upload_max_bytes: int = Field(256 * MiB, gt=0, validation_alias=_env("UPLOAD_MAX_BYTES"))
+    raw_retention_days: float = Field(7.0, ge=0, validation_alias=_env("RAW_RETENTION_DAYS"))
+    # An upload left queued/processing longer than this is re-enqueued by the beat sweeper.
+    stuck_upload_seconds: int = Field(900, ge=1, validation_alias=_env("STUCK_UPLOAD_SECONDS"))
+    sweep_interval_seconds: float = Field(60.0, gt=0, validation_alias=_env("SWEEP_INTERVAL_SECONDS"))
+    task_soft_time_limit: int = Field(1800, gt=0, validation_alias=_env("TASK_SOFT_TIME_LIMIT"))
+    task_time_limit: int = Field(1900, gt=0, validation_alias=_env("TASK_TIME_LIMIT"))
+    parse_chunk_rows: int = Field(20_000, gt=0, validation_alias=_env("PARSE_CHUNK_ROWS"))
+    transform_queue: str = Field("transform", validation_alias=_env("TRANSFORM_QUEUE"))
+    worker_metrics_port: int = Field(9808, ge=0, validation_alias=_env("WORKER_METRICS_PORT"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg2_driver(cls, url: str) -> str:
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://"):]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+        return url
+
+    @model_validator(mode="after")
+    def _real_secrets_outside_development(self) -> "Settings":
+        if self.env == "development":
+            return self
+        for name, value in (("CAFEFLOW_SECRET_KEY", self.secret_key), ("CAFEFLOW_ADMIN_TOKEN", self.admin_token)):
+            raw = value.get_secret_value()
+            if raw.strip().lower() in _PLACEHOLDERS or len(raw) < 32:
+                raise ValueError(f"{name} must be a random value of at least 32 characters outside development")
+        if self.task_time_limit <= self.task_soft_time_limit:
+            raise ValueError("TASK_TIME_LIMIT must be above TASK_SOFT_TIME_LIMIT")
+        return self
+
+    @property
+    def visibility_timeout(self) -> int:
+        """Redis redelivers an unacked task after this; it must exceed the longest task."""
+        return self.task_time_limit * 2
+
+    @property
+    def psycopg2_dsn(self) -> str:
+        return self.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]

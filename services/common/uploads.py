@@ -1,0 +1,96 @@
+"""The upload contract shared by ingest (creates uploads) and transform (claims, loads, reports).
+
+Tables live in schema `ingest`; their migrations are in services/ingest/migrations.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, LargeBinary, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.common.db import Base
+
+UPLOAD_STATUSES = ("queued", "processing", "loaded", "failed")
+PROCESS_UPLOAD_TASK = "transform.process_upload"
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 onupdate=func.now())
+
+
+class Branch(TimestampMixin, Base):
+    __tablename__ = "branch"
+    __table_args__ = {"schema": "ingest"}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    branch_key: Mapped[str] = mapped_column(Text, unique=True)
+
+
+class ApiToken(TimestampMixin, Base):
+    __tablename__ = "api_token"
+    __table_args__ = {"schema": "ingest"}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    digest: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    scope: Mapped[str] = mapped_column(Text)
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("ingest.branch.id"), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Upload(TimestampMixin, Base):
+    __tablename__ = "upload"
+    __table_args__ = (
+        CheckConstraint(f"status IN {UPLOAD_STATUSES}", name="upload_status_known"),
+        {"schema": "ingest"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    filename: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(Text, nullable=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    chunk_count: Mapped[int] = mapped_column(Integer)
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("ingest.branch.id"), nullable=True)
+    # Set for a branch token: rows for any other branch are rejected.
+    expected_branch_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    submitted_by: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="queued")
+    rows_loaded: Mapped[int] = mapped_column(Integer, server_default="0")
+    rows_rejected: Mapped[int] = mapped_column(Integer, server_default="0")
+    rows_duplicate: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dialect: Mapped[str | None] = mapped_column(Text, nullable=True)
+    extra_fields: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    raw_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class UploadChunk(Base):
+    __tablename__ = "upload_chunk"
+    __table_args__ = {"schema": "ingest"}
+
+    upload_id: Mapped[int] = mapped_column(ForeignKey("ingest.upload.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class UploadRejection(Base):
+    __tablename__ = "upload_rejection"
+    __table_args__ = {"schema": "ingest"}
+
+    upload_id: Mapped[int] = mapped_column(ForeignKey("ingest.upload.id", ondelete="CASCADE"), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    # The row as received, with customer name and card number masked.
+    masked_row: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,119 @@
+"""What every Flask service shares: request ids, the access log line, metrics, JSON errors,
+/healthz, /readyz, /metrics, /openapi.json and /docs (assets served locally, no CDN)."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import redis
+import swagger_ui_bundle
+from flask import Flask, g, jsonify, request, send_from_directory
+from flask_smorest import Api
+
+from services.common.db import Database, SqlStats, sql_stats
+from services.common.errors import error_response, register_error_handlers
+from services.common.logging import request_id_var, upload_id_var
+from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, HTTP_SQL_QUERIES, metrics_payload
+from services.common.settings import Settings
+
+access_log = logging.getLogger("cafeflow.access")
+
+
+def create_service_app(import_name: str, *, service: str, settings: Settings, title: str,
+                       description: str) -> tuple[Flask, Api, Database]:
+    app = Flask(import_name)
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
+        API_SPEC_OPTIONS={"info": {"description": description}},
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["cafeflow.settings"] = settings
+    database = Database(settings.database_url, application_name=f"cafeflow-{service}")
+    app.extensions["cafeflow.db"] = database
+    register_request_context(app, service)
+    register_probes(app, database, settings)
+    api = Api(app)
+    register_error_handlers(app)   # after Api(), whose own HTTPException handler it replaces
+    return app, api, database
+
+
+def register_request_context(app: Flask, service: str) -> None:
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        g.request_id_token = request_id_var.set(rid)
+        g.upload_id_token = upload_id_var.set(None)
+        g.sql_token = sql_stats.set(SqlStats())
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response):
+        rid = request_id_var.get()
+        if rid:
+            response.headers["X-Request-ID"] = rid
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        route = request.url_rule.rule if request.url_rule else "<unmatched>"
+        stats = sql_stats.get() or SqlStats()
+        HTTP_REQUESTS.labels(service, route, request.method, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(service, route, request.method).observe(elapsed)
+        HTTP_SQL_QUERIES.labels(service, route).observe(stats.count)
+        if route not in ("/healthz", "/metrics"):
+            access_log.info("request", extra={
+                "endpoint": request.endpoint, "route": route, "method": request.method,
+                "status": response.status_code, "duration_ms": round(elapsed * 1000, 2),
+                "sql_count": stats.count, "sql_ms": round(stats.seconds * 1000, 2)})
+        return response
+
+    @app.teardown_request
+    def _reset(_exc) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id_var.reset(token)
+        token = g.pop("sql_token", None)
+        if token is not None:
+            sql_stats.reset(token)
+        token = g.pop("upload_id_token", None)
+        if token is not None:
+            upload_id_var.reset(token)
+
+
+def register_probes(app: Flask, database: Database, settings: Settings) -> None:
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz():
+        checks: dict[str, str] = {}
+        try:
+            database.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        try:
+            client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+            client.ping()
+            client.close()
+            checks["redis"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["redis"] = f"unreachable: {type(exc).__name__}"
+        if all(v == "ok" for v in checks.values()):
+            return jsonify(status="ready", checks=checks)
+        return error_response(503, "not_ready", "a dependency is unreachable", checks)
+
+    @app.get("/metrics")
+    def metrics():
+        payload, content_type = metrics_payload()
+        return payload, 200, {"Content-Type": content_type}
+
+    @app.get("/docs/assets/<path:filename>")
+    def docs_assets(filename: str):
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)

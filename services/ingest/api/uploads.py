@@ -1,0 +1,206 @@
+"""/v1/uploads: branch files in, one Celery job per new file, status and rejections out."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from typing import BinaryIO
+
+from flask import current_app, request, url_for
+from flask_smorest import Blueprint
+from sqlalchemy import func, select, text
+
+from services.common.errors import ApiError
+from services.common.logging import upload_id_var
+from services.common.naming import branch_key
+from services.common.metrics import UPLOAD_BYTES, UPLOADS_RECEIVED
+from services.common.rawstore import RawCipher, store_raw
+from services.common.uploads import PROCESS_UPLOAD_TASK, Branch, Upload, UploadRejection
+from services.ingest.auth import Caller, authenticate
+from services.ingest.schemas import PageArgs, RejectionPage, UploadListArgs, UploadPage, UploadPublic
+
+bp = Blueprint("uploads", __name__, url_prefix="/v1/uploads", description="Branch till files")
+log = logging.getLogger(__name__)
+
+SNIFF_BYTES = 64 * 1024
+READ_BYTES = 1024 * 1024
+_BINARY_MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"BZh", b"7z\xbc\xaf",
+                 b"\xd0\xcf\x11\xe0")
+_CONTROL = bytes(c for c in range(32) if c not in (9, 10, 13))
+
+
+def _ctx():
+    return (current_app.extensions["cafeflow.db"], current_app.extensions["cafeflow.settings"],
+            current_app.extensions["cafeflow.celery"])
+
+
+def _public(upload: Upload, branch_name: str | None) -> dict:
+    return {
+        "id": upload.id, "status": upload.status, "sha256": upload.sha256, "filename": upload.filename,
+        "size_bytes": upload.size_bytes, "branch": branch_name, "dialect": upload.dialect,
+        "rows_loaded": upload.rows_loaded, "rows_rejected": upload.rows_rejected,
+        "rows_duplicate": upload.rows_duplicate, "error": upload.error, "extra_fields": upload.extra_fields,
+        "attempts": upload.attempts, "raw_retained": upload.raw_purged_at is None,
+        "created_at": upload.created_at, "finished_at": upload.finished_at,
+        "status_url": url_for("uploads.get_upload", upload_id=upload.id),
+        "rejections_url": url_for("uploads.list_rejections", upload_id=upload.id),
+    }
+
+
+def _digest_and_sniff(stream: BinaryIO, limit: int) -> tuple[str, int, bytes]:
+    sha, size, head = hashlib.sha256(), 0, b""
+    while chunk := stream.read(READ_BYTES):
+        if len(head) < SNIFF_BYTES:
+            head += chunk[:SNIFF_BYTES - len(head)]
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"the file is larger than UPLOAD_MAX_BYTES ({limit} bytes)")
+        sha.update(chunk)
+    stream.seek(0)
+    return sha.hexdigest(), size, head
+
+
+def _refuse_non_text(head: bytes) -> None:
+    """415 for anything that is not a CSV or JSON text file."""
+    if head.startswith(_BINARY_MAGIC) or b"\x00" in head:
+        raise ApiError(415, "unsupported_media_type", "the file is binary; send the till's CSV or JSON export")
+    sample = head[:-4] if len(head) == SNIFF_BYTES else head   # may end inside a UTF-8 character
+    try:
+        decoded = sample.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        decoded = sample.decode("cp1252", errors="replace")
+    controls = sum(sample.count(bytes([c])) for c in _CONTROL)
+    if controls > max(2, len(sample) // 100) or decoded.count("\ufffd") > max(2, len(decoded) // 100):
+        raise ApiError(415, "unsupported_media_type", "the file is not text; send the till's CSV or JSON export")
+    first = next((line.strip() for line in decoded.splitlines() if line.strip()), "")
+    if not (first.startswith(("[", "{")) or "," in first):
+        raise ApiError(415, "unsupported_media_type",
+                       "the file is neither CSV (comma-separated lines) nor JSON; send the till's export")
+
+
+def _existing(session, sha256_hex: str):
+    return session.execute(
+        select(Upload, Branch.name).join(Branch, Branch.id == Upload.branch_id, isouter=True)
+        .where(Upload.sha256 == sha256_hex)).first()
+
+
+@bp.route("", methods=["POST"])
+@bp.doc(operationId="uploads-create", summary="Post a branch file",
+        requestBody={"required": True, "content": {"multipart/form-data": {
+            "schema": {"type": "object", "required": ["file"],
+                       "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+        security=[{"bearer": []}])
+@bp.response(202, UploadPublic, description="Stored and queued; poll status_url")
+@bp.alt_response(200, schema=UploadPublic, description="The same bytes were posted before: the existing upload")
+def create_upload():
+    db, settings, celery = _ctx()
+    with db.session() as session:
+        caller = authenticate(session, settings)
+        if not request.mimetype.startswith("multipart/"):
+            raise ApiError(415, "unsupported_media_type", "post the file as multipart/form-data in the field 'file'")
+        upload_file = request.files.get("file")
+        if upload_file is None:
+            raise ApiError(422, "validation_error", "the multipart field 'file' is missing",
+                           {"file": ["Missing data for required field."]})
+        sha256_hex, size, head = _digest_and_sniff(upload_file.stream, settings.upload_max_bytes)
+        if size == 0 or not head.strip(b" \t\r\n\xef\xbb\xbf"):
+            raise ApiError(422, "empty_file", "the file is empty", {"file": ["empty"]})
+        _refuse_non_text(head)
+
+        found = _existing(session, sha256_hex)
+        if found is not None:
+            UPLOADS_RECEIVED.labels("duplicate").inc()
+            return _public(*found), 200
+        filename = os.path.basename(upload_file.filename or "upload")[:255] or "upload"
+        upload_id = session.execute(text("""
+            INSERT INTO ingest.upload (sha256, filename, content_type, size_bytes, chunk_count, branch_id,
+                                       expected_branch_key, submitted_by, status, enqueued_at)
+            VALUES (:sha, :filename, :content_type, :size, 0, :branch_id, :branch_key, :by, 'queued', now())
+            ON CONFLICT (sha256) DO NOTHING RETURNING id"""), {
+            "sha": sha256_hex, "filename": filename, "content_type": upload_file.mimetype, "size": size,
+            "branch_id": caller.branch_id, "branch_key": caller.branch_key, "by": caller.name}).scalar()
+        if upload_id is None:
+            # An identical post committed while we were reading: answer with its upload.
+            session.rollback()
+            UPLOADS_RECEIVED.labels("duplicate").inc()
+            return _public(*_existing(session, sha256_hex)), 200
+        upload_id_var.set(upload_id)
+        chunks = store_raw(session, RawCipher(settings.secret_key.get_secret_value()), upload_id=upload_id,
+                           sha256_hex=sha256_hex, size=size, source=upload_file.stream)
+        session.execute(text("UPDATE ingest.upload SET chunk_count = :n WHERE id = :id"),
+                        {"n": chunks, "id": upload_id})
+        session.commit()
+        UPLOADS_RECEIVED.labels("new").inc()
+        UPLOAD_BYTES.inc(size)
+        _enqueue(celery, settings, upload_id)
+        log.info("upload stored", extra={"size_bytes": size, "chunks": chunks, "submitted_by": caller.name})
+        upload, branch_name = _existing(session, sha256_hex)
+        response = _public(upload, branch_name)
+    return response, 202, {"Location": response["status_url"]}
+
+
+def _enqueue(celery, settings, upload_id: int) -> None:
+    try:
+        celery.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=settings.transform_queue)
+    except Exception as exc:  # noqa: BLE001 - the upload is stored; the sweeper enqueues it later
+        log.warning("broker unavailable; the sweeper will enqueue the upload", extra={"error": type(exc).__name__})
+
+
+def _visible_upload(session, caller: Caller, upload_id: int):
+    found = session.execute(
+        select(Upload, Branch.name).join(Branch, Branch.id == Upload.branch_id, isouter=True)
+        .where(Upload.id == upload_id)).first()
+    if found is None or (not caller.is_admin and found[0].branch_id != caller.branch_id):
+        raise ApiError(404, "not_found", f"no upload {upload_id} visible to this token")
+    return found
+
+
+@bp.route("/<int:upload_id>", methods=["GET"])
+@bp.doc(operationId="uploads-get", summary="An upload's status and counts", security=[{"bearer": []}])
+@bp.response(200, UploadPublic)
+def get_upload(upload_id: int):
+    db, settings, _ = _ctx()
+    with db.session() as session:
+        caller = authenticate(session, settings)
+        return _public(*_visible_upload(session, caller, upload_id))
+
+
+@bp.route("/<int:upload_id>/rejections", methods=["GET"])
+@bp.doc(operationId="uploads-rejections", summary="Rejected rows with reasons (personal data masked)",
+        security=[{"bearer": []}])
+@bp.arguments(PageArgs, location="query")
+@bp.response(200, RejectionPage)
+def list_rejections(args, upload_id: int):
+    db, settings, _ = _ctx()
+    with db.session() as session:
+        caller = authenticate(session, settings)
+        _visible_upload(session, caller, upload_id)
+        page, size = args["page"], args["page_size"]
+        where = UploadRejection.upload_id == upload_id
+        total = session.execute(select(func.count()).select_from(UploadRejection).where(where)).scalar_one()
+        rows = session.execute(select(UploadRejection).where(where).order_by(UploadRejection.line_no)
+                               .limit(size).offset((page - 1) * size)).scalars().all()
+        return {"items": [{"line_no": r.line_no, "code": r.code, "reason": r.reason, "row": r.masked_row}
+                          for r in rows], "page": page, "page_size": size, "total": total}
+
+
+@bp.route("", methods=["GET"])
+@bp.doc(operationId="uploads-list", summary="Uploads, newest first", security=[{"bearer": []}])
+@bp.arguments(UploadListArgs, location="query")
+@bp.response(200, UploadPage)
+def list_uploads(args):
+    db, settings, _ = _ctx()
+    with db.session() as session:
+        caller = authenticate(session, settings)
+        query = select(Upload, Branch.name).join(Branch, Branch.id == Upload.branch_id, isouter=True)
+        if not caller.is_admin:
+            query = query.where(Upload.branch_id == caller.branch_id)
+        if args.get("branch"):
+            query = query.where(Branch.branch_key == branch_key(args["branch"]))
+        if args.get("status"):
+            query = query.where(Upload.status == args["status"])
+        page, size = args["page"], args["page_size"]
+        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = session.execute(query.order_by(Upload.id.desc()).limit(size).offset((page - 1) * size)).all()
+        return {"items": [_public(u, b) for u, b in rows], "page": page, "page_size": size, "total": total}
+

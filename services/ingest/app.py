@@ -1,0 +1,39 @@
+"""Ingest service: `create_app(settings=None)`."""
+from __future__ import annotations
+
+from flask import Flask
+
+from services.common.logging import configure_logging
+from services.common.queue import producer
+from services.common.settings import Settings, get_settings
+from services.common.web import create_service_app
+from services.ingest.api import uploads
+
+MULTIPART_OVERHEAD = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or get_settings()
+    configure_logging("ingest", settings.log_level)
+    app, api, _db = create_service_app(
+        __name__, service="ingest", settings=settings, title="cafeflow ingest",
+        description="Branches post their till files here; each new file is stored encrypted and loaded once.")
+    register_limits(app, settings)
+    register_queue(app, settings)
+    register_blueprints(api)
+    return app
+
+
+def register_limits(app: Flask, settings: Settings) -> None:
+    # Werkzeug answers 413 while streaming, before a too-large body is read to the end.
+    app.config["MAX_CONTENT_LENGTH"] = settings.upload_max_bytes + MULTIPART_OVERHEAD
+    app.config["MAX_FORM_MEMORY_SIZE"] = 64 * 1024
+
+
+def register_queue(app: Flask, settings: Settings) -> None:
+    app.extensions["cafeflow.celery"] = producer(settings)
+
+
+def register_blueprints(api) -> None:
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.register_blueprint(uploads.bp)

@@ -1,0 +1,40 @@
+"""Who is posting: the admin token (any branch) or a branch token (its own branch only)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.common.errors import ApiError
+from services.common.settings import Settings
+from services.common.tokens import bearer_token, same_secret, token_digest
+from services.common.uploads import ApiToken, Branch
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    is_admin: bool
+    branch_id: int | None = None
+    branch_name: str | None = None
+    branch_key: str | None = None
+
+
+def authenticate(session: Session, settings: Settings) -> Caller:
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>' (a branch token or the admin token)",
+                       headers={"WWW-Authenticate": "Bearer"})
+    if same_secret(token, settings.admin_token.get_secret_value()):
+        return Caller(name="admin", is_admin=True)
+    found = session.execute(
+        select(ApiToken, Branch).join(Branch, Branch.id == ApiToken.branch_id, isouter=True)
+        .where(ApiToken.digest == token_digest(token), ApiToken.revoked_at.is_(None), ApiToken.scope == "upload")
+    ).first()
+    if found is None:
+        raise ApiError(401, "unauthorized", "the token is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
+    api_token, branch = found
+    return Caller(name=api_token.name, is_admin=False, branch_id=branch.id if branch else None,
+                  branch_name=branch.name if branch else None, branch_key=branch.branch_key if branch else None)

@@ -1,0 +1,57 @@
+"""API schemas (kept apart from the tables)."""
+from marshmallow import Schema, fields, validate
+
+from services.common.uploads import UPLOAD_STATUSES
+
+
+class UploadPublic(Schema):
+    id = fields.Int(required=True)
+    status = fields.Str(required=True, metadata={"enum": list(UPLOAD_STATUSES)})
+    sha256 = fields.Str(required=True)
+    filename = fields.Str()
+    size_bytes = fields.Int()
+    branch = fields.Str(allow_none=True, metadata={"description": "branch of the token that posted it"})
+    dialect = fields.Str(allow_none=True)
+    rows_loaded = fields.Int()
+    rows_rejected = fields.Int()
+    rows_duplicate = fields.Int()
+    error = fields.Str(allow_none=True)
+    extra_fields = fields.Dict(allow_none=True, metadata={
+        "description": "unknown JSON fields kept with the sales: counts, and which were pseudonymised"})
+    attempts = fields.Int()
+    raw_retained = fields.Bool(metadata={"description": "whether the encrypted raw bytes are still kept"})
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    status_url = fields.Str()
+    rejections_url = fields.Str()
+
+
+class PageArgs(Schema):
+    page = fields.Int(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Int(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class UploadListArgs(PageArgs):
+    branch = fields.Str(validate=validate.Length(min=1, max=200))
+    status = fields.Str(validate=validate.OneOf(UPLOAD_STATUSES))
+
+
+class UploadPage(Schema):
+    items = fields.List(fields.Nested(UploadPublic))
+    page = fields.Int()
+    page_size = fields.Int()
+    total = fields.Int()
+
+
+class RejectionPublic(Schema):
+    line_no = fields.Int(metadata={"description": "line of the file (record number for JSON arrays)"})
+    code = fields.Str()
+    reason = fields.Str()
+    row = fields.Str(metadata={"description": "the row with customer name and card number masked"})
+
+
+class RejectionPage(Schema):
+    items = fields.List(fields.Nested(RejectionPublic))
+    page = fields.Int()
+    page_size = fields.Int()
+    total = fields.Int()

@@ -1,0 +1,116 @@
+"""`cafeflow upload`: post files and folders to ingest, retry transient failures, wait for outcomes."""
+from __future__ import annotations
+
+import random
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+SUFFIXES = {".csv", ".json", ".ndjson", ".jsonl", ".txt"}
+TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+
+
+@dataclass
+class Outcome:
+    path: Path
+    upload: dict | None = None
+    error: str | None = None
+
+    @property
+    def clean(self) -> bool:
+        return (self.error is None and self.upload is not None and self.upload["status"] == "loaded"
+                and self.upload["rows_rejected"] == 0)
+
+
+def collect(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        else:
+            files.append(path)
+    return files
+
+
+def _with_retries(action, attempts: int):
+    for attempt in range(attempts):
+        try:
+            response = action()
+            if response.status_code not in TRANSIENT_STATUS or attempt == attempts - 1:
+                return response
+        except httpx.TransportError:
+            if attempt == attempts - 1:
+                raise
+        time.sleep(min(30.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def post_file(client: httpx.Client, path: Path, attempts: int) -> Outcome:
+    def send():
+        with path.open("rb") as handle:   # httpx streams the multipart body from the open file
+            return client.post("/v1/uploads", files={"file": (path.name, handle, "text/csv")})
+    try:
+        response = _with_retries(send, attempts)
+    except httpx.TransportError as exc:
+        return Outcome(path, error=f"could not reach ingest: {type(exc).__name__}")
+    if response.status_code not in (200, 202):
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:200]
+        return Outcome(path, error=f"HTTP {response.status_code}: {message}")
+    return Outcome(path, upload=response.json())
+
+
+def wait_for(client: httpx.Client, outcome: Outcome, deadline: float, attempts: int) -> None:
+    while outcome.upload and outcome.upload["status"] in ("queued", "processing"):
+        if time.monotonic() > deadline:
+            outcome.error = f"still {outcome.upload['status']} when the wait timed out"
+            return
+        time.sleep(0.25)
+        try:
+            response = _with_retries(lambda: client.get(f"/v1/uploads/{outcome.upload['id']}"), attempts)
+        except httpx.TransportError as exc:
+            outcome.error = f"lost contact with ingest: {type(exc).__name__}"
+            return
+        if response.status_code == 200:
+            outcome.upload = response.json()
+
+
+def describe(outcome: Outcome) -> str:
+    if outcome.error:
+        return f"ERROR   {outcome.path}: {outcome.error}"
+    u = outcome.upload or {}
+    if u.get("status") == "failed":
+        return f"FAILED  {outcome.path}: upload {u['id']}: {u.get('error')}"
+    label = "OK     " if u.get("rows_rejected", 0) == 0 else "REJECTS"
+    return (f"{label} {outcome.path}: upload {u['id']} {u['status']}, {u['rows_loaded']} loaded, "
+            f"{u['rows_rejected']} rejected, {u['rows_duplicate']} duplicate")
+
+
+def run(paths: list[Path], *, url: str, token: str, wait: bool, timeout: float, parallel: int,
+        attempts: int = 6) -> int:
+    files = collect(paths)
+    if not files:
+        print("no files to upload", file=sys.stderr)
+        return 2
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=httpx.Timeout(120.0, connect=10.0)) as client:
+        outcomes: list[Outcome] = []
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            for done, outcome in enumerate(pool.map(lambda p: post_file(client, p, attempts), files), 1):
+                outcomes.append(outcome)
+                print(f"posted {done}/{len(files)}", file=sys.stderr, flush=True)
+        if wait:
+            deadline = time.monotonic() + timeout
+            for outcome in outcomes:
+                wait_for(client, outcome, deadline, attempts)
+    for outcome in outcomes:
+        print(describe(outcome))
+    if any(o.error for o in outcomes):
+        return 2
+    return 0 if all(o.clean for o in outcomes) or not wait else 1

@@ -1,0 +1,45 @@
+"""The transform worker's Celery app (`create_celery`), with the beat schedule."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery, signals
+
+from services.common.db import Database
+from services.common.logging import configure_logging
+from services.common.queue import celery_config
+from services.common.settings import Settings, get_settings
+
+SWEEP_TASK = "transform.sweep_uploads"
+PURGE_TASK = "transform.purge_raw_files"
+
+
+@dataclass
+class TransformContext:
+    settings: Settings
+    db: Database
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("cafeflow-transform")
+    app.conf.update(celery_config(settings))
+    app.conf.include = ["services.transform.tasks"]
+    # Deterministic entry names; `expires` drops a tick that waited longer than its interval.
+    app.conf.beat_schedule = {
+        "transform.sweep_uploads": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_seconds,
+                                    "options": {"expires": settings.sweep_interval_seconds}},
+        "transform.purge_raw_files": {"task": PURGE_TASK, "schedule": 3600.0, "options": {"expires": 3600}},
+    }
+    app.cafeflow = TransformContext(settings, Database(settings.database_url, application_name="cafeflow-worker",
+                                                       pool_size=2))
+
+    @signals.setup_logging.connect(weak=False)
+    def _logging(**_kwargs) -> None:
+        configure_logging("transform", settings.log_level)
+
+    @signals.worker_process_init.connect(weak=False)
+    def _after_fork(**_kwargs) -> None:
+        app.cafeflow.db.dispose_after_fork()
+
+    return app
