@@ -66,19 +66,26 @@ def post_file(client: httpx.Client, path: Path, attempts: int) -> Outcome:
     return Outcome(path, upload=response.json())
 
 
-def wait_for(client: httpx.Client, outcome: Outcome, deadline: float, attempts: int) -> None:
-    while outcome.upload and outcome.upload["status"] in ("queued", "processing"):
+def wait_for_all(client: httpx.Client, outcomes: list[Outcome], deadline: float, attempts: int) -> None:
+    """Polls every unfinished upload once per round until all are loaded or failed."""
+    pending = [o for o in outcomes if o.upload and o.upload["status"] in ("queued", "processing")]
+    delay = 0.05
+    while pending:
         if time.monotonic() > deadline:
-            outcome.error = f"still {outcome.upload['status']} when the wait timed out"
+            for outcome in pending:
+                outcome.error = f"still {outcome.upload['status']} when the wait timed out"
             return
-        time.sleep(0.25)
-        try:
-            response = _with_retries(lambda: client.get(f"/v1/uploads/{outcome.upload['id']}"), attempts)
-        except httpx.TransportError as exc:
-            outcome.error = f"lost contact with ingest: {type(exc).__name__}"
-            return
-        if response.status_code == 200:
-            outcome.upload = response.json()
+        time.sleep(delay)
+        delay = min(1.0, delay * 1.5)
+        for outcome in pending:
+            try:
+                response = _with_retries(lambda: client.get(f"/v1/uploads/{outcome.upload['id']}"), attempts)
+            except httpx.TransportError as exc:
+                outcome.error = f"lost contact with ingest: {type(exc).__name__}"
+                continue
+            if response.status_code == 200:
+                outcome.upload = response.json()
+        pending = [o for o in pending if o.error is None and o.upload["status"] in ("queued", "processing")]
 
 
 def describe(outcome: Outcome) -> str:
@@ -106,9 +113,7 @@ def run(paths: list[Path], *, url: str, token: str, wait: bool, timeout: float, 
                 outcomes.append(outcome)
                 print(f"posted {done}/{len(files)}", file=sys.stderr, flush=True)
         if wait:
-            deadline = time.monotonic() + timeout
-            for outcome in outcomes:
-                wait_for(client, outcome, deadline, attempts)
+            wait_for_all(client, outcomes, time.monotonic() + timeout, attempts)
     for outcome in outcomes:
         print(describe(outcome))
     if any(o.error for o in outcomes):

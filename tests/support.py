@@ -1,0 +1,172 @@
+"""Shared test support: settings for the test run, real service processes, real-data paths.
+
+The schema is rebuilt once per session through the real migrations (run twice: they must be
+idempotent). Tests are isolated by TRUNCATE rather than a rolled-back outer transaction, because many
+of them drive real gunicorn and Celery processes, which only see committed data.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_FILES = Path(os.environ.get("CAFEFLOW_BRANCH_FILES", ROOT.parent / "shared" / "data" / "branch-files"))
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123456789"
+SECRET_KEY = "test-secret-key-0123456789abcdef0123456789abcdef"
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _redis_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or _with_database(
+    os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/cafeflow"), "cafeflow_test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or _redis_db(
+    os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), 15)
+
+TEST_ENV = {
+    "CAFEFLOW_ENV": "test",
+    "DATABASE_URL": TEST_DATABASE_URL,
+    "REDIS_URL": TEST_REDIS_URL,
+    "CAFEFLOW_SECRET_KEY": SECRET_KEY,
+    "CAFEFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
+    "TRANSFORM_QUEUE": "transform-test",
+    "WORKER_METRICS_PORT": "0",
+    "LOG_LEVEL": "INFO",
+}
+os.environ.update(TEST_ENV)   # before any settings object is built, in this process and in children
+
+TABLES = ("ingest.upload_rejection", "ingest.upload_chunk", "ingest.upload", "ingest.api_token", "ingest.branch",
+          "warehouse.fact_transaction_item", "warehouse.fact_transaction", "warehouse.rollup_sales_hour",
+          "warehouse.rollup_product_hour", "warehouse.dim_product", "warehouse.dim_branch")
+
+
+def ensure_database(url: str) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}).scalar()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+
+
+def reset_state(engine, redis_client) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        conn.execute(text("UPDATE warehouse.version SET version = 0"))
+    redis_client.flushdb()
+
+
+# --- processes ---------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=self._log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+        self.popen.wait(timeout=60)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+CLI = [sys.executable, "-m", "services.cli"]
+
+
+class Stack:
+    """Real service processes started with the `cafeflow` commands."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.processes: list[Process] = []
+        self.ingest_url: str | None = None
+
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Process:
+        process = Process(name, CLI + args, self.log_dir, env)
+        self.processes.append(process)
+        return process
+
+    def start_ingest(self) -> str:
+        port = free_port()
+        process = self.start("ingest", ["serve", "ingest", "--port", str(port), "--host", "127.0.0.1",
+                                        "--workers", "2"])
+        self.ingest_url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _ready(self.ingest_url), 60, f"ingest did not become ready:\n{process.output()}")
+        return self.ingest_url
+
+    def start_worker(self, concurrency: int = 2, env: dict[str, str] | None = None) -> Process:
+        process = self.start("worker", ["worker", "--concurrency", str(concurrency)], env)
+        wait_until(lambda: "ready." in process.output() or process.popen.poll() is not None, 60,
+                   "worker did not start")
+        assert process.popen.poll() is None, process.output()
+        return process
+
+    def start_beat(self, env: dict[str, str] | None = None) -> Process:
+        schedule = self.log_dir / f"beat-schedule-{time.monotonic_ns()}"
+        return self.start("beat", ["beat", "--schedule", str(schedule)], env)
+
+    def logs(self) -> str:
+        return "\n".join(p.output() for p in self.processes)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until(predicate, timeout: float, message: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(message() if callable(message) else message)
+
+
