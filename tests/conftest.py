@@ -91,3 +91,17 @@ def stack(tmp_path, clean):
     running = Stack(tmp_path)
     yield running
     running.stop()
+
+
+@pytest.fixture
+def branch_token(clean):
+    """Creates a branch with `cafeflow branch add` and returns its printed token."""
+    from click.testing import CliRunner
+
+    from services.cli import main
+
+    def make(name: str) -> str:
+        result = CliRunner().invoke(main, ["branch", "add", name])
+        assert result.exit_code == 0, result.output
+        return result.output.strip()
+    return make

@@ -27,7 +27,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 def register_limits(app: Flask, settings: Settings) -> None:
     # Werkzeug answers 413 while streaming, before a too-large body is read to the end.
     app.config["MAX_CONTENT_LENGTH"] = settings.upload_max_bytes + MULTIPART_OVERHEAD
-    app.config["MAX_FORM_MEMORY_SIZE"] = 64 * 1024
+    # Werkzeug applies this to its multipart parse buffer (file parts pass through it too), so it must
+    # stay well above its 64 KiB read size; plain text fields are tiny anyway.
+    app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024
 
 
 def register_queue(app: Flask, settings: Settings) -> None:
