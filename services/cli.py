@@ -54,6 +54,18 @@ def migrate() -> None:
 
 @main.command()
 @click.argument("service", type=click.Choice(sorted(WEB_SERVICES)))
+def openapi(service: str) -> None:
+    """Print a service's OpenAPI document (committed under docs/openapi/ and checked by the tests)."""
+    import importlib
+    import json
+
+    module_name, _, factory = WEB_SERVICES[service][0].partition(":")
+    app = getattr(importlib.import_module(module_name), factory.rstrip("()"))(_settings())
+    click.echo(json.dumps(app.test_client().get("/openapi.json").get_json(), indent=2, sort_keys=True))
+
+
+@main.command()
+@click.argument("service", type=click.Choice(sorted(WEB_SERVICES)))
 @click.option("--port", type=int, default=None, help="default: the service's port from DESIGN.md")
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--workers", type=int, default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")))

@@ -10,6 +10,7 @@ import redis
 import swagger_ui_bundle
 from flask import Flask, g, jsonify, request, send_from_directory
 from flask_smorest import Api
+from marshmallow import Schema, fields
 
 from services.common.db import Database, SqlStats, sql_stats
 from services.common.errors import error_response, register_error_handlers
@@ -18,6 +19,22 @@ from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, HTTP_SQL_QUERIE
 from services.common.settings import Settings
 
 access_log = logging.getLogger("cafeflow.access")
+
+
+class ErrorBody(Schema):
+    code = fields.Str(required=True, metadata={"description": "stable machine-readable code"})
+    message = fields.Str(required=True)
+    details = fields.Raw(allow_none=True, metadata={"description": "field-level messages, when any"})
+    request_id = fields.Str(allow_none=True)
+
+
+class ErrorEnvelope(Schema):
+    error = fields.Nested(ErrorBody, required=True)
+
+
+class CafeflowApi(Api):
+    """flask-smorest documenting our error shape instead of its own."""
+    ERROR_SCHEMA = ErrorEnvelope
 
 
 def create_service_app(import_name: str, *, service: str, settings: Settings, title: str,
@@ -39,7 +56,7 @@ def create_service_app(import_name: str, *, service: str, settings: Settings, ti
     app.extensions["cafeflow.db"] = database
     register_request_context(app, service)
     register_probes(app, database, settings)
-    api = Api(app)
+    api = CafeflowApi(app)
     register_error_handlers(app)   # after Api(), whose own HTTPException handler it replaces
     return app, api, database
 

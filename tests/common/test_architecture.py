@@ -1,0 +1,91 @@
+"""Architecture rules that keep the services separable."""
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import text
+
+from services.common.migrate import HISTORIES, heads, upgrade_all
+from services.common.settings import Settings
+from tests.support import ROOT
+
+SERVICES = ROOT / "services"
+SERVICE_NAMES = sorted(p.name for p in SERVICES.iterdir()
+                       if p.is_dir() and (p / "__init__.py").exists() and p.name not in ("common", "tools"))
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_there_are_services_to_check():
+    assert {"ingest", "transform"} <= set(SERVICE_NAMES)
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_no_service_imports_another(service):
+    offenders = []
+    for path in (SERVICES / service).rglob("*.py"):
+        for module in imported_modules(path):
+            parts = module.split(".")
+            if parts[0] == "services" and len(parts) > 1 and parts[1] not in (service, "common"):
+                offenders.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not offenders
+
+
+def test_common_imports_no_service():
+    for path in (SERVICES / "common").rglob("*.py"):
+        for module in imported_modules(path):
+            parts = module.split(".")
+            assert not (parts[0] == "services" and len(parts) > 1 and parts[1] in SERVICE_NAMES), (path, module)
+
+
+@pytest.mark.parametrize("history", HISTORIES, ids=lambda h: h.schema)
+def test_each_migration_history_has_a_single_head(history):
+    assert len(heads(history)) == 1
+
+
+def test_migrations_are_idempotent_and_versioned_per_schema(engine, settings):
+    upgrade_all(settings.database_url)
+    with engine.connect() as conn:
+        for history in HISTORIES:
+            version = conn.execute(text(f"SELECT version_num FROM {history.schema}.alembic_version")).scalar()
+            assert version == heads(history)[0]
+
+
+def test_money_columns_are_numeric(engine):
+    with engine.connect() as conn:
+        floats = conn.execute(text("""
+            SELECT table_schema || '.' || table_name || '.' || column_name FROM information_schema.columns
+            WHERE table_schema IN ('ingest', 'warehouse') AND data_type IN ('real', 'double precision')""")).all()
+        naive = conn.execute(text("""
+            SELECT table_schema || '.' || table_name || '.' || column_name FROM information_schema.columns
+            WHERE table_schema IN ('ingest', 'warehouse') AND data_type = 'timestamp without time zone'""")).all()
+    assert floats == [] and naive == []
+
+
+def test_production_refuses_placeholder_secrets(monkeypatch):
+    monkeypatch.setenv("CAFEFLOW_ENV", "production")
+    monkeypatch.setenv("CAFEFLOW_SECRET_KEY", "changeme")
+    with pytest.raises(ValidationError, match="CAFEFLOW_SECRET_KEY"):
+        Settings(_env_file=None)
+    monkeypatch.delenv("CAFEFLOW_SECRET_KEY")
+    with pytest.raises(ValidationError, match="CAFEFLOW_SECRET_KEY"):
+        Settings(_env_file=None)
+
+
+def test_committed_openapi_spec_is_current(client):
+    committed = json.loads((ROOT / "docs" / "openapi" / "ingest.json").read_text())
+    assert client.get("/openapi.json").get_json() == committed, \
+        "regenerate with: .venv/bin/cafeflow openapi ingest > docs/openapi/ingest.json"
