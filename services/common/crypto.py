@@ -1,7 +1,6 @@
 """Keys derived from CAFEFLOW_SECRET_KEY, one per purpose, so no two uses share a key."""
 from __future__ import annotations
 
-import hashlib
 import hmac
 import uuid
 
@@ -17,7 +16,11 @@ def derive_key(secret: str, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"cafeflow", info=purpose).derive(secret.encode())
 
 
+def keyed_hex(key: bytes, message: str) -> str:
+    """A keyed pseudonym (HMAC-SHA256 truncated to 128 bits) as 32 hex digits, which PostgreSQL takes
+    as a uuid: stable, and not reversible by a dictionary without the key."""
+    return hmac.digest(key, message.encode(), "sha256")[:16].hex()
+
+
 def keyed_uuid(key: bytes, message: str) -> uuid.UUID:
-    """A keyed pseudonym (HMAC-SHA256 truncated to 128 bits): stable, not reversible by a dictionary
-    without the key."""
-    return uuid.UUID(bytes=hmac.new(key, message.encode(), hashlib.sha256).digest()[:16])
+    return uuid.UUID(hex=keyed_hex(key, message))

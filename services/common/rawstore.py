@@ -42,10 +42,14 @@ class RawCipher:
             raise RawFileCorrupt(f"stored chunk {seq} failed authentication") from exc
 
 
+def chunk_count(size: int) -> int:
+    return max(1, -(-size // CHUNK_BYTES))
+
+
 def store_raw(session: Session, cipher: RawCipher, *, upload_id: int, sha256_hex: str, size: int,
               source: BinaryIO) -> int:
     """Encrypts `size` bytes from `source` into chunk rows; returns the chunk count."""
-    chunks = max(1, -(-size // CHUNK_BYTES))
+    chunks = chunk_count(size)
     insert = text("INSERT INTO ingest.upload_chunk (upload_id, seq, data) VALUES (:u, :s, :d)")
     for seq in range(chunks):
         plain = source.read(CHUNK_BYTES)

@@ -13,13 +13,12 @@ import io
 import json
 import re
 import unicodedata
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
-from services.common.crypto import CUSTOMER_PSEUDONYM_KEY, SALE_IDENTITY_KEY, derive_key, keyed_uuid
+from services.common.crypto import CUSTOMER_PSEUDONYM_KEY, SALE_IDENTITY_KEY, derive_key, keyed_hex
 from services.common.naming import branch_key, collapse_spaces
 
 UK = ZoneInfo("Europe/London")
@@ -62,11 +61,11 @@ class Item:
 @dataclass(slots=True)
 class Sale:
     line_no: int
-    occurred_at: datetime          # aware, UTC
+    occurred_epoch: int            # seconds since 1970 UTC
     branch_key: str
     branch_name: str
-    customer_key: uuid.UUID | None
-    content_key: uuid.UUID         # identity of the sale's content, before the repeat number
+    customer_key: str | None       # keyed pseudonym, 32 hex digits
+    content_key: str               # identity of the sale's content, before the repeat number
     items: list[Item]
     total_pence: int
     payment_method: str
@@ -106,12 +105,43 @@ class ParseStats:
         return max(self.dialects, key=self.dialects.__getitem__) if len(self.dialects) == 1 else "mixed"
 
 
+_DMY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?")
+_YMD = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?")
+
+
+def _fast_timestamp(text: str) -> datetime | None:
+    """The two till formats without strptime's overhead; anything else falls back to it."""
+    match = _DMY.fullmatch(text)
+    try:
+        if match:
+            day, month, year, hour, minute, second = match.groups()
+            return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+        match = _YMD.fullmatch(text)
+        if match:
+            year, month, day, hour, minute, second = match.groups()
+            return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+    except ValueError:
+        return None   # 31/02: let the slow path produce the reason
+    return None
+
+
 def money_text(pence: int) -> str:
     return f"{pence // 100}.{pence % 100:02d}"
 
 
 def fold(value: str) -> str:
     return collapse_spaces(unicodedata.normalize("NFKC", value)).casefold()
+
+
+MEMO_LIMIT = 100_000
+
+
+def _remember(memo: dict, key, value):
+    """Memo tables stay bounded on huge files of unique values (a month of distinct customers)."""
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 class SaleBuilder:
@@ -122,26 +152,27 @@ class SaleBuilder:
         self._identity_key = derive_key(secret, SALE_IDENTITY_KEY)
         self.expected_branch_key = expected_branch_key
         self.latest = (now or datetime.now(timezone.utc)) + timedelta(days=1)
-        self._times: dict[str, datetime | Reject] = {}
+        self._times: dict[str, tuple[datetime, int] | Reject] = {}
         self._money: dict[str, int | None] = {}
         self._products: dict[tuple[str, str], Product | Reject] = {}
         self._items_a: dict[str, tuple[Product, int] | Reject] = {}
         self._branches: dict[str, tuple[str, str] | Reject] = {}
-        self._customers: dict[str, uuid.UUID] = {}
+        self._customers: dict[str, str] = {}
 
     # -- values -------------------------------------------------------------------------------
-    def timestamp(self, raw: str) -> datetime:
+    def timestamp(self, raw: str) -> tuple[datetime, int]:
+        """(moment in UTC, its identity text); the memo holds one entry per distinct minute or second."""
         found = self._times.get(raw)
         if found is None:
-            found = self._times[raw] = self._parse_timestamp(raw)
+            found = _remember(self._times, raw, self._parse_timestamp(raw))
         if isinstance(found, Reject):
             raise found
         return found
 
-    def _parse_timestamp(self, raw: str) -> datetime | Reject:
+    def _parse_timestamp(self, raw: str) -> tuple[datetime, int] | Reject:
         text = raw.strip()
-        parsed = None
-        for fmt in TIMESTAMP_FORMATS:
+        parsed = _fast_timestamp(text)
+        for fmt in () if parsed else TIMESTAMP_FORMATS:
             try:
                 parsed = datetime.strptime(text, fmt)
                 break
@@ -160,14 +191,15 @@ class SaleBuilder:
             return Reject("future_timestamp", f"timestamp {text!r} is in the future")
         if moment < OLDEST:
             return Reject("old_timestamp", f"timestamp {text!r} is before the year 2000")
-        return moment
+        return moment, int(moment.timestamp())
 
     def pence(self, raw: str, what: str) -> int:
         if raw not in self._money:
             match = _MONEY.match(raw.strip())
-            self._money[raw] = (int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
-                                if match else None)
-        value = self._money[raw]
+            value = _remember(self._money, raw, int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+                              if match else None)
+        else:
+            value = self._money[raw]
         if value is None:
             shown = raw.strip()[:20]
             raise Reject("bad_number", f"{what} {shown!r} is not an amount like 2.45")
@@ -187,7 +219,7 @@ class SaleBuilder:
                                                f"to another branch")
             else:
                 found = (key, name)
-            self._branches[raw] = found
+            _remember(self._branches, raw, found)
         if isinstance(found, Reject):
             raise found
         return found
@@ -196,7 +228,7 @@ class SaleBuilder:
         cache_key = (size_raw, name_raw)
         found = self._products.get(cache_key)
         if found is None:
-            found = self._products[cache_key] = self._parse_product(size_raw, name_raw)
+            found = _remember(self._products, cache_key, self._parse_product(size_raw, name_raw))
         if isinstance(found, Reject):
             raise found
         return found
@@ -225,7 +257,7 @@ class SaleBuilder:
         """'Large Flavoured latte - Hazelnut - 2.85' -> (product, pence)."""
         found = self._items_a.get(text)
         if found is None:
-            found = self._items_a[text] = self._parse_item_a(text)
+            found = _remember(self._items_a, text, self._parse_item_a(text))
         if isinstance(found, Reject):
             raise found
         return found
@@ -245,7 +277,7 @@ class SaleBuilder:
         except Reject as exc:
             return exc
 
-    def customer(self, raw: str | None) -> uuid.UUID | None:
+    def customer(self, raw: str | None) -> str | None:
         if raw is None:
             return None
         found = self._customers.get(raw)
@@ -253,14 +285,14 @@ class SaleBuilder:
             folded = fold(raw)
             if not folded:
                 return None
-            found = self._customers[raw] = keyed_uuid(self._customer_key, folded)
+            found = _remember(self._customers, raw, keyed_hex(self._customer_key, folded))
         return found
 
     # -- the sale -------------------------------------------------------------------------------
     def sale(self, *, line_no: int, ts: str, branch: str, customer: str | None, items: list[Item],
              total: str | int, method: str, card_network: str | None,
              extra: dict[str, Any] | None = None) -> Sale:
-        occurred_at = self.timestamp(ts)
+        _moment, epoch = self.timestamp(ts)
         key, name = self.branch(branch)
         if not items:
             raise Reject("empty_basket", "the basket is empty")
@@ -280,10 +312,9 @@ class SaleBuilder:
         if payment not in METHODS:
             raise Reject("bad_payment", f"payment method {method.strip()[:20]!r} is not CASH or CARD")
         customer_key = self.customer(customer)
-        content_key = keyed_uuid(self._identity_key, "\x1f".join((
-            key, occurred_at.isoformat(), str(customer_key or ""), _basket_identity(items),
-            str(total_pence), payment)))
-        return Sale(line_no, occurred_at, key, name, customer_key, content_key, items, total_pence, payment,
+        content_key = keyed_hex(self._identity_key, "\x1f".join((
+            key, str(epoch), customer_key or "", _basket_identity(items), str(total_pence), payment)))
+        return Sale(line_no, epoch, key, name, customer_key, content_key, items, total_pence, payment,
                     card_network, extra)
 
 

@@ -121,7 +121,8 @@ def _process(ctx, upload_id: int) -> str:
     ROWS.labels("duplicate").inc(result.rows_duplicate)
     UPLOADS_FINISHED.labels("loaded").inc()
     log.info("upload loaded", extra={"rows_loaded": result.rows_loaded, "rows_rejected": result.rows_rejected,
-                                     "rows_duplicate": result.rows_duplicate, "dialect": result.dialect})
+                                     "rows_duplicate": result.rows_duplicate, "dialect": result.dialect,
+                                     "timings_ms": result.timings_ms})
     return "loaded"
 
 

@@ -83,6 +83,22 @@ def test_rollups_equal_the_facts(loaded, engine):
     assert by_hour == 0
 
 
+def test_every_fact_joins_its_dimensions(loaded, engine):
+    """The fact tables have no enforced foreign keys (load speed); the loader must keep them whole."""
+    with engine.connect() as conn:
+        orphans = conn.execute(text("""
+            SELECT (SELECT count(*) FROM warehouse.fact_transaction f
+                    LEFT JOIN warehouse.dim_branch b ON b.id = f.branch_id WHERE b.id IS NULL),
+                   (SELECT count(*) FROM warehouse.fact_transaction_item i
+                    LEFT JOIN warehouse.fact_transaction f ON f.id = i.transaction_id WHERE f.id IS NULL),
+                   (SELECT count(*) FROM warehouse.fact_transaction_item i
+                    LEFT JOIN warehouse.dim_product p ON p.id = i.product_id WHERE p.id IS NULL),
+                   (SELECT count(*) FROM warehouse.fact_transaction f
+                    WHERE NOT EXISTS (SELECT 1 FROM warehouse.fact_transaction_item i
+                                      WHERE i.transaction_id = f.id))""")).one()
+    assert tuple(orphans) == (0, 0, 0, 0)
+
+
 def test_the_two_leeds_customers_with_the_same_basket_are_two_sales(loaded, engine):
     with engine.connect() as conn:
         rows = conn.execute(text("""

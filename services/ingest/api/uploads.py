@@ -14,7 +14,7 @@ from services.common.errors import ApiError
 from services.common.logging import upload_id_var
 from services.common.naming import branch_key
 from services.common.metrics import UPLOAD_BYTES, UPLOADS_RECEIVED
-from services.common.rawstore import RawCipher, store_raw
+from services.common.rawstore import RawCipher, chunk_count, store_raw
 from services.common.uploads import PROCESS_UPLOAD_TASK, Branch, Upload, UploadRejection
 from services.ingest.auth import Caller, authenticate
 from services.ingest.schemas import PageArgs, RejectionPage, UploadListArgs, UploadPage, UploadPublic
@@ -107,35 +107,30 @@ def create_upload():
             raise ApiError(422, "empty_file", "the file is empty", {"file": ["empty"]})
         _refuse_non_text(head)
 
-        found = _existing(session, sha256_hex)
-        if found is not None:
-            UPLOADS_RECEIVED.labels("duplicate").inc()
-            return _public(*found), 200
         filename = os.path.basename(upload_file.filename or "upload")[:255] or "upload"
-        upload_id = session.execute(text("""
+        chunks = chunk_count(size)
+        created = session.execute(text("""
             INSERT INTO ingest.upload (sha256, filename, content_type, size_bytes, chunk_count, branch_id,
                                        expected_branch_key, submitted_by, status, enqueued_at)
-            VALUES (:sha, :filename, :content_type, :size, 0, :branch_id, :branch_key, :by, 'queued', now())
-            ON CONFLICT (sha256) DO NOTHING RETURNING id"""), {
+            VALUES (:sha, :filename, :content_type, :size, :chunks, :branch_id, :branch_key, :by, 'queued', now())
+            ON CONFLICT (sha256) DO NOTHING RETURNING *"""), {
             "sha": sha256_hex, "filename": filename, "content_type": upload_file.mimetype, "size": size,
-            "branch_id": caller.branch_id, "branch_key": caller.branch_key, "by": caller.name}).scalar()
-        if upload_id is None:
-            # An identical post committed while we were reading: answer with its upload.
+            "chunks": chunks, "branch_id": caller.branch_id, "branch_key": caller.branch_key,
+            "by": caller.name}).first()
+        if created is None:
+            # The same bytes were posted before, or an identical post committed while we were reading.
             session.rollback()
             UPLOADS_RECEIVED.labels("duplicate").inc()
             return _public(*_existing(session, sha256_hex)), 200
-        upload_id_var.set(upload_id)
-        chunks = store_raw(session, RawCipher(settings.secret_key.get_secret_value()), upload_id=upload_id,
-                           sha256_hex=sha256_hex, size=size, source=upload_file.stream)
-        session.execute(text("UPDATE ingest.upload SET chunk_count = :n WHERE id = :id"),
-                        {"n": chunks, "id": upload_id})
+        upload_id_var.set(created.id)
+        store_raw(session, RawCipher(settings.secret_key.get_secret_value()), upload_id=created.id,
+                  sha256_hex=sha256_hex, size=size, source=upload_file.stream)
         session.commit()
         UPLOADS_RECEIVED.labels("new").inc()
         UPLOAD_BYTES.inc(size)
-        _enqueue(celery, settings, upload_id)
+        _enqueue(celery, settings, created.id)
         log.info("upload stored", extra={"size_bytes": size, "chunks": chunks, "submitted_by": caller.name})
-        upload, branch_name = _existing(session, sha256_hex)
-        response = _public(upload, branch_name)
+        response = _public(created, caller.branch_name)
     return response, 202, {"Location": response["status_url"]}
 
 
