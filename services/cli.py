@@ -211,7 +211,8 @@ def upload(paths: tuple[Path, ...], url: str, token: str, wait: bool, timeout: f
 @main.command()
 @click.option("--workers", type=int, default=2, help="gunicorn workers per web service")
 @click.option("--concurrency", type=int, default=2, help="transform worker processes")
-def up(workers: int, concurrency: int) -> None:
+@click.option("--host", default="127.0.0.1", show_default=True, help="address the web services listen on")
+def up(workers: int, concurrency: int, host: str) -> None:
     """The whole platform on this machine: migrate, then every service, a worker and beat.
     Logs go to this terminal; Ctrl-C stops everything."""
     settings = _settings()
@@ -220,10 +221,16 @@ def up(workers: int, concurrency: int) -> None:
     upgrade_all(settings.database_url)
     click.echo("migrations: all schemas at head", err=True)
     me = [sys.executable, "-m", "services.cli"]
-    commands = {name: me + ["serve", name, "--workers", str(workers)] for name in WEB_SERVICES}
+    commands = {name: me + ["serve", name, "--workers", str(workers), "--port", str(_port_of(name)), "--host", host]
+                for name in WEB_SERVICES}
     commands["worker"] = me + ["worker", "--concurrency", str(concurrency)]
     commands["beat"] = me + ["beat"]
     sys.exit(supervise(commands))
+
+
+def _port_of(service: str) -> int:
+    """CAFEFLOW_<SERVICE>_PORT overrides the default port (DESIGN.md) of a service under `up`."""
+    return int(os.environ.get(f"CAFEFLOW_{service.upper()}_PORT", WEB_SERVICES[service][1]))
 
 
 def supervise(commands: dict[str, list[str]]) -> int:

@@ -1,0 +1,43 @@
+"""`cafeflow up` (what `make up` runs): migrate, every service, a worker and beat; Ctrl-C stops all."""
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import httpx
+import psutil
+import pytest
+
+from tests.support import ADMIN_TOKEN, CLI, REAL_FILES, Process, free_port, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def test_up_runs_the_platform_and_stops_on_ctrl_c(clean, tmp_path):
+    port = free_port()
+    up = Process("up", CLI + ["up", "--workers", "1", "--concurrency", "1"], tmp_path,
+                 env={"CAFEFLOW_INGEST_PORT": str(port)})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _ready(url), 90, lambda: f"ingest never ready:\n{up.output()}")
+        children = psutil.Process(up.popen.pid).children(recursive=True)
+        commands = " ".join(" ".join(c.cmdline()) for c in children)
+        for part in ("services.ingest.app:create_app()", "cli worker", "cli beat"):
+            assert part in commands, commands
+        result = subprocess.run(CLI + ["upload", str(REAL_FILES / "leeds_25-08-2021_09-00-00.csv"),
+                                       "--url", url, "--token", ADMIN_TOKEN, "--timeout", "120"],
+                                capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0 and "382 loaded" in result.stdout, result.stdout + result.stderr
+    finally:
+        up.popen.send_signal(signal.SIGINT)
+        up.popen.wait(timeout=60)
+        up.stop()
+    assert up.popen.returncode == 0
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
