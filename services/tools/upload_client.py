@@ -79,7 +79,8 @@ def wait_for_all(client: httpx.Client, outcomes: list[Outcome], deadline: float,
         delay = min(1.0, delay * 1.5)
         for outcome in pending:
             try:
-                response = _with_retries(lambda: client.get(f"/v1/uploads/{outcome.upload['id']}"), attempts)
+                status_url = f"/v1/uploads/{outcome.upload['id']}"
+                response = _with_retries(lambda url=status_url: client.get(url), attempts)
             except httpx.TransportError as exc:
                 outcome.error = f"lost contact with ingest: {type(exc).__name__}"
                 continue

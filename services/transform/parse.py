@@ -144,6 +144,16 @@ def _remember(memo: dict, key, value):
     return value
 
 
+def _memoised(memo: dict, key, compute):
+    """The memo's value for key (computing it once); a remembered rejection is raised again."""
+    found = memo.get(key)
+    if found is None:
+        found = _remember(memo, key, compute())
+    if isinstance(found, Reject):
+        raise found
+    return found
+
+
 class SaleBuilder:
     """Validates one sale's raw values. Memo tables make repeated values nearly free."""
 
@@ -162,12 +172,7 @@ class SaleBuilder:
     # -- values -------------------------------------------------------------------------------
     def timestamp(self, raw: str) -> tuple[datetime, int]:
         """(moment in UTC, its identity text); the memo holds one entry per distinct minute or second."""
-        found = self._times.get(raw)
-        if found is None:
-            found = _remember(self._times, raw, self._parse_timestamp(raw))
-        if isinstance(found, Reject):
-            raise found
-        return found
+        return _memoised(self._times, raw, lambda: self._parse_timestamp(raw))
 
     def _parse_timestamp(self, raw: str) -> tuple[datetime, int] | Reject:
         text = raw.strip()
@@ -206,32 +211,22 @@ class SaleBuilder:
         return value
 
     def branch(self, raw: str) -> tuple[str, str]:
-        found = self._branches.get(raw)
-        if found is None:
-            name = collapse_spaces(raw)
-            key = branch_key(name)
-            if not key:
-                found = Reject("missing_branch", "branch name is empty")
-            elif name.startswith(_FORMULA_START):
-                found = Reject("formula_cell", "branch name starts with a spreadsheet formula character")
-            elif self.expected_branch_key is not None and key != self.expected_branch_key:
-                found = Reject("wrong_branch", f"row is for branch {name!r}, but this upload's token belongs "
-                                               f"to another branch")
-            else:
-                found = (key, name)
-            _remember(self._branches, raw, found)
-        if isinstance(found, Reject):
-            raise found
-        return found
+        return _memoised(self._branches, raw, lambda: self._parse_branch(raw))
+
+    def _parse_branch(self, raw: str) -> tuple[str, str] | Reject:
+        name = collapse_spaces(raw)
+        key = branch_key(name)
+        if not key:
+            return Reject("missing_branch", "branch name is empty")
+        if name.startswith(_FORMULA_START):
+            return Reject("formula_cell", "branch name starts with a spreadsheet formula character")
+        if self.expected_branch_key is not None and key != self.expected_branch_key:
+            return Reject("wrong_branch", f"row is for branch {name[:60]!r}, but this upload's token belongs "
+                                          "to another branch")
+        return key, name
 
     def product(self, size_raw: str, name_raw: str) -> Product:
-        cache_key = (size_raw, name_raw)
-        found = self._products.get(cache_key)
-        if found is None:
-            found = _remember(self._products, cache_key, self._parse_product(size_raw, name_raw))
-        if isinstance(found, Reject):
-            raise found
-        return found
+        return _memoised(self._products, (size_raw, name_raw), lambda: self._parse_product(size_raw, name_raw))
 
     @staticmethod
     def _parse_product(size_raw: str, name_raw: str) -> Product | Reject:
@@ -255,12 +250,7 @@ class SaleBuilder:
 
     def item_a(self, text: str) -> tuple[Product, int]:
         """'Large Flavoured latte - Hazelnut - 2.85' -> (product, pence)."""
-        found = self._items_a.get(text)
-        if found is None:
-            found = _remember(self._items_a, text, self._parse_item_a(text))
-        if isinstance(found, Reject):
-            raise found
-        return found
+        return _memoised(self._items_a, text, lambda: self._parse_item_a(text))
 
     def _parse_item_a(self, text: str) -> tuple[Product, int] | Reject:
         stripped = text.strip()

@@ -109,6 +109,14 @@ def test_the_two_leeds_customers_with_the_same_basket_are_two_sales(loaded, engi
     assert rows == [(2, 2)]
 
 
+def test_ingest_metrics_count_across_gunicorn_workers(loaded):
+    _stack, url, _result, _ = loaded
+    body = httpx.get(f"{url}/metrics").text
+    assert 'cafeflow_uploads_received_total{outcome="new"} 65.0' in body
+    assert 'cafeflow_http_requests_total{method="POST",route="/v1/uploads",service="ingest",status="202"} 65.0' \
+        in body
+
+
 def test_reposting_renaming_and_reencoding_add_nothing(loaded, engine, tmp_path):
     _stack, url, _result, responses = loaded
     again = subprocess.run(CLI + ["upload", str(REAL_FILES), "--url", url, "--token", ADMIN_TOKEN],
