@@ -36,9 +36,9 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from services.common.crypto import CUSTOMER_PSEUDONYM_KEY, derive_key, keyed_uuid  # noqa: E402
 from services.common.migrate import upgrade_all  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
-from services.tools.generate import generate  # noqa: E402
+from services.tools.generate import branch_name, generate  # noqa: E402
 from services.tools.upload_client import run as upload_files  # noqa: E402
-from tests.support import ADMIN_TOKEN, Stack, ensure_database, reset_state  # noqa: E402
+from tests.support import ADMIN_TOKEN, Stack, ensure_database, register_branches, reset_state  # noqa: E402
 
 FACT_TABLES = ("warehouse.fact_transaction", "warehouse.fact_transaction_item")
 ITEM = re.compile(r"^(?:(Regular|Large) )?(.+?)(?: - ([^-]+?))? - (\d+\.\d\d)$")
@@ -60,8 +60,8 @@ def counts(engine) -> tuple[int, int, Decimal]:
                                            (SELECT coalesce(sum(total), 0) FROM warehouse.fact_transaction)""")).one()
 
 
-def run_ours(files_dir: Path, engine, redis_client, workdir: Path) -> float:
-    reset_state(engine, redis_client)
+def run_ours(files_dir: Path, engine, redis_client, workdir: Path, branches: list[str]) -> float:
+    reset_state(engine, redis_client, branches=branches)
     stack = Stack(workdir)
     try:
         url = stack.start_ingest()
@@ -155,7 +155,8 @@ def main() -> None:
         size_mb = sum(p.stat().st_size for p in files) / 1e6
         print(f"data: {len(files)} files, {size_mb:.1f} MB, generated with seed {args.seed}")
 
-        ours = run_ours(workdir / "files", engine, redis_client, workdir)
+        ours = run_ours(workdir / "files", engine, redis_client, workdir,
+                        [branch_name(i) for i in range(args.branches)])
         transactions, items, revenue = counts(engine)
         print(f"loaded: {transactions} transactions, {items} items, revenue {revenue}")
 

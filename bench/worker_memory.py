@@ -28,7 +28,7 @@ import redis  # noqa: E402
 
 from bench.e2e_throughput import counts, fresh_schema  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
-from services.tools.generate import generate  # noqa: E402
+from services.tools.generate import branch_name, generate  # noqa: E402
 from services.tools.upload_client import run as upload_files  # noqa: E402
 from tests.support import ADMIN_TOKEN, Stack, reset_state  # noqa: E402
 
@@ -69,7 +69,7 @@ def main() -> None:
 
     settings = Settings()
     engine = fresh_schema(settings)
-    reset_state(engine, redis.Redis.from_url(settings.redis_url))
+    reset_state(engine, redis.Redis.from_url(settings.redis_url), branches=[branch_name(0)])
     with tempfile.TemporaryDirectory(prefix="cafeflow-bench-mem-") as tmp:
         workdir = Path(tmp)
         [big] = generate(workdir / "file", branches=1, days=1, dialect="a", seed=3, start=dt.date(2024, 5, 6),

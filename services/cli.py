@@ -123,35 +123,41 @@ def branch() -> None:
 
 
 @branch.command("add")
-@click.argument("name")
+@click.argument("names", nargs=-1, required=True)
 @click.option("--rotate", is_flag=True, help="revoke the branch's existing tokens first")
-def branch_add(name: str, rotate: bool) -> None:
-    """Create a branch (or reuse it) and print a new upload token once."""
-    from sqlalchemy import select, update
+@click.option("--token/--no-token", default=True, show_default=True,
+              help="print a new upload token (one line per branch); --no-token only registers the branches")
+def branch_add(names: tuple[str, ...], rotate: bool, token: bool) -> None:
+    """Register branches (or reuse them) and print a new upload token for each, once."""
+    from sqlalchemy import func, select, update
 
     from services.common.db import Database
     from services.common.naming import branch_key, collapse_spaces
     from services.common.tokens import new_token, token_digest
     from services.common.uploads import ApiToken, Branch
 
-    key = branch_key(name)
-    if not key:
-        raise click.ClickException("the branch name has no letters or digits")
     db = Database(_settings().database_url)
     with db.session() as session:
-        found = session.execute(select(Branch).where(Branch.branch_key == key)).scalar_one_or_none()
-        if found is None:
-            found = Branch(name=collapse_spaces(name), branch_key=key)
-            session.add(found)
-            session.flush()
-        if rotate:
-            session.execute(update(ApiToken).where(ApiToken.branch_id == found.id, ApiToken.revoked_at.is_(None))
-                            .values(revoked_at=__import__("sqlalchemy").func.now()))
-        token = new_token("cfb")
-        session.add(ApiToken(name=f"branch:{found.name}", digest=token_digest(token), scope="upload",
-                             branch_id=found.id))
+        for name in names:
+            key = branch_key(name)
+            if not key or len(name) > 100:
+                raise click.ClickException(f"{name!r} is not a branch name (1-100 characters, with a letter or digit)")
+            found = session.execute(select(Branch).where(Branch.branch_key == key)).scalar_one_or_none()
+            if found is None:
+                found = Branch(name=collapse_spaces(name), branch_key=key)
+                session.add(found)
+                session.flush()
+            if rotate:
+                session.execute(update(ApiToken).where(ApiToken.branch_id == found.id, ApiToken.revoked_at.is_(None))
+                                .values(revoked_at=func.now()))
+            if token:
+                secret = new_token("cfb")
+                session.add(ApiToken(name=f"branch:{found.name}", digest=token_digest(secret), scope="upload",
+                                     branch_id=found.id))
+                click.echo(secret if len(names) == 1 else f"{found.name}\t{secret}")
         session.commit()
-    click.echo(token)
+    if not token:
+        click.echo(f"registered {len(names)} branch(es)", err=True)
 
 
 @main.group()
@@ -176,9 +182,13 @@ def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
     settings = _settings()
     db = Database(settings.database_url)
     with db.session() as session:
+        # SKIP LOCKED: an upload being loaded right now is left to finish, not waited for.
         rows = session.execute(text("""
-            UPDATE ingest.upload SET status = 'queued', error = NULL, enqueued_at = now(), updated_at = now()
-            WHERE (id = ANY(:ids) OR status = :status) AND raw_purged_at IS NULL
+            UPDATE ingest.upload SET status = 'queued', error = NULL, attempts = 0, enqueued_at = now(),
+                   updated_at = now()
+            WHERE id IN (SELECT id FROM ingest.upload
+                         WHERE (id = ANY(:ids) OR status = :status) AND raw_purged_at IS NULL
+                         FOR UPDATE SKIP LOCKED)
             RETURNING id"""), {"ids": list(upload_ids), "status": status}).scalars().all()
         missing = sorted(set(upload_ids) - set(rows))
         session.commit()
@@ -187,7 +197,8 @@ def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
         celery.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=settings.transform_queue)
         click.echo(f"upload {upload_id}: queued again")
     for upload_id in missing:
-        click.echo(f"upload {upload_id}: not found, or its raw bytes were purged (post the file again)", err=True)
+        click.echo(f"upload {upload_id}: not found, being loaded right now, or its raw bytes were purged "
+                   "(then post the file again)", err=True)
     if missing:
         sys.exit(1)
 

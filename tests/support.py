@@ -69,11 +69,27 @@ def ensure_database(url: str) -> None:
     admin.dispose()
 
 
-def reset_state(engine, redis_client) -> None:
+# The branches of the real files, registered as an admin would with `cafeflow branch add`.
+REAL_BRANCHES = ("Birmingham", "Chesterfield", "Isle of Wight", "Leeds", "London Brixton", "London Camden",
+                 "London Piccadilly", "London Soho", "Longridge", "Uppingham")
+
+
+def register_branches(engine, names) -> None:
+    from services.common.naming import branch_key
+
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO ingest.branch (name, branch_key) VALUES (:name, :key) "
+                          "ON CONFLICT (branch_key) DO NOTHING"),
+                     [{"name": name, "key": branch_key(name)} for name in names])
+
+
+def reset_state(engine, redis_client, branches=REAL_BRANCHES) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
         conn.execute(text("UPDATE warehouse.version SET version = 0"))
     redis_client.flushdb()
+    if branches:
+        register_branches(engine, branches)
 
 
 # --- processes ---------------------------------------------------------------------------------

@@ -4,14 +4,16 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+_NON_WORD = re.compile(r"[\W_]+")
 _SPACES = re.compile(r"\s+")
 
 
 def branch_key(name: str) -> str:
-    """'Isle of Wight', 'isle-of-wight' and ' ISLE  OF WIGHT' are one branch."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
-    return _NON_ALNUM.sub(" ", folded).strip()
+    """'Isle of Wight', 'isle-of-wight' and ' ISLE  OF WIGHT' are one branch; accents are dropped
+    ('Bronté' = 'Bronte'), other scripts kept ('東京')."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return _NON_WORD.sub(" ", folded).strip()
 
 
 def collapse_spaces(value: str) -> str:

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(60.0, gt=0, validation_alias=_env("SWEEP_INTERVAL_SECONDS"))
     task_soft_time_limit: int = Field(1800, gt=0, validation_alias=_env("TASK_SOFT_TIME_LIMIT"))
     task_time_limit: int = Field(1900, gt=0, validation_alias=_env("TASK_TIME_LIMIT"))
+    max_load_attempts: int = Field(10, ge=1, validation_alias=_env("MAX_LOAD_ATTEMPTS"))
     parse_chunk_rows: int = Field(20_000, gt=0, validation_alias=_env("PARSE_CHUNK_ROWS"))
     transform_queue: str = Field("transform", validation_alias=_env("TRANSFORM_QUEUE"))
     worker_metrics_port: int = Field(9808, ge=0, validation_alias=_env("WORKER_METRICS_PORT"))

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, LargeBinary, String, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import Base
@@ -52,7 +52,8 @@ class Upload(TimestampMixin, Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    poster_key: Mapped[str] = mapped_column(Text)
     filename: Mapped[str] = mapped_column(Text)
     content_type: Mapped[str | None] = mapped_column(Text, nullable=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -68,6 +69,9 @@ class Upload(TimestampMixin, Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     dialect: Mapped[str | None] = mapped_column(Text, nullable=True)
     extra_fields: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    # Branches the file's loaded rows were for (set by the transform); an admin backfill has no
+    # poster branch, so this is what `?branch=` finds it by.
+    file_branch_keys: Mapped[list[str] | None] = mapped_column(ARRAY(Text), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -12,6 +12,8 @@ class UploadPublic(Schema):
     size_bytes = fields.Int()
     branch = fields.Str(allow_none=True, metadata={"description": "branch of the token that posted it"})
     dialect = fields.Str(allow_none=True)
+    file_branches = fields.List(fields.Str(), allow_none=True, metadata={
+        "description": "branch keys of the rows loaded from the file"})
     rows_loaded = fields.Int()
     rows_rejected = fields.Int()
     rows_duplicate = fields.Int()

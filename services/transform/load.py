@@ -15,10 +15,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.common.rawstore import RawCipher, iter_raw
-from services.transform.parse import (FileUnreadable, ParseStats, Rejection, Sale, SaleBuilder, detect_encoding,
-                                      iter_records, money_text)
+from services.transform.parse import FileUnreadable, ParseStats, Rejection, Sale, SaleBuilder, iter_records, money_text
 
-STRUCTURAL_CODES = {"wrong_field_count", "unreadable_line", "bad_json"}
+STRUCTURAL_CODES = {"wrong_field_count", "unreadable_line", "bad_json"}   # "not a sales row at all"
 
 # Created once per database session and emptied at every commit or rollback: no catalog churn per
 # upload (a day file is a few hundred rows, so per-upload DDL would cost more than the rows).
@@ -119,6 +118,7 @@ bump AS (
 UPDATE ingest.upload u SET
     status = 'loaded', error = NULL, finished_at = now(), updated_at = now(),
     dialect = :dialect, extra_fields = CAST(:extra_fields AS jsonb),
+    file_branch_keys = ARRAY(SELECT DISTINCT branch_key FROM stage_sale ORDER BY 1),
     rows_loaded = u.rows_loaded + (SELECT n FROM fresh),
     rows_rejected = :rejected,
     rows_duplicate = :valid - u.rows_loaded - (SELECT n FROM fresh)
@@ -149,7 +149,7 @@ def _sale_rows(batch: list[Sale]) -> Iterator[tuple]:
     for s in batch:
         yield (s.line_no, s.content_key, s.branch_key, s.branch_name, s.occurred_epoch,
                money_text(s.total_pence), s.payment_method, s.card_network, s.customer_key,
-               json.dumps(s.extra, ensure_ascii=False) if s.extra else None)
+               json.dumps(s.extra, ensure_ascii=False, allow_nan=False) if s.extra else None)
 
 
 def _item_rows(batch: list[Sale]) -> Iterator[tuple]:
@@ -163,17 +163,15 @@ def _item_rows(batch: list[Sale]) -> Iterator[tuple]:
 def load_upload(session: Session, cipher: RawCipher, builder: SaleBuilder, *, upload_id: int, sha256_hex: str,
                 chunk_count: int, chunk_rows: int) -> LoadResult:
     """Stages and merges the whole upload inside the caller's transaction; the caller commits."""
-    def raw() -> Iterator[bytes]:
-        return iter_raw(session, cipher, upload_id=upload_id, sha256_hex=sha256_hex, chunk_count=chunk_count)
+    raw = iter_raw(session, cipher, upload_id=upload_id, sha256_hex=sha256_hex, chunk_count=chunk_count)
 
     clock = _Clock()
-    encoding = detect_encoding(raw())
     session.execute(text(_STAGING))
     clock.lap("prepare")
     cursor = session.connection().connection.cursor()
     stats = ParseStats()
     valid = rejected = structural = 0
-    records = iter_records(builder, raw(), encoding, stats)
+    records = iter_records(builder, raw, stats)
     while batch := list(islice(records, chunk_rows)):
         sales = [r for r in batch if isinstance(r, Sale)]
         rejections = [r for r in batch if isinstance(r, Rejection)]

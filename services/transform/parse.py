@@ -1,16 +1,19 @@
 """Branch files in, validated sales and readable rejections out.
 
-The csv module tokenises (it knows each record's line number and survives a truncated quote, which
-pandas' reader does not); values are parsed through per-file memo tables because a day file repeats
-the same ~70 basket items, ~700 minutes and a few dozen totals thousands of times. The customer name
-is turned into its keyed pseudonym here and dropped: nothing downstream ever sees it.
+Input is read line by line: each line is decoded on its own (UTF-8, else Windows-1252, a BOM dropped
+wherever it appears) and parsed as one CSV record, so an unclosed quote or a spreadsheet-encoded line
+spoils only itself. Values are parsed through per-file memo tables because a day file repeats the
+same ~70 basket items, ~700 minutes and a few dozen totals thousands of times.
+
+Personal data: the customer name is turned into its keyed pseudonym here and dropped; card numbers
+are never kept. Rejection reasons never quote a cell, and a rejected row shows only the cells whose
+shape cannot be personal (times, amounts, payment words, baskets, branches seen in the file).
 """
 from __future__ import annotations
 
-import codecs
 import csv
-import io
 import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -28,19 +31,29 @@ EXPECTED_FIELDS = 7
 MAX_ITEMS = 100
 MAX_QUANTITY = 1000
 MAX_PRICE_PENCE = 100_000
+MAX_NAME = 100              # branch, product and flavour names (they are index keys)
+MAX_ITEM_TEXT = 200
+MAX_LINE_BYTES = 64 * 1024  # a till line is ~200 bytes; anything this long is not a sale
+MAX_JSON_RECORD = 1024 * 1024
+MEMO_LIMIT = 100_000
 OLDEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 TIMESTAMP_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
                      "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
-# JSON fields we understand; anything else is kept (pseudonymised where it looks personal).
+# JSON fields we understand; anything else is kept, cleaned of personal data.
 JSON_FIELDS = {"timestamp", "branch", "customer", "items", "total", "payment_method", "card_number", "card_network"}
-PERSONAL_FIELD = re.compile(r"name|mail|phone|addr|card|iban|account|birth|dob|postcode|zip", re.I)
+PERSONAL_FIELD = re.compile(r"name|mail|phone|mobile|addr|card|\bcc\b|^cc$|pan|iban|account|birth|dob|postcode|"
+                            r"zip|customer|person|contact", re.I)
 
 _MONEY = re.compile(r"^£?\s*(\d{1,7})(?:\.(\d{1,2}))?$")
-_ITEM_A = re.compile(r"^(?P<body>.+?)\s*-\s*(?P<price>£?\s*[0-9][0-9.]*)$")
+_DMY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?")
+_YMD = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?")
+_ISO_WITH_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+_TIMESTAMP_SHAPE = re.compile(r"^[\d/:\-T .+Z]{8,32}$")
 _TRAILING_DIGITS = re.compile(r"\d+$")
 _CARD_NETWORK = re.compile(r"^[a-z][a-z ]{1,30}$")
 _LONG_NUMBER = re.compile(r"\d[\d .,E+\-]{10,}\d|\d\.\d+E\+\d+", re.I)
 _FORMULA_START = ("=", "+", "@")
+BOM = "\ufeff"
 
 
 @dataclass(slots=True, frozen=True)
@@ -104,25 +117,8 @@ class ParseStats:
             return None
         return max(self.dialects, key=self.dialects.__getitem__) if len(self.dialects) == 1 else "mixed"
 
-
-_DMY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?")
-_YMD = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?")
-
-
-def _fast_timestamp(text: str) -> datetime | None:
-    """The two till formats without strptime's overhead; anything else falls back to it."""
-    match = _DMY.fullmatch(text)
-    try:
-        if match:
-            day, month, year, hour, minute, second = match.groups()
-            return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
-        match = _YMD.fullmatch(text)
-        if match:
-            year, month, day, hour, minute, second = match.groups()
-            return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
-    except ValueError:
-        return None   # 31/02: let the slow path produce the reason
-    return None
+    def saw(self, dialect: str) -> None:
+        self.dialects[dialect] = self.dialects.get(dialect, 0) + 1
 
 
 def money_text(pence: int) -> str:
@@ -133,7 +129,8 @@ def fold(value: str) -> str:
     return collapse_spaces(unicodedata.normalize("NFKC", value)).casefold()
 
 
-MEMO_LIMIT = 100_000
+def scrub_numbers(text: str) -> str:
+    return _LONG_NUMBER.sub("<number>", text)
 
 
 def _remember(memo: dict, key, value):
@@ -154,24 +151,60 @@ def _memoised(memo: dict, key, compute):
     return found
 
 
+def _clean_text(raw: str, what: str, limit: int) -> str:
+    """Collapsed text, or a rejection for what cannot be stored or shown (NUL, broken Unicode, size)."""
+    text = collapse_spaces(raw)
+    if "\x00" in text:
+        raise Reject("bad_text", f"the {what} contains a NUL byte (binary data in the file?)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Reject("bad_text", f"the {what} is not valid Unicode text") from None
+    if len(text) > limit:
+        raise Reject("bad_text", f"the {what} is longer than {limit} characters")
+    return text
+
+
+def _fast_timestamp(text: str) -> datetime | None:
+    """The two till formats without strptime's overhead; anything else falls back to it."""
+    match = _DMY.fullmatch(text)
+    try:
+        if match:
+            day, month, year, hour, minute, second = match.groups()
+            return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+        match = _YMD.fullmatch(text)
+        if match:
+            year, month, day, hour, minute, second = match.groups()
+            return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+    except ValueError:
+        return None   # 31/02: the slow path produces the reason
+    return None
+
+
 class SaleBuilder:
     """Validates one sale's raw values. Memo tables make repeated values nearly free."""
 
-    def __init__(self, secret: str, *, expected_branch_key: str | None, now: datetime | None = None) -> None:
+    def __init__(self, secret: str, *, expected_branch_key: str | None, registered_branch_keys: Iterable[str] = (),
+                 now: datetime | None = None) -> None:
         self._customer_key = derive_key(secret, CUSTOMER_PSEUDONYM_KEY)
         self._identity_key = derive_key(secret, SALE_IDENTITY_KEY)
         self.expected_branch_key = expected_branch_key
+        # Rows load only for registered branches: a typo, or a name shifted into the branch column,
+        # must not become a branch of the warehouse.
+        self.registered_branch_keys = frozenset(registered_branch_keys)
         self.latest = (now or datetime.now(timezone.utc)) + timedelta(days=1)
+        # Branch names accepted in this file: the only branch cells a rejected row may show.
+        self.known_branch_keys: set[str] = {expected_branch_key} if expected_branch_key else set()
         self._times: dict[str, tuple[datetime, int] | Reject] = {}
         self._money: dict[str, int | None] = {}
         self._products: dict[tuple[str, str], Product | Reject] = {}
         self._items_a: dict[str, tuple[Product, int] | Reject] = {}
         self._branches: dict[str, tuple[str, str] | Reject] = {}
-        self._customers: dict[str, str] = {}
+        self._customers: dict[str, str | Reject] = {}
 
     # -- values -------------------------------------------------------------------------------
     def timestamp(self, raw: str) -> tuple[datetime, int]:
-        """(moment in UTC, its identity text); the memo holds one entry per distinct minute or second."""
+        """(moment in UTC, epoch seconds); the memo holds one entry per distinct minute or second."""
         return _memoised(self._times, raw, lambda: self._parse_timestamp(raw))
 
     def _parse_timestamp(self, raw: str) -> tuple[datetime, int] | Reject:
@@ -183,46 +216,56 @@ class SaleBuilder:
                 break
             except ValueError:
                 continue
-        if parsed is None:
+        if parsed is None and _ISO_WITH_TIME.match(text):
             try:
-                parsed = datetime.fromisoformat(text)
+                parsed = datetime.fromisoformat(text)       # JSON may carry an offset
             except ValueError:
-                return Reject("bad_timestamp", f"timestamp {text[:40]!r} is not a date and time "
-                                               "(expected DD/MM/YYYY HH:MM or YYYY-MM-DD HH:MM:SS)")
+                parsed = None
+        if parsed is None:
+            return Reject("bad_timestamp", "the timestamp is not a real date and time "
+                                           "(expected DD/MM/YYYY HH:MM or YYYY-MM-DD HH:MM:SS)")
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UK)   # branch files are UK local time
+            local = parsed.replace(tzinfo=UK)               # branch files are UK local time
+            if local.astimezone(timezone.utc).astimezone(UK).replace(tzinfo=None) != parsed:
+                return Reject("bad_timestamp", "the local time does not exist (the clocks went forward)")
+            parsed = local
         moment = parsed.astimezone(timezone.utc)
         if moment > self.latest:
-            return Reject("future_timestamp", f"timestamp {text!r} is in the future")
+            return Reject("future_timestamp", "the timestamp is in the future")
         if moment < OLDEST:
-            return Reject("old_timestamp", f"timestamp {text!r} is before the year 2000")
+            return Reject("old_timestamp", "the timestamp is before the year 2000")
         return moment, int(moment.timestamp())
 
     def pence(self, raw: str, what: str) -> int:
-        if raw not in self._money:
+        if raw in self._money:
+            value = self._money[raw]
+        else:
             match = _MONEY.match(raw.strip())
             value = _remember(self._money, raw, int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
                               if match else None)
-        else:
-            value = self._money[raw]
         if value is None:
-            shown = raw.strip()[:20]
-            raise Reject("bad_number", f"{what} {shown!r} is not an amount like 2.45")
+            raise Reject("bad_number", f"the {what} is not an amount like 2.45")
         return value
 
     def branch(self, raw: str) -> tuple[str, str]:
         return _memoised(self._branches, raw, lambda: self._parse_branch(raw))
 
     def _parse_branch(self, raw: str) -> tuple[str, str] | Reject:
-        name = collapse_spaces(raw)
+        try:
+            name = _clean_text(raw, "branch name", MAX_NAME)
+        except Reject as rej:
+            return rej
         key = branch_key(name)
         if not key:
-            return Reject("missing_branch", "branch name is empty")
+            return Reject("missing_branch", "the branch name is empty")
         if name.startswith(_FORMULA_START):
-            return Reject("formula_cell", "branch name starts with a spreadsheet formula character")
+            return Reject("formula_cell", "the branch name starts with a spreadsheet formula character")
         if self.expected_branch_key is not None and key != self.expected_branch_key:
-            return Reject("wrong_branch", f"row is for branch {name[:60]!r}, but this upload's token belongs "
-                                          "to another branch")
+            return Reject("wrong_branch", "the row is for another branch than the one this upload's token belongs to")
+        if key not in self.registered_branch_keys and key != self.expected_branch_key:
+            return Reject("unknown_branch", "the branch is not registered; an admin adds it with "
+                                            "`cafeflow branch add`")
+        self.known_branch_keys.add(key)
         return key, name
 
     def product(self, size_raw: str, name_raw: str) -> Product:
@@ -230,8 +273,11 @@ class SaleBuilder:
 
     @staticmethod
     def _parse_product(size_raw: str, name_raw: str) -> Product | Reject:
-        name = collapse_spaces(name_raw)
-        size_text = collapse_spaces(size_raw)
+        try:
+            name = _clean_text(name_raw, "product name", MAX_NAME)
+            size_text = _clean_text(size_raw, "size", 20)
+        except Reject as rej:
+            return rej
         if not name:
             return Reject("bad_item", "a basket item has no product name")
         if name.startswith(_FORMULA_START):
@@ -240,7 +286,7 @@ class SaleBuilder:
         if size_text:
             size = SIZES.get(size_text.casefold())
             if size is None:
-                return Reject("bad_item", f"size {size_text[:20]!r} is not Regular or Large")
+                return Reject("bad_item", "a basket item's size is not Regular or Large")
         flavour = None
         if " - " in name:
             name, _, flavour = (part.strip() for part in name.partition(" - "))
@@ -254,58 +300,97 @@ class SaleBuilder:
 
     def _parse_item_a(self, text: str) -> tuple[Product, int] | Reject:
         stripped = text.strip()
-        match = _ITEM_A.match(stripped)
-        if not match:
-            return Reject("bad_item", f"basket item {stripped[:60]!r} is not 'Size Product - price'")
-        body = match.group("body").strip()
+        body, dash, price = stripped.rpartition("-")      # linear: no backtracking on odd input
+        if not dash or len(stripped) > MAX_ITEM_TEXT or not body.strip():
+            return Reject("bad_item", "a basket item is not 'Size Product - price'")
+        body = body.strip()
         size, _, rest = body.partition(" ")
         if size.casefold() not in SIZES or not rest:
             size, rest = "", body
         try:
-            price = self.pence(match.group("price"), "price")
-            return self.product(size, rest), price
+            return self.product(size, rest), self.pence(price, "price of a basket item")
         except Reject as exc:
             return exc
 
     def customer(self, raw: str | None) -> str | None:
         if raw is None:
             return None
-        found = self._customers.get(raw)
-        if found is None:
-            folded = fold(raw)
-            if not folded:
-                return None
-            found = _remember(self._customers, raw, keyed_hex(self._customer_key, folded))
-        return found
+        return _memoised(self._customers, raw, lambda: self._pseudonym(raw))
+
+    def _pseudonym(self, raw: str) -> str | Reject:
+        try:
+            folded = fold(_clean_text(raw, "customer name", 500))
+        except Reject as rej:
+            return rej
+        return keyed_hex(self._customer_key, folded) if folded else ""
 
     # -- the sale -------------------------------------------------------------------------------
     def sale(self, *, line_no: int, ts: str, branch: str, customer: str | None, items: list[Item],
-             total: str | int, method: str, card_network: str | None,
-             extra: dict[str, Any] | None = None) -> Sale:
+             total: str, method: str, card_network: str | None, extra: dict[str, Any] | None = None) -> Sale:
         _moment, epoch = self.timestamp(ts)
         key, name = self.branch(branch)
         if not items:
             raise Reject("empty_basket", "the basket is empty")
         if len(items) > MAX_ITEMS:
-            raise Reject("bad_item", f"the basket has {len(items)} items (at most {MAX_ITEMS})")
-        total_pence = total if isinstance(total, int) else self.pence(total, "total")
+            raise Reject("bad_item", f"the basket has more than {MAX_ITEMS} items")
+        total_pence = self.pence(total, "total")
         basket = 0
         for item in items:
             if not 0 <= item.unit_pence <= MAX_PRICE_PENCE:   # 0.00 is real: a free babyccino
-                raise Reject("bad_price", f"price {money_text(item.unit_pence)} of {item.product.name!r} "
-                                          "is over 1000.00")
+                raise Reject("bad_price", "a basket item's price is over 1000.00")
             basket += item.unit_pence * item.quantity
         if abs(basket - total_pence) > 1:
-            raise Reject("total_mismatch", f"total {money_text(total_pence)} does not match the basket, "
+            raise Reject("total_mismatch", f"the total {money_text(total_pence)} does not match the basket, "
                                            f"which adds up to {money_text(basket)}")
         payment = method.strip().upper()
         if payment not in METHODS:
-            raise Reject("bad_payment", f"payment method {method.strip()[:20]!r} is not CASH or CARD")
-        customer_key = self.customer(customer)
+            raise Reject("bad_payment", "the payment method is not CASH or CARD")
+        customer_key = self.customer(customer) or None
         content_key = keyed_hex(self._identity_key, "\x1f".join((
             key, str(epoch), customer_key or "", _basket_identity(items), str(total_pence), payment)))
         return Sale(line_no, epoch, key, name, customer_key, content_key, items, total_pence, payment,
                     card_network, extra)
+
+    # -- showing a rejected row -----------------------------------------------------------------
+    def masked_csv(self, fields: list[str]) -> str:
+        """The row with every cell that could hold personal data replaced."""
+        if len(fields) != EXPECTED_FIELDS:
+            first = fields[0] if fields and _TIMESTAMP_SHAPE.match(fields[0].strip()) else "<hidden>"
+            return f"{first},<{max(0, len(fields) - 1)} more cells hidden>"
+        ts, branch, customer, basket, fifth, sixth, card = fields
+        shown = [
+            ts if _TIMESTAMP_SHAPE.match(ts.strip()) else "<hidden>",
+            branch if branch_key(branch) in self.known_branch_keys else "<hidden>",
+            "<customer>" if customer.strip() else "",
+            basket if _basket_shaped(basket) else "<hidden>",
+            *(cell if _plain_cell(cell) else "<hidden>" for cell in (fifth, sixth)),
+            "<card>" if card.strip() and card.strip() != "None" else card.strip(),
+        ]
+        return scrub_numbers(",".join(shown))[:500]
+
+    def masked_json(self, record: Any) -> str:
+        if not isinstance(record, dict):
+            return "<not an object>"
+        shown = {}
+        for key, ok in (("timestamp", lambda v: _TIMESTAMP_SHAPE.match(v)),
+                        ("branch", lambda v: branch_key(v) in self.known_branch_keys),
+                        ("total", _plain_cell), ("payment_method", _plain_cell)):
+            value = record.get(key)
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                shown[key] = value if ok(str(value).strip()) else "<hidden>"
+        return scrub_numbers(json.dumps(shown, ensure_ascii=False))[:500]
+
+
+def _plain_cell(cell: str) -> bool:
+    value = cell.strip()
+    return not value or value.upper() in METHODS or bool(_MONEY.match(value))
+
+
+def _basket_shaped(basket: str) -> bool:
+    parts = basket.split(",")
+    if _is_dialect_b_basket(parts):
+        return True
+    return all(len(p) <= MAX_ITEM_TEXT and _MONEY.match(p.rpartition("-")[2].strip()) for p in parts)
 
 
 def _basket_identity(items: list[Item]) -> str:
@@ -317,77 +402,72 @@ def _basket_identity(items: list[Item]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# Reading bytes as text
+# Reading bytes as lines
 # ------------------------------------------------------------------------------------------------
-class _ChunkReader(io.RawIOBase):
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # noqa: ANN001
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+OVERLONG = object()
 
 
-def detect_encoding(chunks: Iterable[bytes]) -> str:
-    """UTF-8 (with or without BOM) when every byte decodes as such, else Windows-1252, which is what
-    a spreadsheet on a till PC writes."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, str | object]]:
+    """(line number, text) for every physical line; OVERLONG instead of the text of a line over
+    MAX_LINE_BYTES, which is skipped without being held in memory."""
+    number, pending, skipping = 0, bytearray(), False
+    for chunk in chunks:
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                if not skipping:
+                    pending += chunk[start:]
+                    if len(pending) > MAX_LINE_BYTES:
+                        pending.clear()
+                        skipping = True
+                break
+            number += 1
+            if skipping:
+                skipping = False
+                yield number, OVERLONG
+            else:
+                pending += chunk[start:end]
+                yield number, OVERLONG if len(pending) > MAX_LINE_BYTES else _decode(bytes(pending))
+            pending.clear()
+            start = end + 1
+    if skipping:
+        yield number + 1, OVERLONG
+    elif pending:
+        yield number + 1, _decode(bytes(pending))
+
+
+def _decode(raw: bytes) -> str:
+    """One line as text: UTF-8, else Windows-1252 (what a spreadsheet on a till PC writes)."""
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
     try:
-        for chunk in chunks:
-            decoder.decode(chunk)
-        decoder.decode(b"", final=True)
-        return "utf-8-sig"
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return "cp1252"
-
-
-def text_stream(chunks: Iterable[bytes], encoding: str) -> io.TextIOWrapper:
-    return io.TextIOWrapper(io.BufferedReader(_ChunkReader(chunks), 1 << 16), encoding=encoding,
-                            errors="replace", newline="")
+        text = raw.decode("cp1252", errors="replace")
+    return text.lstrip(BOM)
 
 
 # ------------------------------------------------------------------------------------------------
-# Dialects
+# CSV dialects
 # ------------------------------------------------------------------------------------------------
-def mask_fields(fields: list[str]) -> str:
-    """A rejected row as the manager can be shown it: no customer name, no card number."""
-    if len(fields) == EXPECTED_FIELDS:
-        shown = list(fields)
-        if shown[2].strip():
-            shown[2] = "<customer>"
-        if shown[6].strip() and shown[6].strip() != "None":
-            shown[6] = "<card>"
-    else:
-        # Without the expected shape we cannot tell which cell holds the name: show only the
-        # timestamp and branch.
-        shown = fields[:2] + [f"<{max(0, len(fields) - 2)} more fields hidden>"]
-    return _LONG_NUMBER.sub("<number>", ",".join(shown))[:500]
-
-
 def _card_network(raw: str) -> str | None:
+    """'visa16,4111...' -> 'visa' ('visa16' is Faker's code for a 16-digit visa); never the number."""
     value = raw.strip()
     if not value or value == "None":
         return None
     network, comma, _number = value.partition(",")
-    # 'visa16' is Faker's provider code for a 16-digit visa: the network is the word.
-    network = _TRAILING_DIGITS.sub("", network.strip().lower())
-    return network if comma and _CARD_NETWORK.match(network) else None
+    return _network_word(network) if comma else None
+
+
+def _network_word(raw: str) -> str | None:
+    network = _TRAILING_DIGITS.sub("", raw.strip().lower())
+    return network if _CARD_NETWORK.match(network) else None
 
 
 def parse_csv_record(builder: SaleBuilder, line_no: int, fields: list[str], stats: ParseStats) -> Sale:
     if len(fields) != EXPECTED_FIELDS:
-        raise Reject("wrong_field_count", f"the line has {len(fields)} fields, expected {EXPECTED_FIELDS} "
+        raise Reject("wrong_field_count", f"the line has {len(fields)} cells, expected {EXPECTED_FIELDS} "
                                           "(cut short, or a stray comma?)")
     ts, branch, customer, basket, fifth, sixth, card = fields
     if fifth.strip().upper() in METHODS:        # dialect B writes method before total, A after
@@ -395,10 +475,9 @@ def parse_csv_record(builder: SaleBuilder, line_no: int, fields: list[str], stat
     elif sixth.strip().upper() in METHODS:
         total, method = fifth, sixth
     else:
-        raise Reject("bad_payment", f"no payment method: expected CASH or CARD in column 5 or 6, found "
-                                    f"{fifth.strip()[:12]!r} and {sixth.strip()[:12]!r}")
+        raise Reject("bad_payment", "no payment method: expected CASH or CARD in column 5 or 6")
     items, dialect = parse_basket(builder, basket)
-    stats.dialects[dialect] = stats.dialects.get(dialect, 0) + 1
+    stats.saw(dialect)
     return builder.sale(line_no=line_no, ts=ts, branch=branch, customer=customer, items=items, total=total,
                         method=method, card_network=_card_network(card))
 
@@ -414,7 +493,7 @@ def parse_basket(builder: SaleBuilder, basket: str) -> tuple[list[Item], str]:
     items = []
     for i in range(0, len(parts), 3):
         product = builder.product(parts[i], parts[i + 1])
-        items.append(Item(product, 1, builder.pence(parts[i + 2], "price")))
+        items.append(Item(product, 1, builder.pence(parts[i + 2], "price of a basket item")))
     return items, "b"
 
 
@@ -430,94 +509,127 @@ def _item_from(parsed: tuple[Product, int]) -> Item:
     return Item(parsed[0], 1, parsed[1])
 
 
-def iter_csv(builder: SaleBuilder, text: io.TextIOBase, stats: ParseStats) -> Iterator[Sale | Rejection]:
-    reader = csv.reader(text)
-    last_line = 0
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            line = last_line + 1
-            last_line = reader.line_num
-            yield Rejection(line, "unreadable_line", f"the line cannot be read as CSV ({exc})", "<unreadable>")
+def iter_csv(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
+             stats: ParseStats) -> Iterator[Sale | Rejection]:
+    for line_no, line in lines:
+        if line is OVERLONG:
+            yield Rejection(line_no, "unreadable_line", f"the line is longer than {MAX_LINE_BYTES} bytes",
+                            "<hidden>")
             continue
-        line_no, last_line = last_line + 1, reader.line_num
-        if not fields or all(not f.strip() for f in fields):
+        if "\x00" in line:
+            yield Rejection(line_no, "unreadable_line", "the line contains NUL bytes (binary data in the file?)",
+                            "<hidden>")
+            continue
+        if not line.strip():
             stats.blank_lines += 1
             continue
+        try:
+            fields = next(csv.reader((line,)))  # one record per line: a stray quote spoils only its line
+        except csv.Error:
+            yield Rejection(line_no, "unreadable_line", "the line cannot be read as CSV (a stray carriage "
+                            "return or quote?)", "<hidden>")
+            continue
         if fields[0].strip().lower() == "timestamp":
-            stats.header_lines += 1       # header lines, possibly repeated; columns come from the values
+            stats.header_lines += 1           # header lines, possibly repeated; columns come from the values
             continue
         try:
             yield parse_csv_record(builder, line_no, fields, stats)
         except Reject as rej:
-            yield Rejection(line_no, rej.code, rej.reason, mask_fields(fields))
+            yield Rejection(line_no, rej.code, rej.reason, builder.masked_csv(fields))
 
 
-def iter_json(builder: SaleBuilder, text: io.TextIOBase, stats: ParseStats) -> Iterator[Sale | Rejection]:
-    """An array of objects or newline-delimited objects; read incrementally either way."""
-    for number, record in _json_records(text):
+# ------------------------------------------------------------------------------------------------
+# JSON
+# ------------------------------------------------------------------------------------------------
+def iter_json(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
+              stats: ParseStats) -> Iterator[Sale | Rejection]:
+    """Newline-delimited objects, or one or more arrays of objects; read incrementally either way."""
+    for number, record in _json_records(lines):
         if isinstance(record, Rejection):
             yield record
             continue
         try:
             yield json_sale(builder, number, record, stats)
         except Reject as rej:
-            yield Rejection(number, rej.code, rej.reason, _mask_json(record))
+            yield Rejection(number, rej.code, rej.reason, builder.masked_json(record))
 
 
-def _json_records(text: io.TextIOBase) -> Iterator[tuple[int, Any]]:
+def _json_records(lines: Iterator[tuple[int, str | object]]) -> Iterator[tuple[int, Any]]:
+    """Yields (record number, object or Rejection). Records are numbered in order, since one line may
+    hold many. A bad record is rejected and reading resumes at the next line that starts an object,
+    so nothing after it is lost."""
     decoder = json.JSONDecoder()
-    buffer, position, number, eof = "", 0, 0, False
-    in_array: bool | None = None
+    buffer, position, in_array, eof, number = "", 0, False, False, 0
+    source = iter(lines)
+    skipped_lines: list[int] = []
 
-    def fill() -> bool:
-        nonlocal buffer, position
-        piece = text.read(1 << 16)
-        buffer = buffer[position:] + piece
-        position = 0
-        return bool(piece)
+    def more() -> bool:
+        nonlocal buffer, position, eof
+        for line_no, text in source:
+            if text is OVERLONG or "\x00" in text:
+                skipped_lines.append(line_no)
+                continue
+            buffer, position = buffer[position:] + text + "\n", 0
+            return True
+        eof = True
+        return False
 
     while True:
-        while True:   # skip separators
-            while position < len(buffer) and buffer[position] in " \t\r\n,\ufeff":
-                position += 1
-            if position < len(buffer) or eof:
-                break
-            eof = not fill()
+        while skipped_lines:
+            number += 1
+            yield number, Rejection(number, "bad_json", f"line {skipped_lines.pop(0)} is too long or holds NUL "
+                                    "bytes", "<hidden>")
+        while position < len(buffer) and buffer[position] in " \t\r\n,":
+            position += 1
         if position >= len(buffer):
-            return
-        if in_array is None:
-            in_array = buffer[position] == "["
-            if in_array:
-                position += 1
-                continue
-        if in_array and buffer[position] == "]":
-            return
+            if eof or not more():
+                if not skipped_lines:
+                    return
+            continue
+        char = buffer[position]
+        if char == "[" and not in_array:
+            in_array, position = True, position + 1
+            continue
+        if char == "]" and in_array:
+            in_array, position = False, position + 1
+            continue
         try:
             value, end = decoder.raw_decode(buffer, position)
         except json.JSONDecodeError:
-            if not eof and fill():
+            if not eof and len(buffer) - position < MAX_JSON_RECORD and more():
                 continue
             number += 1
-            yield number, Rejection(number, "bad_json", "record is not valid JSON (file cut short?)",
+            yield number, Rejection(number, "bad_json", "the record is not valid JSON", "<unreadable>")
+            position = _next_object_line(buffer, position)
+            continue
+        except (ValueError, RecursionError):
+            number += 1
+            yield number, Rejection(number, "bad_json", "the record holds a number or nesting too large to read",
                                     "<unreadable>")
-            return
-        if end == len(buffer) and not eof and not in_array:
-            # A number or literal at the buffer's edge may continue in the next piece.
-            if fill():
-                continue
+            position = _next_object_line(buffer, position)
+            continue
         number += 1
         position = end
         yield number, value
 
 
+def _next_object_line(buffer: str, position: int) -> int:
+    """Where the next line that starts a JSON object begins (or the end of the buffer)."""
+    search = position
+    while True:
+        newline = buffer.find("\n", search)
+        if newline < 0:
+            return len(buffer)
+        following = buffer[newline + 1:newline + 1 + 64].lstrip(" \t\r,")
+        if following.startswith("{"):
+            return newline + 1
+        search = newline + 1
+
+
 def json_sale(builder: SaleBuilder, number: int, record: Any, stats: ParseStats) -> Sale:
     if not isinstance(record, dict):
-        raise Reject("bad_json", "record is not a JSON object")
-    stats.dialects["json"] = stats.dialects.get("json", 0) + 1
+        raise Reject("bad_json", "the record is not a JSON object")
+    stats.saw("json")
     for name in ("timestamp", "branch", "items", "total", "payment_method"):
         if record.get(name) in (None, ""):
             raise Reject("missing_field", f"field {name!r} is missing")
@@ -530,49 +642,77 @@ def json_sale(builder: SaleBuilder, number: int, record: Any, stats: ParseStats)
             raise Reject("bad_item", f"item {position} has no product name")
         quantity = raw.get("quantity", 1)
         if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 < quantity <= MAX_QUANTITY:
-            raise Reject("bad_quantity", f"item {position} quantity must be a whole number from 1 to "
+            raise Reject("bad_quantity", f"item {position}'s quantity must be a whole number from 1 to "
                                          f"{MAX_QUANTITY}")
         name = raw["name"]
-        if raw.get("flavour"):
+        if isinstance(raw.get("flavour"), str) and raw["flavour"].strip():
             name = f"{name} - {raw['flavour']}"
-        product = builder.product(str(raw.get("size") or ""), name)
-        items.append(Item(product, quantity, builder.pence(str(raw.get("price", "")), "price")))
+        size = raw.get("size")
+        product = builder.product(size if isinstance(size, str) else "", name)
+        items.append(Item(product, quantity, builder.pence(_scalar_text(raw.get("price"), "price"), "price of a basket item")))
+    customer = record.get("customer")
+    customer_text = customer if isinstance(customer, str) else None
     extra = {}
     for key, value in record.items():
         if key in JSON_FIELDS:
             continue
         stats.extra_fields[key] = stats.extra_fields.get(key, 0) + 1
-        if PERSONAL_FIELD.search(key):
-            stats.pseudonymised_fields.add(key)
-            value = None if value is None else f"pseudonym:{builder.customer(json.dumps(value))}"
-        extra[key] = value
+        extra[key] = _clean_extra(builder, key, value, customer_text, stats)
     network = record.get("card_network")
-    customer = record.get("customer")
     return builder.sale(
-        line_no=number, ts=str(record["timestamp"]), branch=str(record["branch"]),
-        customer=str(customer) if customer is not None else None, items=items, total=str(record["total"]),
-        method=str(record["payment_method"]),
-        card_network=network.strip().lower() if isinstance(network, str) and network.strip() else None,
-        extra=extra or None)
+        line_no=number, ts=_scalar_text(record["timestamp"], "timestamp"),
+        branch=_scalar_text(record["branch"], "branch"), customer=customer_text, items=items,
+        total=_scalar_text(record["total"], "total"), method=_scalar_text(record["payment_method"], "payment_method"),
+        card_network=(_card_network(network) if "," in network else _network_word(network))
+        if isinstance(network, str) else None, extra=extra or None)
 
 
-def _mask_json(record: Any) -> str:
-    if not isinstance(record, dict):
-        return "<not an object>"
-    shown = {k: v for k, v in record.items()
-             if k in ("timestamp", "branch", "total", "payment_method") and isinstance(v, (str, int, float))}
-    return _LONG_NUMBER.sub("<number>", json.dumps(shown, ensure_ascii=False))[:500]
+def _scalar_text(value: Any, what: str) -> str:
+    """Strings and plain numbers as text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)
+    raise Reject("wrong_type", f"field {what!r} must be text or a number")
 
 
-def sniff_format(head: bytes) -> str:
-    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    return "json" if stripped[:1] in (b"[", b"{") else "csv"
+def _clean_extra(builder: SaleBuilder, key: str, value: Any, customer: str | None, stats: ParseStats) -> Any:
+    """Unknown fields are kept, but nothing personal: fields named like personal data (at any depth)
+    become keyed pseudonyms; in free text, long numbers and the customer's own name are masked."""
+    if PERSONAL_FIELD.search(key):
+        stats.pseudonymised_fields.add(key)
+        return None if value is None else f"pseudonym:{builder.customer(json.dumps(value, sort_keys=True, default=str)) or ''}"
+    if isinstance(value, dict):
+        return {str(k)[:100]: _clean_extra(builder, str(k), v, customer, stats) for k, v in list(value.items())[:100]}
+    if isinstance(value, list):
+        return [_clean_extra(builder, key, v, customer, stats) for v in value[:100]]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str):
+        text = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:1000]
+        if customer and customer.strip() and customer.strip().casefold() in text.casefold():
+            text = re.sub(re.escape(customer.strip()), "<customer>", text, flags=re.I)
+        return scrub_numbers(text)
+    return value
 
 
-def iter_records(builder: SaleBuilder, chunks: Iterable[bytes], encoding: str,
-                 stats: ParseStats) -> Iterator[Sale | Rejection]:
-    stream = text_stream(chunks, encoding)
-    head = stream.buffer.peek(256)[:256]
+def sniff_format(first_text: str) -> str:
+    return "json" if first_text.lstrip(" \t\r\n" + BOM)[:1] in ("[", "{") else "csv"
+
+
+def iter_records(builder: SaleBuilder, chunks: Iterable[bytes], stats: ParseStats) -> Iterator[Sale | Rejection]:
+    lines = iter_lines(chunks)
+    first: list[tuple[int, str | object]] = []
+    for number, text in lines:                 # the first non-blank line decides CSV or JSON
+        first.append((number, text))
+        if text is OVERLONG or text.strip():
+            break
+
+    def replay() -> Iterator[tuple[int, str | object]]:
+        yield from first
+        yield from lines
+
+    head = first[-1][1] if first and first[-1][1] is not OVERLONG else ""
     if sniff_format(head) == "json":
-        return iter_json(builder, stream, stats)
-    return iter_csv(builder, stream, stats)
+        return iter_json(builder, replay(), stats)
+    return iter_csv(builder, replay(), stats)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 
 import redis
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+import psycopg2
 from psycopg2.errors import LockNotAvailable
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -28,7 +30,7 @@ _CLAIM = text("""
 UPDATE ingest.upload SET status = 'processing', attempts = attempts + 1, started_at = now(), updated_at = now()
 WHERE id = (SELECT id FROM ingest.upload WHERE id = :id AND status IN ('queued', 'processing')
             FOR UPDATE SKIP LOCKED)
-RETURNING id
+RETURNING attempts
 """)
 # Held for the whole load: a second delivery of the same task gives up at once instead of waiting.
 _LOCK = text("""
@@ -45,7 +47,29 @@ def _context(task):
     return task.app.cafeflow
 
 
-@shared_task(bind=True, name=PROCESS_UPLOAD_TASK, acks_late=True, autoretry_for=(OperationalError,),
+class TransientLoadError(Exception):
+    """A failure worth retrying (connection lost, deadlock, server restarting). Carries only the error
+    class name: database error texts can quote row data."""
+
+
+class LoadFailed(Exception):
+    """The upload is marked failed; carries only a class name, for the same reason."""
+
+
+# SQLSTATEs worth a retry: serialization failure, deadlock, admin shutdown / crash / cannot connect
+# now, too many connections, and the whole connection-exception class 08.
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "53300"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, (psycopg2.OperationalError, psycopg2.InterfaceError)) and orig.pgcode is None:
+        return True                                   # the connection itself failed or was closed
+    code = getattr(orig, "pgcode", None) or ""
+    return code.startswith("08") or code in _TRANSIENT_SQLSTATES
+
+
+@shared_task(bind=True, name=PROCESS_UPLOAD_TASK, acks_late=True, autoretry_for=(TransientLoadError,),
              retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=8)
 def process_upload(self, upload_id: int) -> str:
     ctx = _context(self)
@@ -55,28 +79,30 @@ def process_upload(self, upload_id: int) -> str:
     try:
         outcome = _process(ctx, upload_id)
         return outcome
-    except OperationalError as exc:
-        outcome = "retry"
-        if self.request.retries >= self.max_retries:
-            outcome = "failed"
-            _mark_failed(ctx, upload_id, "the database was unreachable during every attempt; "
-                                         "it will be retried by `cafeflow uploads retry`")
-        TASK_FAILURES.labels(PROCESS_UPLOAD_TASK, type(exc.orig).__name__).inc()
-        log.warning("transient database error, will retry", extra={"error": type(exc.orig).__name__})
-        raise
     except SoftTimeLimitExceeded:
         outcome = "failed"
         TASK_FAILURES.labels(PROCESS_UPLOAD_TASK, "SoftTimeLimitExceeded").inc()
         _mark_failed(ctx, upload_id, f"loading took longer than {ctx.settings.task_soft_time_limit} s; "
                                      "split the file or raise TASK_SOFT_TIME_LIMIT")
-        raise
-    except Exception as exc:
+        raise LoadFailed("SoftTimeLimitExceeded") from None
+    except Exception as exc:  # noqa: BLE001 - every failure is classified, counted and recorded
+        error = type(getattr(exc, "orig", None) or exc).__name__
+        TASK_FAILURES.labels(PROCESS_UPLOAD_TASK, error).inc()
+        if is_transient(exc):
+            if self.request.retries < self.max_retries:
+                outcome = "retry"
+                log.warning("transient database error, will retry", extra={"error": error})
+                raise TransientLoadError(error) from None
+            _mark_failed(ctx, upload_id, "the database was unreachable during every attempt; "
+                                         "retry with `cafeflow uploads retry` or post the file again")
+        else:
+            # The traceback's frames show where; the exception text may quote data, so it is left out.
+            log.error("upload failed with an internal error", extra={
+                "error": error, "traceback": "".join(traceback.format_tb(exc.__traceback__))})
+            _mark_failed(ctx, upload_id, f"internal error ({error}) while loading; the team can find it in "
+                                         "the logs by this upload's id")
         outcome = "failed"
-        TASK_FAILURES.labels(PROCESS_UPLOAD_TASK, type(exc).__name__).inc()
-        log.error("upload failed with an internal error", exc_info=exc)
-        _mark_failed(ctx, upload_id, f"internal error ({type(exc).__name__}) while loading; the team has "
-                                     "been alerted through the logs")
-        raise
+        raise LoadFailed(error) from None
     finally:
         TASK_DURATION.labels(PROCESS_UPLOAD_TASK, outcome).observe(time.perf_counter() - started)
         task_id_var.reset(task_token)
@@ -85,11 +111,16 @@ def process_upload(self, upload_id: int) -> str:
 
 def _process(ctx, upload_id: int) -> str:
     with ctx.db.session() as session:
-        claimed = session.execute(_CLAIM, {"id": upload_id}).scalar()
+        attempts = session.execute(_CLAIM, {"id": upload_id}).scalar()
         session.commit()
-    if claimed is None:
+    if attempts is None:
         log.info("upload not claimable: finished, unknown, or being loaded by another worker")
         return "skipped"
+    if attempts > ctx.settings.max_load_attempts:
+        # A file that keeps killing its worker (memory, hard time limit) must not be retried forever.
+        _mark_failed(ctx, upload_id, f"loading was interrupted {attempts - 1} times (worker crash, out of "
+                                     "memory or time limit); split the file, then `cafeflow uploads retry`")
+        return "failed"
     with ctx.db.session() as session:
         try:
             row = session.execute(_LOCK, {"id": upload_id}).one()
@@ -102,10 +133,13 @@ def _process(ctx, upload_id: int) -> str:
             return "skipped"
         if row.raw_purged_at is not None:
             session.rollback()
-            _mark_failed(ctx, upload_id, "the raw file was purged after its retention period; post it again")
+            _mark_failed(ctx, upload_id, "the raw file was purged after its retention period; post the file "
+                                         "again to reload it")
             return "failed"
         settings = ctx.settings
-        builder = SaleBuilder(settings.secret_key.get_secret_value(), expected_branch_key=row.expected_branch_key)
+        registered = session.execute(text("SELECT branch_key FROM ingest.branch")).scalars().all()
+        builder = SaleBuilder(settings.secret_key.get_secret_value(), expected_branch_key=row.expected_branch_key,
+                              registered_branch_keys=registered)
         try:
             result = load_upload(session, RawCipher(settings.secret_key.get_secret_value()), builder,
                                  upload_id=upload_id, sha256_hex=row.sha256, chunk_count=row.chunk_count,
@@ -128,9 +162,12 @@ def _process(ctx, upload_id: int) -> str:
 
 def _mark_failed(ctx, upload_id: int, error: str) -> None:
     UPLOADS_FINISHED.labels("failed").inc()
-    with ctx.db.session() as session:
-        session.execute(_FAIL, {"id": upload_id, "error": error})
-        session.commit()
+    try:
+        with ctx.db.session() as session:
+            session.execute(_FAIL, {"id": upload_id, "error": error})
+            session.commit()
+    except Exception as exc:  # noqa: BLE001 - the upload stays processing; the sweeper retries it
+        log.error("could not mark the upload failed", extra={"error": type(exc).__name__})
 
 
 @shared_task(bind=True, name=SWEEP_TASK, acks_late=True, autoretry_for=(OperationalError,),
@@ -139,43 +176,50 @@ def sweep_uploads(self) -> int:
     """Re-enqueues uploads left queued or processing past STUCK_UPLOAD_SECONDS (a lost queue, a dead
     worker). Uploads being loaded right now are locked and skipped."""
     ctx = _context(self)
+    depth = _record_queue_depth(ctx)
     with ctx.db.session() as session:
+        queued = session.execute(text("SELECT count(*) FROM ingest.upload WHERE status = 'queued'")).scalar()
+        # During a long backfill, queued uploads are still in the queue: re-send them only when the
+        # queue holds fewer messages than there are queued uploads (some were lost).
         ids = session.execute(text("""
             UPDATE ingest.upload SET enqueued_at = now(), updated_at = now()
             WHERE id IN (SELECT id FROM ingest.upload
-                         WHERE status IN ('queued', 'processing')
+                         WHERE (status = 'processing' OR (status = 'queued' AND :resend_queued))
                            AND updated_at < now() - make_interval(secs => :stuck)
                          ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)
-            RETURNING id"""), {"stuck": ctx.settings.stuck_upload_seconds}).scalars().all()
+            RETURNING id"""), {"stuck": ctx.settings.stuck_upload_seconds,
+                               "resend_queued": depth is None or depth < queued}).scalars().all()
         session.commit()
     for upload_id in sorted(ids):
         self.app.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=ctx.settings.transform_queue)
     if ids:
         UPLOADS_REQUEUED.inc(len(ids))
         log.warning("re-enqueued stuck uploads", extra={"count": len(ids), "upload_ids": sorted(ids)[:50]})
-    _record_queue_depth(ctx)
     return len(ids)
 
 
-def _record_queue_depth(ctx) -> None:
+def _record_queue_depth(ctx) -> int | None:
     try:
         client = redis.Redis.from_url(ctx.settings.redis_url, socket_timeout=2)
-        QUEUE_DEPTH.labels(ctx.settings.transform_queue).set(client.llen(ctx.settings.transform_queue))
+        depth = client.llen(ctx.settings.transform_queue)
         client.close()
     except redis.RedisError as exc:
         log.warning("queue depth unavailable", extra={"error": type(exc).__name__})
+        return None
+    QUEUE_DEPTH.labels(ctx.settings.transform_queue).set(depth)
+    return depth
 
 
 @shared_task(bind=True, name=PURGE_TASK, acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
 def purge_raw_files(self) -> int:
-    """Deletes the encrypted raw bytes of uploads loaded longer ago than RAW_RETENTION_DAYS; the upload
-    row, its sha256 and its counts stay for good."""
+    """Deletes the encrypted raw bytes of uploads finished (loaded or failed) longer ago than
+    RAW_RETENTION_DAYS; the upload row, its sha256 and its counts stay for good."""
     ctx = _context(self)
     with ctx.db.session() as session:
         ids = session.execute(text("""
             UPDATE ingest.upload SET raw_purged_at = now(), updated_at = now()
-            WHERE status = 'loaded' AND raw_purged_at IS NULL
+            WHERE status IN ('loaded', 'failed') AND raw_purged_at IS NULL
               AND finished_at < now() - make_interval(secs => :seconds)
             RETURNING id"""), {"seconds": ctx.settings.raw_retention_days * 86400}).scalars().all()
         if ids:

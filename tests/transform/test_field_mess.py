@@ -86,7 +86,7 @@ def test_bad_values_are_rejected_with_reasons(client, run_task, admin_headers, c
     assert (upload["status"], upload["rows_loaded"], upload["rows_rejected"]) == ("loaded", 0, 8)
     found = {r["line_no"]: r["code"] for r in rejections(client, upload["id"], admin_headers)}
     assert found == {1: "bad_timestamp", 2: "bad_payment", 3: "future_timestamp", 4: "missing_branch",
-                     5: "bad_item", 6: "empty_basket", 7: "bad_number", 8: "wrong_field_count"}
+                     5: "bad_number", 6: "empty_basket", 7: "bad_number", 8: "wrong_field_count"}
 
 
 def test_dialect_b_with_lying_headers_and_oneside_items(client, run_task, admin_headers, clean):
@@ -139,9 +139,21 @@ def test_wrong_branch_rows_are_rejected_for_a_branch_token(client, run_task, cle
     upload = load(client, run_task, GOOD.encode(), chesterfield)
     assert (upload["status"], upload["rows_loaded"], upload["rows_rejected"]) == ("loaded", 0, 2)
     assert {r["code"] for r in rejections(client, upload["id"], chesterfield)} == {"wrong_branch"}
+    # The same bytes from Leeds are Leeds's own upload, not Chesterfield's rejected one.
     leeds = {"Authorization": f"Bearer {branch_token('leeds')}"}
-    upload = load(client, run_task, GOOD.encode() + b"\n", leeds, "leeds.csv")
-    assert (upload["rows_loaded"], upload["rows_rejected"]) == (2, 0)
+    response = post(client, GOOD.encode(), leeds, "leeds.csv")
+    assert response.status_code == 202 and response.get_json()["id"] != upload["id"]
+    run_task("transform.process_upload", response.get_json()["id"])
+    mine = client.get(response.get_json()["status_url"], headers=leeds).get_json()
+    assert (mine["branch"], mine["rows_loaded"], mine["rows_rejected"]) == ("Leeds", 2, 0)
+
+
+def test_admin_rows_for_unregistered_branches_are_rejected(client, run_task, admin_headers, clean):
+    content = GOOD.replace("Leeds", "Leds").encode()            # a typo is not a new branch
+    upload = load(client, run_task, content, admin_headers)
+    assert (upload["rows_loaded"], upload["rows_rejected"]) == (0, 2)
+    assert {r["code"] for r in rejections(client, upload["id"], admin_headers)} == {"unknown_branch"}
+    assert scalar(clean, "SELECT count(*) FROM warehouse.dim_branch") == 0
 
 
 def test_rejected_rows_never_show_names_or_card_numbers(client, run_task, admin_headers, clean):

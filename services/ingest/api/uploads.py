@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 from flask import current_app, request, url_for
 from flask_smorest import Blueprint
-from sqlalchemy import func, select, text
+from sqlalchemy import any_, func, literal, or_, select, text
 
 from services.common.errors import ApiError
 from services.common.logging import upload_id_var
@@ -40,6 +40,7 @@ def _public(upload: Upload, branch_name: str | None) -> dict:
         "size_bytes": upload.size_bytes, "branch": branch_name, "dialect": upload.dialect,
         "rows_loaded": upload.rows_loaded, "rows_rejected": upload.rows_rejected,
         "rows_duplicate": upload.rows_duplicate, "error": upload.error, "extra_fields": upload.extra_fields,
+        "file_branches": upload.file_branch_keys,
         "attempts": upload.attempts, "raw_retained": upload.raw_purged_at is None,
         "created_at": upload.created_at, "finished_at": upload.finished_at,
         "status_url": url_for("uploads.get_upload", upload_id=upload.id),
@@ -78,10 +79,21 @@ def _refuse_non_text(head: bytes) -> None:
                        "the file is neither CSV (comma-separated lines) nor JSON; send the till's export")
 
 
-def _existing(session, sha256_hex: str):
+def _existing(session, sha256_hex: str, poster_key: str):
     return session.execute(
         select(Upload, Branch.name).join(Branch, Branch.id == Upload.branch_id, isouter=True)
-        .where(Upload.sha256 == sha256_hex)).first()
+        .where(Upload.sha256 == sha256_hex, Upload.poster_key == poster_key)).first()
+
+
+def _poster_key(caller: Caller) -> str:
+    return "admin" if caller.is_admin else f"branch:{caller.branch_id}"
+
+
+def _printable(value: str | None, limit: int) -> str | None:
+    """Header-supplied names and types, without control characters (NUL would fail the insert)."""
+    if value is None:
+        return None
+    return "".join(c for c in value if c.isprintable())[:limit] or None
 
 
 @bp.route("", methods=["POST"])
@@ -103,25 +115,29 @@ def create_upload():
             raise ApiError(422, "validation_error", "the multipart field 'file' is missing",
                            {"file": ["Missing data for required field."]})
         sha256_hex, size, head = _digest_and_sniff(upload_file.stream, settings.upload_max_bytes)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise ApiError(415, "unsupported_media_type", "the file is UTF-16 text; export it as UTF-8 (or "
+                                                          "Windows-1252) CSV")
         if size == 0 or not head.strip(b" \t\r\n\xef\xbb\xbf"):
             raise ApiError(422, "empty_file", "the file is empty", {"file": ["empty"]})
         _refuse_non_text(head)
 
-        filename = os.path.basename(upload_file.filename or "upload")[:255] or "upload"
+        filename = _printable(os.path.basename(upload_file.filename or ""), 255) or "upload"
+        poster = _poster_key(caller)
         chunks = chunk_count(size)
         created = session.execute(text("""
-            INSERT INTO ingest.upload (sha256, filename, content_type, size_bytes, chunk_count, branch_id,
-                                       expected_branch_key, submitted_by, status, enqueued_at)
-            VALUES (:sha, :filename, :content_type, :size, :chunks, :branch_id, :branch_key, :by, 'queued', now())
-            ON CONFLICT (sha256) DO NOTHING RETURNING *"""), {
-            "sha": sha256_hex, "filename": filename, "content_type": upload_file.mimetype, "size": size,
-            "chunks": chunks, "branch_id": caller.branch_id, "branch_key": caller.branch_key,
-            "by": caller.name}).first()
+            INSERT INTO ingest.upload (sha256, poster_key, filename, content_type, size_bytes, chunk_count,
+                                       branch_id, expected_branch_key, submitted_by, status, enqueued_at)
+            VALUES (:sha, :poster, :filename, :content_type, :size, :chunks, :branch_id, :branch_key, :by,
+                    'queued', now())
+            ON CONFLICT (sha256, poster_key) DO NOTHING RETURNING *"""), {
+            "sha": sha256_hex, "poster": poster, "filename": filename,
+            "content_type": _printable(upload_file.mimetype, 100), "size": size, "chunks": chunks,
+            "branch_id": caller.branch_id, "branch_key": caller.branch_key, "by": caller.name}).first()
         if created is None:
-            # The same bytes were posted before, or an identical post committed while we were reading.
+            # This poster sent these bytes before, or an identical post committed while we were reading.
             session.rollback()
-            UPLOADS_RECEIVED.labels("duplicate").inc()
-            return _public(*_existing(session, sha256_hex)), 200
+            return _repeat(session, settings, celery, caller, sha256_hex, size, upload_file.stream)
         upload_id_var.set(created.id)
         store_raw(session, RawCipher(settings.secret_key.get_secret_value()), upload_id=created.id,
                   sha256_hex=sha256_hex, size=size, source=upload_file.stream)
@@ -131,6 +147,34 @@ def create_upload():
         _enqueue(celery, settings, created.id)
         log.info("upload stored", extra={"size_bytes": size, "chunks": chunks, "submitted_by": caller.name})
         response = _public(created, caller.branch_name)
+    return response, 202, {"Location": response["status_url"]}
+
+
+def _repeat(session, settings, celery, caller: Caller, sha256_hex: str, size: int, stream):
+    """A repeat answers 200 with the existing upload; a repeat of a failed one retries it (202) from
+    the bytes just posted, which replace whatever was kept (purged, or the cause of the failure)."""
+    upload, branch_name = _existing(session, sha256_hex, _poster_key(caller))
+    if upload.status != "failed":
+        UPLOADS_RECEIVED.labels("duplicate").inc()
+        return _public(upload, branch_name), 200
+    locked = session.execute(text("SELECT id FROM ingest.upload WHERE id = :id AND status = 'failed' FOR UPDATE"),
+                             {"id": upload.id}).first()
+    if locked is None:           # someone else retried it just now
+        session.rollback()
+        return _public(*_existing(session, sha256_hex, _poster_key(caller))), 200
+    session.execute(text("DELETE FROM ingest.upload_chunk WHERE upload_id = :id"), {"id": upload.id})
+    store_raw(session, RawCipher(settings.secret_key.get_secret_value()), upload_id=upload.id,
+              sha256_hex=sha256_hex, size=size, source=stream)
+    session.execute(text("""
+        UPDATE ingest.upload SET status = 'queued', error = NULL, raw_purged_at = NULL, finished_at = NULL,
+               attempts = 0, enqueued_at = now(), updated_at = now()
+        WHERE id = :id"""), {"id": upload.id})
+    session.commit()
+    UPLOADS_RECEIVED.labels("retry").inc()
+    _enqueue(celery, settings, upload.id)
+    log.info("failed upload posted again: queued for another try", extra={"upload_id": upload.id})
+    session.expire_all()      # the session still holds the upload as it was read before the update
+    response = _public(*_existing(session, sha256_hex, _poster_key(caller)))
     return response, 202, {"Location": response["status_url"]}
 
 
@@ -191,7 +235,8 @@ def list_uploads(args):
         if not caller.is_admin:
             query = query.where(Upload.branch_id == caller.branch_id)
         if args.get("branch"):
-            query = query.where(Branch.branch_key == branch_key(args["branch"]))
+            key = branch_key(args["branch"])
+            query = query.where(or_(Branch.branch_key == key, literal(key) == any_(Upload.file_branch_keys)))
         if args.get("status"):
             query = query.where(Upload.status == args["status"])
         page, size = args["page"], args["page_size"]

@@ -33,7 +33,10 @@ def upgrade() -> None:
     );
     CREATE TABLE ingest.upload (
         id                  bigserial PRIMARY KEY,
-        sha256              varchar(64) NOT NULL UNIQUE,
+        sha256              varchar(64) NOT NULL,
+        -- Who posted it: 'admin' or 'branch:<id>'. The same bytes from the same poster are one upload;
+        -- from another poster they are another upload (whose rows are then duplicates or rejections).
+        poster_key          text NOT NULL,
         filename            text NOT NULL,
         content_type        text,
         size_bytes          bigint NOT NULL,
@@ -50,6 +53,7 @@ def upgrade() -> None:
         error               text,
         dialect             text,
         extra_fields        jsonb,
+        file_branch_keys    text[],
         attempts            integer NOT NULL DEFAULT 0,
         enqueued_at         timestamptz,
         started_at          timestamptz,
@@ -58,6 +62,8 @@ def upgrade() -> None:
         created_at          timestamptz NOT NULL DEFAULT now(),
         updated_at          timestamptz NOT NULL DEFAULT now()
     );
+    CREATE UNIQUE INDEX upload_sha256_poster_key ON ingest.upload (sha256, poster_key);
+    CREATE INDEX upload_file_branch_keys_idx ON ingest.upload USING gin (file_branch_keys);
     -- The sweeper looks for unfinished uploads; the list endpoint filters by branch and status.
     CREATE INDEX upload_unfinished_idx ON ingest.upload (updated_at) WHERE status IN ('queued', 'processing');
     CREATE INDEX upload_branch_status_idx ON ingest.upload (branch_id, status, id);
