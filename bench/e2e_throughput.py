@@ -38,7 +38,7 @@ from services.common.migrate import upgrade_all  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
 from services.tools.generate import branch_name, generate  # noqa: E402
 from services.tools.upload_client import run as upload_files  # noqa: E402
-from tests.support import ADMIN_TOKEN, Stack, ensure_database, register_branches, reset_state  # noqa: E402
+from tests.support import ADMIN_TOKEN, Stack, ensure_database, reset_state  # noqa: E402
 
 FACT_TABLES = ("warehouse.fact_transaction", "warehouse.fact_transaction_item")
 ITEM = re.compile(r"^(?:(Regular|Large) )?(.+?)(?: - ([^-]+?))? - (\d+\.\d\d)$")
