@@ -141,12 +141,13 @@ def _remember(memo: dict, key, value):
     return value
 
 
-def _memoised(memo: dict, key, compute):
-    """The memo's value for key (computing it once); a remembered rejection is raised again."""
+def _memoised(memo: dict, key, compute, *args):
+    """The memo's value for key (computing it once as compute(*args)); a remembered rejection is
+    raised again. Takes a function and arguments, not a closure: this runs several times per row."""
     found = memo.get(key)
     if found is None:
-        found = _remember(memo, key, compute())
-    if isinstance(found, Reject):
+        found = _remember(memo, key, compute(*args))
+    if found.__class__ is Reject:
         raise found
     return found
 
@@ -205,7 +206,7 @@ class SaleBuilder:
     # -- values -------------------------------------------------------------------------------
     def timestamp(self, raw: str) -> tuple[datetime, int]:
         """(moment in UTC, epoch seconds); the memo holds one entry per distinct minute or second."""
-        return _memoised(self._times, raw, lambda: self._parse_timestamp(raw))
+        return _memoised(self._times, raw, self._parse_timestamp, raw)
 
     def _parse_timestamp(self, raw: str) -> tuple[datetime, int] | Reject:
         text = raw.strip()
@@ -226,7 +227,9 @@ class SaleBuilder:
                                            "(expected DD/MM/YYYY HH:MM or YYYY-MM-DD HH:MM:SS)")
         if parsed.tzinfo is None:
             local = parsed.replace(tzinfo=UK)               # branch files are UK local time
-            if local.astimezone(timezone.utc).astimezone(UK).replace(tzinfo=None) != parsed:
+            # UK clocks go forward at 01:00 in March: only that hour can be a time that never existed.
+            if parsed.month == 3 and parsed.hour == 1 and \
+                    local.astimezone(timezone.utc).astimezone(UK).replace(tzinfo=None) != parsed:
                 return Reject("bad_timestamp", "the local time does not exist (the clocks went forward)")
             parsed = local
         moment = parsed.astimezone(timezone.utc)
@@ -248,7 +251,7 @@ class SaleBuilder:
         return value
 
     def branch(self, raw: str) -> tuple[str, str]:
-        return _memoised(self._branches, raw, lambda: self._parse_branch(raw))
+        return _memoised(self._branches, raw, self._parse_branch, raw)
 
     def _parse_branch(self, raw: str) -> tuple[str, str] | Reject:
         try:
@@ -269,7 +272,7 @@ class SaleBuilder:
         return key, name
 
     def product(self, size_raw: str, name_raw: str) -> Product:
-        return _memoised(self._products, (size_raw, name_raw), lambda: self._parse_product(size_raw, name_raw))
+        return _memoised(self._products, (size_raw, name_raw), self._parse_product, size_raw, name_raw)
 
     @staticmethod
     def _parse_product(size_raw: str, name_raw: str) -> Product | Reject:
@@ -296,7 +299,7 @@ class SaleBuilder:
 
     def item_a(self, text: str) -> tuple[Product, int]:
         """'Large Flavoured latte - Hazelnut - 2.85' -> (product, pence)."""
-        return _memoised(self._items_a, text, lambda: self._parse_item_a(text))
+        return _memoised(self._items_a, text, self._parse_item_a, text)
 
     def _parse_item_a(self, text: str) -> tuple[Product, int] | Reject:
         stripped = text.strip()
@@ -315,14 +318,16 @@ class SaleBuilder:
     def customer(self, raw: str | None) -> str | None:
         if raw is None:
             return None
-        return _memoised(self._customers, raw, lambda: self._pseudonym(raw))
+        return _memoised(self._customers, raw, self._pseudonym, raw)
 
     def _pseudonym(self, raw: str) -> str | Reject:
+        folded = fold(raw)
+        if "\x00" in folded or len(folded) > 500:
+            return Reject("bad_text", "the customer name is not plain text of at most 500 characters")
         try:
-            folded = fold(_clean_text(raw, "customer name", 500))
-        except Reject as rej:
-            return rej
-        return keyed_hex(self._customer_key, folded) if folded else ""
+            return keyed_hex(self._customer_key, folded) if folded else ""
+        except UnicodeEncodeError:
+            return Reject("bad_text", "the customer name is not valid Unicode text")
 
     # -- the sale -------------------------------------------------------------------------------
     def sale(self, *, line_no: int, ts: str, branch: str, customer: str | None, items: list[Item],
