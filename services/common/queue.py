@@ -23,6 +23,11 @@ def celery_config(settings: Settings) -> dict:
         "task_ignore_result": True,             # status lives in our own tables
         "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "broker_connection_retry_on_startup": True,
+        # A producer (ingest) must not hang on a dead broker: the upload is already stored and the
+        # sweeper enqueues it later.
+        "broker_connection_timeout": 2,
+        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2,
+                                      "interval_max": 0.2},
         "worker_hijack_root_logger": False,
         # No "task-sent" event: it doubled the Redis publishes per upload; Flower still sees
         # received/started/succeeded from the workers' events.

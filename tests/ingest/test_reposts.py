@@ -55,3 +55,18 @@ def test_branch_add_registers_many_without_tokens(clean):
     assert result.exit_code == 0, result.output
     assert scalar(clean, "SELECT count(*) FROM ingest.branch WHERE branch_key IN ('whitby', '東京')") == 2
     assert scalar(clean, "SELECT count(*) FROM ingest.api_token") == 0
+
+
+def test_an_upload_is_accepted_while_redis_is_down_and_swept_in_later(settings, clean, run_task, redis_client,
+                                                                      admin_headers):
+    from services.ingest.app import create_app
+
+    broker_down = create_app(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})).test_client()
+    response = post(broker_down, ROW, admin_headers)
+    assert response.status_code == 202 and response.get_json()["status"] == "queued"
+    assert redis_client.llen(settings.transform_queue) == 0
+    with clean.begin() as conn:
+        conn.execute(text("UPDATE ingest.upload SET updated_at = now() - interval '1 hour'"))
+    assert run_task("transform.sweep_uploads") == 1
+    run_task(PROCESS_UPLOAD_TASK, response.get_json()["id"])
+    assert scalar(clean, "SELECT count(*) FROM warehouse.fact_transaction") == 1
