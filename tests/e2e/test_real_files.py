@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.support import ADMIN_TOKEN, CLI, REAL_FILES, Stack, reset_state, wait_until
+from tests.support import ADMIN_TOKEN, CLI, REAL_FILES, Stack, free_port, reset_state, wait_until
 from tests.realdata import real_figures
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +24,9 @@ def loaded(engine, redis_client, tmp_path_factory):
     stack = Stack(tmp_path_factory.mktemp("real-files"))
     try:
         url = stack.start_ingest()
-        stack.start_worker(concurrency=2)
+        metrics_port = free_port()
+        stack.start_worker(concurrency=2, env={"WORKER_METRICS_PORT": str(metrics_port)})
+        stack.worker_metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         result = subprocess.run(CLI + ["upload", str(REAL_FILES), "--url", url, "--token", ADMIN_TOKEN,
                                        "--timeout", "300"], capture_output=True, text=True, timeout=400)
         responses = [result.stdout, result.stderr]
@@ -115,6 +117,14 @@ def test_ingest_metrics_count_across_gunicorn_workers(loaded):
     assert 'cafeflow_uploads_received_total{outcome="new"} 65.0' in body
     assert 'cafeflow_http_requests_total{method="POST",route="/v1/uploads",service="ingest",status="202"} 65.0' \
         in body
+
+
+def test_worker_metrics_count_rows_across_prefork_children(loaded):
+    stack = loaded[0]
+    body = httpx.get(stack.worker_metrics_url).text
+    assert 'cafeflow_rows_total{outcome="loaded"} 19448.0' in body
+    assert 'cafeflow_uploads_finished_total{status="loaded"} 65.0' in body
+    assert 'cafeflow_task_duration_seconds_count{outcome="loaded",task="transform.process_upload"} 65.0' in body
 
 
 def test_reposting_renaming_and_reencoding_add_nothing(loaded, engine, tmp_path):

@@ -1,0 +1,100 @@
+"""Where the end-to-end load spends CPU: seconds per process group while 100,200 generated
+transactions (300 day files) are posted over HTTP until all are loaded.
+
+Groups: ingest (gunicorn master + workers), worker (Celery parent + children), PostgreSQL (all
+server processes), Redis, and this process (the posting client). Same setup as e2e_throughput.py.
+
+Usage: .venv/bin/python bench/cpu_breakdown.py [--branches 100 --days 3 --per-day 334]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.e2e_throughput import fresh_schema  # noqa: E402  (sets the bench database first)
+
+import psutil  # noqa: E402
+import redis  # noqa: E402
+
+from services.common.settings import Settings  # noqa: E402
+from services.tools.generate import branch_name, generate  # noqa: E402
+from services.tools.upload_client import run as upload_files  # noqa: E402
+from tests.support import ADMIN_TOKEN, Stack, reset_state  # noqa: E402
+
+
+def cpu_by_pid(processes) -> dict[int, float]:
+    seen = {}
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            seen[process.pid] = times.user + times.system
+        except psutil.Error:
+            pass
+    return seen
+
+
+def used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two snapshots; a process that appeared in between counts from zero
+    (database backends that the services open on their first request)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def named(fragment: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if fragment in (p.info["name"] or "")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--branches", type=int, default=100)
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--per-day", type=int, default=334)
+    args = parser.parse_args()
+
+    settings = Settings()
+    engine = fresh_schema(settings)
+    reset_state(engine, redis.Redis.from_url(settings.redis_url),
+                branches=[branch_name(i) for i in range(args.branches)])
+    with tempfile.TemporaryDirectory(prefix="cafeflow-bench-cpu-") as tmp:
+        workdir = Path(tmp)
+        generate(workdir / "files", branches=args.branches, days=args.days, dialect="a", seed=1,
+                 start=dt.date(2024, 3, 4), transactions_per_day=args.per_day)
+        stack = Stack(workdir)
+        try:
+            stack.start_ingest()
+            worker = stack.start_worker(concurrency=2)
+            groups = {
+                "ingest": lambda: tree(stack.processes[0].popen.pid),
+                "worker": lambda: tree(worker.popen.pid),
+                "postgresql": lambda: named("postgres"),
+                "redis": lambda: named("redis"),
+                "client (this process)": lambda: [psutil.Process()],
+            }
+            before = {name: cpu_by_pid(find()) for name, find in groups.items()}
+            started = time.perf_counter()
+            code = upload_files([workdir / "files"], url=stack.ingest_url, token=ADMIN_TOKEN, wait=True,
+                                timeout=3600, parallel=4)
+            elapsed = time.perf_counter() - started
+            after = {name: cpu_by_pid(find()) for name, find in groups.items()}
+        finally:
+            stack.stop()
+    assert code == 0, "upload failed"
+    print(f"\nwall time {elapsed:.2f} s on {psutil.cpu_count()} cores")
+    spent = {name: used(before[name], after[name]) for name in groups}
+    for name, seconds in spent.items():
+        print(f"{name:<24}{seconds:>8.2f} CPU-s")
+    print(f"{'total':<24}{sum(spent.values()):>8.2f} CPU-s")
+
+
+if __name__ == "__main__":
+    main()
