@@ -11,7 +11,9 @@ shape cannot be personal (times, amounts, payment words, baskets, branches seen 
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import itertools
 import json
 import math
 import re
@@ -42,16 +44,20 @@ TIMESTAMP_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S",
 # JSON fields we understand; anything else is kept, cleaned of personal data.
 JSON_FIELDS = {"timestamp", "branch", "customer", "items", "total", "payment_method", "card_number", "card_network"}
 PERSONAL_FIELD = re.compile(r"name|mail|phone|mobile|addr|card|\bcc\b|^cc$|pan|iban|account|birth|dob|postcode|"
-                            r"zip|customer|person|contact", re.I)
+                            r"zip|customer|person|contact|staff|employee|cashier|user|member", re.I)
+MAX_EXTRA_DEPTH = 20
 
 _MONEY = re.compile(r"^£?\s*(\d{1,7})(?:\.(\d{1,2}))?$")
 _DMY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?")
 _YMD = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?")
 _ISO_WITH_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-_TIMESTAMP_SHAPE = re.compile(r"^[\d/:\-T .+Z]{8,32}$")
+_TIMESTAMP_SHAPE = re.compile(r"^\d{1,4}[/-]\d{1,2}[/-]\d{1,4}(?:[ T][\d:.+Z-]{1,20})?$")
 _TRAILING_DIGITS = re.compile(r"\d+$")
 _CARD_NETWORK = re.compile(r"^[a-z][a-z ]{1,30}$")
-_LONG_NUMBER = re.compile(r"\d[\d .,E+\-]{10,}\d|\d\.\d+E\+\d+", re.I)
+# Card, phone and account numbers: 9+ digits, maybe grouped by spaces or hyphens (amounts have a
+# point, so prices and totals are left alone); and spreadsheet-mangled numbers like 5.49E+15.
+_LONG_NUMBER = re.compile(r"(?<![\d.])\d(?:[ \-]?\d){8,}(?![\d.])|\d\.\d+E\+\d+", re.I)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _FORMULA_START = ("=", "+", "@")
 BOM = "\ufeff"
 
@@ -130,7 +136,7 @@ def fold(value: str) -> str:
 
 
 def scrub_numbers(text: str) -> str:
-    return _LONG_NUMBER.sub("<number>", text)
+    return _EMAIL.sub("<email>", _LONG_NUMBER.sub("<number>", text))
 
 
 def _remember(memo: dict, key, value):
@@ -345,8 +351,8 @@ class SaleBuilder:
                 raise Reject("bad_price", "a basket item's price is over 1000.00")
             basket += item.unit_pence * item.quantity
         if abs(basket - total_pence) > 1:
-            raise Reject("total_mismatch", f"the total {money_text(total_pence)} does not match the basket, "
-                                           f"which adds up to {money_text(basket)}")
+            raise Reject("total_mismatch", f"the total does not match the basket, which adds up to "
+                                           f"{money_text(basket)}")
         payment = method.strip().upper()
         if payment not in METHODS:
             raise Reject("bad_payment", "the payment method is not CASH or CARD")
@@ -410,32 +416,33 @@ def _basket_identity(items: list[Item]) -> str:
 # Reading bytes as lines
 # ------------------------------------------------------------------------------------------------
 OVERLONG = object()
+_EOL = re.compile(rb"\r\n?|\n")
 
 
 def iter_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, str | object]]:
-    """(line number, text) for every physical line; OVERLONG instead of the text of a line over
-    MAX_LINE_BYTES, which is skipped without being held in memory."""
-    number, pending, skipping = 0, bytearray(), False
+    """(line number, text) for every physical line, whatever its ending (LF, CRLF or a bare CR);
+    OVERLONG instead of the text of a line over MAX_LINE_BYTES, skipped without being held."""
+    number, pending, skipping, cr_at_end = 0, bytearray(), False, False
     for chunk in chunks:
+        if cr_at_end and chunk.startswith(b"\n"):
+            chunk = chunk[1:]                      # the LF of a CRLF split across two chunks
+        cr_at_end = chunk.endswith(b"\r")
         start = 0
-        while True:
-            end = chunk.find(b"\n", start)
-            if end < 0:
-                if not skipping:
-                    pending += chunk[start:]
-                    if len(pending) > MAX_LINE_BYTES:
-                        pending.clear()
-                        skipping = True
-                break
+        for match in _EOL.finditer(chunk):
             number += 1
             if skipping:
                 skipping = False
                 yield number, OVERLONG
             else:
-                pending += chunk[start:end]
+                pending += chunk[start:match.start()]
                 yield number, OVERLONG if len(pending) > MAX_LINE_BYTES else _decode(bytes(pending))
             pending.clear()
-            start = end + 1
+            start = match.end()
+        if not skipping:
+            pending += chunk[start:]
+            if len(pending) > MAX_LINE_BYTES:
+                pending.clear()
+                skipping = True
     if skipping:
         yield number + 1, OVERLONG
     elif pending:
@@ -444,8 +451,6 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, str | object]]:
 
 def _decode(raw: bytes) -> str:
     """One line as text: UTF-8, else Windows-1252 (what a spreadsheet on a till PC writes)."""
-    if raw.endswith(b"\r"):
-        raw = raw[:-1]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -546,10 +551,9 @@ def iter_csv(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
 # ------------------------------------------------------------------------------------------------
 # JSON
 # ------------------------------------------------------------------------------------------------
-def iter_json(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
-              stats: ParseStats) -> Iterator[Sale | Rejection]:
+def iter_json(builder: SaleBuilder, pieces: Iterator[str], stats: ParseStats) -> Iterator[Sale | Rejection]:
     """Newline-delimited objects, or one or more arrays of objects; read incrementally either way."""
-    for number, record in _json_records(lines):
+    for number, record in _json_records(pieces):
         if isinstance(record, Rejection):
             yield record
             continue
@@ -557,39 +561,48 @@ def iter_json(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
             yield json_sale(builder, number, record, stats)
         except Reject as rej:
             yield Rejection(number, rej.code, rej.reason, builder.masked_json(record))
+        except RecursionError:
+            yield Rejection(number, "bad_json", "the record is nested too deeply", "<unreadable>")
 
 
-def _json_records(lines: Iterator[tuple[int, str | object]]) -> Iterator[tuple[int, Any]]:
-    """Yields (record number, object or Rejection). Records are numbered in order, since one line may
-    hold many. A bad record is rejected and reading resumes at the next line that starts an object,
-    so nothing after it is lost."""
+def _json_text(chunks: Iterable[bytes]) -> Iterator[str]:
+    """JSON is UTF-8 (RFC 8259): decoded incrementally, any invalid byte replaced, a BOM dropped."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    first = True
+    for chunk in chunks:
+        text = decoder.decode(chunk)
+        if first and text:
+            text, first = text.lstrip(BOM), False
+        if text:
+            yield text
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        yield tail
+
+
+def _json_records(pieces: Iterator[str]) -> Iterator[tuple[int, Any]]:
+    """Yields (record number, object or Rejection), records numbered in order. A broken record is
+    rejected and reading resumes right after it (found by bracket depth), so nothing else is lost;
+    no record may exceed MAX_JSON_RECORD characters."""
     decoder = json.JSONDecoder()
     buffer, position, in_array, eof, number = "", 0, False, False, 0
-    source = iter(lines)
-    skipped_lines: list[int] = []
+    source = iter(pieces)
 
     def more() -> bool:
         nonlocal buffer, position, eof
-        for line_no, text in source:
-            if text is OVERLONG or "\x00" in text:
-                skipped_lines.append(line_no)
-                continue
-            buffer, position = buffer[position:] + text + "\n", 0
-            return True
-        eof = True
-        return False
+        piece = next(source, None)
+        if piece is None:
+            eof = True
+            return False
+        buffer, position = buffer[position:] + piece, 0
+        return True
 
     while True:
-        while skipped_lines:
-            number += 1
-            yield number, Rejection(number, "bad_json", f"line {skipped_lines.pop(0)} is too long or holds NUL "
-                                    "bytes", "<hidden>")
-        while position < len(buffer) and buffer[position] in " \t\r\n,":
+        while position < len(buffer) and (buffer[position].isspace() or buffer[position] == ","):
             position += 1
         if position >= len(buffer):
             if eof or not more():
-                if not skipped_lines:
-                    return
+                return
             continue
         char = buffer[position]
         if char == "[" and not in_array:
@@ -600,35 +613,63 @@ def _json_records(lines: Iterator[tuple[int, str | object]]) -> Iterator[tuple[i
             continue
         try:
             value, end = decoder.raw_decode(buffer, position)
-        except json.JSONDecodeError:
-            if not eof and len(buffer) - position < MAX_JSON_RECORD and more():
-                continue
+        except (json.JSONDecodeError, ValueError, RecursionError):
+            end = _value_end(buffer, position, in_array)
+            if end is None and not eof and len(buffer) - position < MAX_JSON_RECORD and more():
+                continue                      # the record continues in the next piece
             number += 1
-            yield number, Rejection(number, "bad_json", "the record is not valid JSON", "<unreadable>")
-            position = _next_object_line(buffer, position)
+            yield number, Rejection(number, "bad_json", "the record is not valid JSON (or is larger than "
+                                    f"{MAX_JSON_RECORD // 1024} KiB, or nested too deeply)", "<unreadable>")
+            position = end if end is not None else len(buffer)
             continue
-        except (ValueError, RecursionError):
-            number += 1
-            yield number, Rejection(number, "bad_json", "the record holds a number or nesting too large to read",
-                                    "<unreadable>")
-            position = _next_object_line(buffer, position)
-            continue
+        if end == len(buffer) and not eof and not isinstance(value, (dict, list)) and more():
+            continue                          # a bare number may go on in the next piece
         number += 1
         position = end
         yield number, value
 
 
-def _next_object_line(buffer: str, position: int) -> int:
-    """Where the next line that starts a JSON object begins (or the end of the buffer)."""
-    search = position
-    while True:
-        newline = buffer.find("\n", search)
+def _value_end(buffer: str, start: int, in_array: bool) -> int | None:
+    """Where a broken record ends, so reading resumes right after it; None when the buffer ends first.
+    Outside an array records are one per line: the record's closing bracket if it is on that line,
+    else the line's end. Inside an array: the closing bracket, or a line that starts with "{" at the
+    broken record's own indentation (an object whose brace never closes would swallow the rest)."""
+    if not in_array:
+        newline = buffer.find("\n", start)
         if newline < 0:
-            return len(buffer)
-        following = buffer[newline + 1:newline + 1 + 64].lstrip(" \t\r,")
-        if following.startswith("{"):
-            return newline + 1
-        search = newline + 1
+            return None
+        closed = _closing_bracket(buffer, start, newline, None)
+        return closed if closed is not None else newline
+    line_start = buffer.rfind("\n", 0, start) + 1
+    indent = buffer[line_start:start]
+    sibling = "\n" + indent + "{" if not indent.strip() else None
+    return _closing_bracket(buffer, start, len(buffer), sibling)
+
+
+def _closing_bracket(buffer: str, start: int, stop: int, sibling: str | None) -> int | None:
+    """Index past the bracket that closes the value at `start` (depth counted outside strings; a JSON
+    string never spans a line), or past the newline before `sibling`; None if neither is before `stop`."""
+    depth, in_string, escaped = 0, False, False
+    for index in range(start, stop):
+        char = buffer[index]
+        if char == "\n" and sibling and buffer.startswith(sibling, index):
+            return index + 1
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char in '"\n':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth <= 0:
+                return index + 1
+    return None
 
 
 def json_sale(builder: SaleBuilder, number: int, record: Any, stats: ParseStats) -> Sale:
@@ -681,16 +722,21 @@ def _scalar_text(value: Any, what: str) -> str:
     raise Reject("wrong_type", f"field {what!r} must be text or a number")
 
 
-def _clean_extra(builder: SaleBuilder, key: str, value: Any, customer: str | None, stats: ParseStats) -> Any:
+def _clean_extra(builder: SaleBuilder, key: str, value: Any, customer: str | None, stats: ParseStats,
+                 depth: int = 0) -> Any:
     """Unknown fields are kept, but nothing personal: fields named like personal data (at any depth)
-    become keyed pseudonyms; in free text, long numbers and the customer's own name are masked."""
+    become keyed pseudonyms; in free text, long numbers, e-mail addresses and the customer's own name
+    are masked."""
+    if depth > MAX_EXTRA_DEPTH:
+        return "<nested too deeply>"
     if PERSONAL_FIELD.search(key):
         stats.pseudonymised_fields.add(key)
         return None if value is None else f"pseudonym:{builder.customer(json.dumps(value, sort_keys=True, default=str)) or ''}"
     if isinstance(value, dict):
-        return {str(k)[:100]: _clean_extra(builder, str(k), v, customer, stats) for k, v in list(value.items())[:100]}
+        return {str(k)[:100]: _clean_extra(builder, str(k), v, customer, stats, depth + 1)
+                for k, v in list(value.items())[:100]}
     if isinstance(value, list):
-        return [_clean_extra(builder, key, v, customer, stats) for v in value[:100]]
+        return [_clean_extra(builder, key, v, customer, stats, depth + 1) for v in value[:100]]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, str):
@@ -701,23 +747,15 @@ def _clean_extra(builder: SaleBuilder, key: str, value: Any, customer: str | Non
     return value
 
 
-def sniff_format(first_text: str) -> str:
-    return "json" if first_text.lstrip(" \t\r\n" + BOM)[:1] in ("[", "{") else "csv"
+def sniff_format(head: str) -> str:
+    return "json" if head.lstrip().lstrip(BOM).lstrip()[:1] in ("[", "{") else "csv"
 
 
 def iter_records(builder: SaleBuilder, chunks: Iterable[bytes], stats: ParseStats) -> Iterator[Sale | Rejection]:
-    lines = iter_lines(chunks)
-    first: list[tuple[int, str | object]] = []
-    for number, text in lines:                 # the first non-blank line decides CSV or JSON
-        first.append((number, text))
-        if text is OVERLONG or text.strip():
-            break
-
-    def replay() -> Iterator[tuple[int, str | object]]:
-        yield from first
-        yield from lines
-
-    head = first[-1][1] if first and first[-1][1] is not OVERLONG else ""
-    if sniff_format(head) == "json":
-        return iter_json(builder, replay(), stats)
-    return iter_csv(builder, replay(), stats)
+    """CSV or JSON, decided by the first non-blank character of the first chunk."""
+    chunks = iter(chunks)
+    first = next(chunks, b"")
+    stream = itertools.chain((first,), chunks)
+    if sniff_format(first[:4096].decode("utf-8", errors="replace")) == "json":
+        return iter_json(builder, _json_text(stream), stats)
+    return iter_csv(builder, iter_lines(stream), stats)

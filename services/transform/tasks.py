@@ -13,6 +13,7 @@ import psycopg2
 from psycopg2.errors import LockNotAvailable
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from services.common.logging import task_id_var, upload_id_var
 from services.common.metrics import (QUEUE_DEPTH, ROWS, TASK_DURATION, TASK_FAILURES, UPLOADS_FINISHED,
@@ -57,11 +58,13 @@ class LoadFailed(Exception):
 
 
 # SQLSTATEs worth a retry: serialization failure, deadlock, admin shutdown / crash / cannot connect
-# now, too many connections, and the whole connection-exception class 08.
-_TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "53300"}
+# now, disk full, out of memory, too many connections, and the connection-exception class 08.
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "53100", "53200", "53300"}
 
 
 def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, PoolTimeout):
+        return True                                   # every pooled connection busy: try again later
     orig = getattr(exc, "orig", None) or exc
     if isinstance(orig, (psycopg2.OperationalError, psycopg2.InterfaceError)) and orig.pgcode is None:
         return True                                   # the connection itself failed or was closed
@@ -118,8 +121,9 @@ def _process(ctx, upload_id: int) -> str:
         return "skipped"
     if attempts > ctx.settings.max_load_attempts:
         # A file that keeps killing its worker (memory, hard time limit) must not be retried forever.
-        _mark_failed(ctx, upload_id, f"loading was interrupted {attempts - 1} times (worker crash, out of "
-                                     "memory or time limit); split the file, then `cafeflow uploads retry`")
+        _mark_failed(ctx, upload_id, f"loading did not complete in {attempts - 1} attempts (worker crashes, "
+                                     "memory or time limits, or a database that stayed unavailable); fix the "
+                                     "cause or split the file, then `cafeflow uploads retry`")
         return "failed"
     with ctx.db.session() as session:
         try:

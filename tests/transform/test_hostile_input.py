@@ -159,3 +159,70 @@ def test_no_input_fails_a_load_with_an_internal_error(client, run_task, admin_he
     upload = client.get(f"/v1/uploads/{upload_id}", headers=admin_headers).get_json()
     assert upload["status"] in ("loaded", "failed")
     assert not (upload["error"] or "").startswith("internal error"), upload["error"]
+
+
+# --- regressions from the second review --------------------------------------------------------
+def test_a_compact_json_array_larger_than_a_line_limit_loads(client, run_task, admin_headers, clean):
+    body = json.dumps([sale_at(m % 60, customer=f"Customer {m}") for m in range(600)]).encode()
+    assert len(body) > 64 * 1024 and b"\n" not in body
+    upload = load(client, run_task, body, admin_headers, "compact.json")
+    assert (upload["status"], upload["rows_loaded"], upload["rows_rejected"]) == ("loaded", 600, 0)
+
+
+def test_csv_with_bare_carriage_return_line_endings_loads(client, run_task, admin_headers, clean):
+    upload = load(client, run_task, good_lines(3).replace("\n", "\r").encode(), admin_headers)
+    assert (upload["status"], upload["rows_loaded"], upload["rows_rejected"]) == ("loaded", 3, 0)
+
+
+def test_a_bad_record_in_a_pretty_printed_array_is_one_rejection(client, run_task, admin_headers, clean):
+    # 300 good records first, so the raw NUL lies past the 64 KiB that ingest sniffs for binary data.
+    records = [json.dumps(sale_at(m % 60, customer=f"C {m}"), indent=2) for m in range(303)]
+    records[300] = records[300].replace('"2.45"', "2.4.5", 1)                 # a bad value inside
+    records[301] = records[301].replace('"C 301"', '"C\u0000301"', 1)         # a raw NUL inside
+    body = "[\n" + ",\n".join(records) + "\n]"
+    assert body.index("\u0000") > 64 * 1024
+    upload = load(client, run_task, body.encode(), admin_headers, "pretty.json")
+    assert (upload["rows_loaded"], upload["rows_rejected"]) == (301, 2)
+    assert [r["line_no"] for r in rejections(client, upload["id"], admin_headers)] == [301, 302]
+
+
+def test_an_unclosed_record_in_a_pretty_printed_array_loses_nothing_else(client, run_task, admin_headers,
+                                                                        clean):
+    records = [json.dumps(sale_at(m), indent=2) for m in range(4)]
+    records[1] = records[1][:-2]                                          # its closing brace is gone
+    upload = load(client, run_task, ("[\n" + ",\n".join(records) + "\n]").encode(), admin_headers, "p.json")
+    assert (upload["rows_loaded"], upload["rows_rejected"]) == (3, 1)
+
+
+def test_two_objects_on_one_ndjson_line_with_the_first_broken(client, run_task, admin_headers, clean):
+    body = '{"timestamp": 5.5.5} ' + json.dumps(sale_at(1)) + "\n" + json.dumps(sale_at(2))
+    upload = load(client, run_task, body.encode(), admin_headers, "two.ndjson")
+    assert (upload["rows_loaded"], upload["rows_rejected"]) == (2, 1)
+
+
+def test_many_broken_records_are_each_rejected(client, run_task, admin_headers, clean):
+    body = "\n".join(['{"timestamp": "2024-01-01T09:00:00", "total": 1.2.3}'] * 3000 + [json.dumps(sale_at(9))])
+    upload = load(client, run_task, body.encode(), admin_headers, "broken.ndjson")
+    assert (upload["rows_loaded"], upload["rows_rejected"]) == (1, 3000)
+
+
+def test_deeply_nested_extras_do_not_fail_the_upload(client, run_task, admin_headers, clean):
+    deep = "[" * 900 + "]" * 900
+    body = json.dumps(sale_at(0)).replace('"payment_method"', f'"meta": {deep}, "payment_method"')
+    upload = load(client, run_task, (body + "\n" + json.dumps(sale_at(1))).encode(), admin_headers, "d.ndjson")
+    assert upload["status"] == "loaded" and upload["rows_loaded"] + upload["rows_rejected"] == 2
+    assert upload["rows_loaded"] >= 1
+
+
+def test_phone_numbers_and_email_addresses_are_masked(client, run_task, admin_headers, clean):
+    content = ('07700900123,Leeds,A B,"Regular Chai latte - 2.30",2.30,CASH\n'
+               '25/08/2021 09:00,Leeds,A B,"Regular Chai latte - 2.30",2.30,07700 900123,\n').encode()
+    upload = load(client, run_task, content, admin_headers)
+    shown = json.dumps(rejections(client, upload["id"], admin_headers))
+    assert upload["rows_rejected"] == 2 and "07700" not in shown and "900123" not in shown
+    line = json.dumps(sale_at(0, note="call Ann on 07700900123 or ann@example.com", staff="Bob Jones"))
+    load(client, run_task, line.encode(), admin_headers, "n.ndjson")
+    with clean.connect() as conn:
+        extra = json.dumps(conn.execute(text("SELECT extra FROM warehouse.fact_transaction")).scalar())
+    for secret in ("07700900123", "ann@example.com", "Bob Jones"):
+        assert secret not in extra

@@ -50,7 +50,7 @@ def test_an_upload_that_keeps_being_interrupted_fails_instead_of_looping(client,
                      {"n": settings.max_load_attempts, "id": upload_id})
     assert run_task("transform.process_upload", upload_id) == "failed"
     upload = client.get(f"/v1/uploads/{upload_id}", headers=admin_headers).get_json()
-    assert upload["status"] == "failed" and "interrupted" in upload["error"]
+    assert upload["status"] == "failed" and "did not complete" in upload["error"]
     assert scalar(clean, "SELECT count(*) FROM warehouse.fact_transaction") == 0
     # An operator who split nothing but fixed the cause can still replay it.
     from click.testing import CliRunner
