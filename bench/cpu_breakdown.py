@@ -4,12 +4,10 @@ transactions (300 day files) are posted over HTTP until all are loaded.
 Groups: ingest (gunicorn master + workers), worker (Celery parent + children), PostgreSQL (all
 server processes), Redis, and this process (the posting client). Same setup as e2e_throughput.py.
 
-Usage: .venv/bin/python bench/cpu_breakdown.py [--branches 100 --days 3 --per-day 334]
+Usage: .venv/bin/python bench/cpu_breakdown.py [--branches 100 --days 3 --per-day 334 --seed 1]
 """
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import sys
 import tempfile
 import time
@@ -17,13 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.e2e_throughput import fresh_schema  # noqa: E402  (sets the bench database first)
+from bench.e2e_throughput import branch_names, data_arguments, fresh_schema, generate_day_files  # noqa: E402
 
 import psutil  # noqa: E402
 import redis  # noqa: E402
 
 from services.common.settings import Settings  # noqa: E402
-from services.tools.generate import branch_name, generate  # noqa: E402
 from services.tools.upload_client import run as upload_files  # noqa: E402
 from tests.support import ADMIN_TOKEN, Stack, reset_state  # noqa: E402
 
@@ -55,20 +52,14 @@ def named(fragment: str) -> list[psutil.Process]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--branches", type=int, default=100)
-    parser.add_argument("--days", type=int, default=3)
-    parser.add_argument("--per-day", type=int, default=334)
-    args = parser.parse_args()
+    args = data_arguments(__doc__)
 
     settings = Settings()
     engine = fresh_schema(settings)
-    reset_state(engine, redis.Redis.from_url(settings.redis_url),
-                branches=[branch_name(i) for i in range(args.branches)])
+    reset_state(engine, redis.Redis.from_url(settings.redis_url), branches=branch_names(args))
     with tempfile.TemporaryDirectory(prefix="cafeflow-bench-cpu-") as tmp:
         workdir = Path(tmp)
-        generate(workdir / "files", branches=args.branches, days=args.days, dialect="a", seed=1,
-                 start=dt.date(2024, 3, 4), transactions_per_day=args.per_day)
+        generate_day_files(workdir / "files", args)
         stack = Stack(workdir)
         try:
             stack.start_ingest()

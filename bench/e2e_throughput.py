@@ -33,7 +33,7 @@ os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 import psycopg2  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from services.common.crypto import CUSTOMER_PSEUDONYM_KEY, derive_key, keyed_uuid  # noqa: E402
+from services.common.crypto import CUSTOMER_PSEUDONYM_KEY, derive_key, keyed_hex  # noqa: E402
 from services.common.migrate import upgrade_all  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
 from services.tools.generate import branch_name, generate  # noqa: E402
@@ -119,7 +119,7 @@ def run_row_by_row(settings: Settings, files: list[Path]) -> float:
                                VALUES (md5(%s)::uuid, %s, %s::timestamp AT TIME ZONE 'Europe/London', %s, %s, %s,
                                        'file', %s) RETURNING id""",
                             (f"rbr:{serial}", branch_id, occurred, total, method,
-                             str(keyed_uuid(key, customer.casefold())), serial))
+                             keyed_hex(key, customer.casefold()), serial))
                 transaction_id = cur.fetchone()[0]
                 for line_no, item in enumerate(basket.split(", "), 1):
                     size, name, flavour, price = ITEM.match(item).groups()
@@ -135,13 +135,27 @@ def run_row_by_row(settings: Settings, files: list[Path]) -> float:
     return elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def data_arguments(doc: str) -> argparse.Namespace:
+    """The generated data set, shared by the benchmarks so their figures describe the same files."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--branches", type=int, default=100)
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--per-day", type=int, default=334)
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def generate_day_files(out: Path, args: argparse.Namespace) -> list[Path]:
+    return generate(out, branches=args.branches, days=args.days, dialect="a", seed=args.seed,
+                    start=dt.date(2024, 3, 4), transactions_per_day=args.per_day)
+
+
+def branch_names(args: argparse.Namespace) -> list[str]:
+    return [branch_name(i) for i in range(args.branches)]
+
+
+def main() -> None:
+    args = data_arguments(__doc__)
 
     settings = Settings()
     engine = fresh_schema(settings)
@@ -150,13 +164,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="cafeflow-bench-") as tmp:
         workdir = Path(tmp)
-        files = generate(workdir / "files", branches=args.branches, days=args.days, dialect="a", seed=args.seed,
-                         start=dt.date(2024, 3, 4), transactions_per_day=args.per_day)
+        files = generate_day_files(workdir / "files", args)
         size_mb = sum(p.stat().st_size for p in files) / 1e6
         print(f"data: {len(files)} files, {size_mb:.1f} MB, generated with seed {args.seed}")
 
-        ours = run_ours(workdir / "files", engine, redis_client, workdir,
-                        [branch_name(i) for i in range(args.branches)])
+        ours = run_ours(workdir / "files", engine, redis_client, workdir, branch_names(args))
         transactions, items, revenue = counts(engine)
         print(f"loaded: {transactions} transactions, {items} items, revenue {revenue}")
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hmac
-import uuid
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -21,6 +20,3 @@ def keyed_hex(key: bytes, message: str) -> str:
     as a uuid: stable, and not reversible by a dictionary without the key."""
     return hmac.digest(key, message.encode(), "sha256")[:16].hex()
 
-
-def keyed_uuid(key: bytes, message: str) -> uuid.UUID:
-    return uuid.UUID(hex=keyed_hex(key, message))

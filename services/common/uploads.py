@@ -79,15 +79,6 @@ class Upload(TimestampMixin, Base):
     raw_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class UploadChunk(Base):
-    __tablename__ = "upload_chunk"
-    __table_args__ = {"schema": "ingest"}
-
-    upload_id: Mapped[int] = mapped_column(ForeignKey("ingest.upload.id", ondelete="CASCADE"), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-
-
 class UploadRejection(Base):
     __tablename__ = "upload_rejection"
     __table_args__ = {"schema": "ingest"}

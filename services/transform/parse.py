@@ -113,8 +113,6 @@ class FileUnreadable(Exception):
 @dataclass
 class ParseStats:
     dialects: dict[str, int] = field(default_factory=dict)
-    header_lines: int = 0
-    blank_lines: int = 0
     extra_fields: dict[str, int] = field(default_factory=dict)
     pseudonymised_fields: set[str] = field(default_factory=set)
 
@@ -531,7 +529,6 @@ def iter_csv(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
                             "<hidden>")
             continue
         if not line.strip():
-            stats.blank_lines += 1
             continue
         try:
             fields = next(csv.reader((line,)))  # one record per line: a stray quote spoils only its line
@@ -540,8 +537,7 @@ def iter_csv(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
                             "return or quote?)", "<hidden>")
             continue
         if fields[0].strip().lower() == "timestamp":
-            stats.header_lines += 1           # header lines, possibly repeated; columns come from the values
-            continue
+            continue                          # header lines, possibly repeated; columns come from the values
         try:
             yield parse_csv_record(builder, line_no, fields, stats)
         except Reject as rej:
