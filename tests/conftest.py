@@ -10,7 +10,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from tests.support import ADMIN_TOKEN, Stack, ensure_database, reset_state
+from tests.support import ADMIN_TOKEN, Stack, ensure_database, owned_schemas, reset_state
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def engine(settings):
     ensure_database(settings.database_url)
     eng = create_engine(settings.database_url)
     with eng.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS ingest, warehouse CASCADE"))
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {', '.join(owned_schemas())} CASCADE"))
     upgrade_all(settings.database_url)
     upgrade_all(settings.database_url)
     yield eng
@@ -105,3 +105,22 @@ def branch_token(clean):
         assert result.exit_code == 0, result.output
         return result.output.strip()
     return make
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright (make test installs it via scripts/ensure-chromium.sh).
+
+    The flags keep Chromium from reaching for Google's hosts, which a branch network (and this machine)
+    cannot reach."""
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield chromium
+        chromium.close()

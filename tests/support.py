@@ -51,9 +51,24 @@ TEST_ENV = {
 }
 os.environ.update(TEST_ENV)   # before any settings object is built, in this process and in children
 
-TABLES = ("ingest.upload_rejection", "ingest.upload_chunk", "ingest.upload", "ingest.api_token", "ingest.branch",
-          "warehouse.fact_transaction_item", "warehouse.fact_transaction", "warehouse.rollup_sales_hour",
-          "warehouse.rollup_product_hour", "warehouse.dim_product", "warehouse.dim_branch")
+# Tables kept across tests: migration bookkeeping and the warehouse version row (reset to 0 instead).
+KEPT_TABLES = {"warehouse.version"}
+
+
+def owned_schemas() -> list[str]:
+    from services.common.migrate import HISTORIES
+
+    return [history.schema for history in HISTORIES]
+
+
+def data_tables(conn) -> list[str]:
+    """Every table of the schemas our migrations own, except the version tables: new tables are
+    isolated between tests without anyone having to list them here."""
+    rows = conn.execute(text(
+        "SELECT schemaname || '.' || tablename FROM pg_tables "
+        "WHERE schemaname = ANY(:schemas) AND tablename NOT LIKE 'alembic_version%'"),
+        {"schemas": owned_schemas()}).scalars()
+    return sorted(name for name in rows if name not in KEPT_TABLES)
 
 
 def ensure_database(url: str) -> None:
@@ -85,7 +100,7 @@ def register_branches(engine, names) -> None:
 
 def reset_state(engine, redis_client, branches=REAL_BRANCHES) -> None:
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        conn.execute(text(f"TRUNCATE {', '.join(data_tables(conn))} RESTART IDENTITY CASCADE"))
         conn.execute(text("UPDATE warehouse.version SET version = 0"))
     redis_client.flushdb()
     if branches:

@@ -1,0 +1,51 @@
+"""Signed, expiring bearer tokens for people (orders-service users).
+
+The orders service issues them at `POST /v1/auth/token`; any service verifies them with the shared
+secret alone, so reporting accepts a logged-in orders user without importing orders code or reading
+its tables. Machine tokens (branch and reporting API tokens) are random and stored as digests instead
+(`services.common.tokens`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from services.common.crypto import derive_key
+
+USER_TOKEN_KEY = b"cafeflow user bearer token v1"
+USER_TOKEN_PREFIX = "cfu."
+
+
+@dataclass(frozen=True)
+class UserClaims:
+    user_id: int
+    username: str
+    role: str  # "admin" | "staff"
+    branch: str | None = None  # a staff user tied to one branch sees only that branch
+    scopes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(derive_key(secret, USER_TOKEN_KEY).hex(), salt="user-token")
+
+
+def issue_user_token(secret: str, claims: UserClaims) -> str:
+    payload = {"uid": claims.user_id, "name": claims.username, "role": claims.role,
+               "branch": claims.branch, "scopes": list(claims.scopes)}
+    return USER_TOKEN_PREFIX + _serializer(secret).dumps(payload)
+
+
+def verify_user_token(secret: str, token: str, max_age_seconds: int) -> UserClaims | None:
+    """The claims of a valid, unexpired token, else None (never raises on a bad token)."""
+    if not token.startswith(USER_TOKEN_PREFIX):
+        return None
+    try:
+        payload = _serializer(secret).loads(token[len(USER_TOKEN_PREFIX):], max_age=max_age_seconds)
+    except (SignatureExpired, BadSignature):
+        return None
+    try:
+        return UserClaims(user_id=int(payload["uid"]), username=str(payload["name"]), role=str(payload["role"]),
+                          branch=payload.get("branch"), scopes=tuple(payload.get("scopes") or ()))
+    except (KeyError, TypeError, ValueError):
+        return None
