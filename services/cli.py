@@ -17,6 +17,7 @@ from services.tools.generate import generate_command
 # service's own process, so this module imports no service code.
 WEB_SERVICES = {
     "ingest": ("services.ingest.app:create_app()", 8001),
+    "orders": ("services.orders.app:create_app()", 8002),
 }
 
 
@@ -158,6 +159,41 @@ def branch_add(names: tuple[str, ...], rotate: bool, token: bool) -> None:
         session.commit()
     if not token:
         click.echo(f"registered {len(names)} branch(es)", err=True)
+
+
+@main.group()
+def user() -> None:
+    """Orders-service users (who may log in at POST /v1/auth/token and /app)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "staff"]), required=True)
+@click.option("--branch", default=None, help="tie a staff user to one registered branch")
+def user_add(name: str, role: str, branch: str | None) -> None:
+    """Add a user; the password is read from a hidden prompt, or from stdin when piped."""
+    from services.common.db import Database
+    from services.common.errors import ApiError
+    from services.orders.api.users import create_user_record
+
+    if sys.stdin.isatty():
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        raise click.ClickException("the password must have at least 8 characters")
+    if not (0 < len(name.strip()) <= 100) or not name.isprintable():
+        raise click.ClickException("the user name must be 1-100 printable characters")
+    db = Database(_settings().database_url)
+    with db.session() as session:
+        try:
+            created = create_user_record(session, username=name, password=password, role=role, branch=branch)
+        except ApiError as exc:
+            raise click.ClickException(f"{exc.message}: {exc.details}" if exc.code == "validation_error"
+                                       else exc.message) from None
+        session.commit()
+        click.echo(f"user {created.username} ({role}{', ' + created.branch if created.branch else ''}) "
+                   f"added with id {created.id}")
 
 
 @main.group()

@@ -51,8 +51,9 @@ TEST_ENV = {
 }
 os.environ.update(TEST_ENV)   # before any settings object is built, in this process and in children
 
-# Tables kept across tests: migration bookkeeping and the warehouse version row (reset to 0 instead).
-KEPT_TABLES = {"warehouse.version"}
+# Tables kept across tests: migration bookkeeping, the warehouse version row (reset to 0 instead) and the
+# orders status-transition table (reference data seeded by its migration).
+KEPT_TABLES = {"warehouse.version", "orders.status_transition"}
 
 
 def owned_schemas() -> list[str]:
@@ -151,6 +152,7 @@ class Stack:
         self.log_dir = log_dir
         self.processes: list[Process] = []
         self.ingest_url: str | None = None
+        self.orders_url: str | None = None
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Process:
         process = Process(name, CLI + args, self.log_dir, env)
@@ -164,6 +166,14 @@ class Stack:
         self.ingest_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _ready(self.ingest_url), 60, f"ingest did not become ready:\n{process.output()}")
         return self.ingest_url
+
+    def start_orders(self, port: int | None = None, env: dict[str, str] | None = None) -> str:
+        port = port or free_port()
+        process = self.start("orders", ["serve", "orders", "--port", str(port), "--host", "127.0.0.1",
+                                        "--workers", "2"], env)
+        self.orders_url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _ready(self.orders_url), 60, lambda: f"orders did not become ready:\n{process.output()}")
+        return self.orders_url
 
     def start_worker(self, concurrency: int = 2, env: dict[str, str] | None = None) -> Process:
         process = self.start("worker", ["worker", "--concurrency", str(concurrency)], env)

@@ -26,6 +26,7 @@ class History:
 HISTORIES = (
     History("ingest", SERVICES / "ingest" / "migrations"),
     History("warehouse", SERVICES / "transform" / "migrations"),
+    History("orders", SERVICES / "orders" / "migrations"),
 )
 
 

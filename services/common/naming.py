@@ -1,4 +1,4 @@
-"""Normalised keys shared by ingest (token branches) and transform (rows)."""
+"""Normalised keys shared by ingest (token branches), transform (rows) and orders (live sales)."""
 from __future__ import annotations
 
 import re
@@ -18,3 +18,15 @@ def branch_key(name: str) -> str:
 
 def collapse_spaces(value: str) -> str:
     return _SPACES.sub(" ", value).strip()
+
+
+def fold(value: str) -> str:
+    """Case- and spacing-insensitive form of a name: product names, and customer names before they are
+    pseudonymised (the file path and live orders must fold a name identically, or one customer would
+    get two pseudonyms)."""
+    return collapse_spaces(unicodedata.normalize("NFKC", value)).casefold()
+
+
+def product_key(name: str, size: str | None, flavour: str | None) -> str:
+    """dim_product's natural key: 'flavoured latte|regular|hazelnut' (empty parts for no size/flavour)."""
+    return f"{fold(name)}|{(size or '').casefold()}|{fold(flavour) if flavour else ''}"

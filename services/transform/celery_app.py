@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from celery import Celery, signals
 
 from services.common.db import Database
+from services.common.live_orders import SWEEP_LIVE_ORDERS_TASK
 from services.common.logging import configure_logging
 from services.common.queue import celery_config
 from services.common.settings import Settings, get_settings
@@ -24,12 +25,15 @@ def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("cafeflow-transform")
     app.conf.update(celery_config(settings))
-    app.conf.include = ["services.transform.tasks"]
+    app.conf.include = ["services.transform.tasks", "services.transform.live"]
     # Deterministic entry names; `expires` drops a tick that waited longer than its interval.
     app.conf.beat_schedule = {
         "transform.sweep_uploads": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_seconds,
                                     "options": {"expires": settings.sweep_interval_seconds}},
         "transform.purge_raw_files": {"task": PURGE_TASK, "schedule": 3600.0, "options": {"expires": 3600}},
+        # Delivered live orders whose hand-off message was lost or never sent (services/transform/live.py).
+        SWEEP_LIVE_ORDERS_TASK: {"task": SWEEP_LIVE_ORDERS_TASK, "schedule": settings.sweep_interval_seconds,
+                                 "options": {"expires": settings.sweep_interval_seconds}},
     }
     app.cafeflow = TransformContext(settings, Database(settings.database_url, application_name="cafeflow-worker",
                                                        pool_size=2))

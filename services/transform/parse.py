@@ -17,14 +17,13 @@ import itertools
 import json
 import math
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 from services.common.crypto import CUSTOMER_PSEUDONYM_KEY, SALE_IDENTITY_KEY, derive_key, keyed_hex
-from services.common.naming import branch_key, collapse_spaces
+from services.common.naming import branch_key, collapse_spaces, fold, product_key
 
 UK = ZoneInfo("Europe/London")
 METHODS = {"CASH", "CARD"}
@@ -127,10 +126,6 @@ class ParseStats:
 
 def money_text(pence: int) -> str:
     return f"{pence // 100}.{pence % 100:02d}"
-
-
-def fold(value: str) -> str:
-    return collapse_spaces(unicodedata.normalize("NFKC", value)).casefold()
 
 
 def scrub_numbers(text: str) -> str:
@@ -298,8 +293,7 @@ class SaleBuilder:
         if " - " in name:
             name, _, flavour = (part.strip() for part in name.partition(" - "))
             flavour = flavour or None
-        key = f"{fold(name)}|{(size or '').casefold()}|{fold(flavour) if flavour else ''}"
-        return Product(key, name, size, flavour)
+        return Product(product_key(name, size, flavour), name, size, flavour)
 
     def item_a(self, text: str) -> tuple[Product, int]:
         """'Large Flavoured latte - Hazelnut - 2.85' -> (product, pence)."""

@@ -1,0 +1,138 @@
+"""/v1/auth/token (log in) and /v1/users (admins manage who may log in)."""
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, url_for
+from flask_smorest import Blueprint
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from services.common.auth import UserClaims, issue_user_token
+from services.common.errors import ApiError
+from services.orders.auth import authenticate, client_address, login_throttle, require_admin
+from services.orders.models import AppUser
+from services.orders.passwords import dummy_verify, hash_password, verify_password
+from services.orders.queries import not_found, resolve_branch
+from services.orders.schemas import (INT32_MAX, PageArgs, TokenPublic, TokenRequest, UserCreate, UserPage,
+                                     UserPublic, UserUpdate)
+
+auth = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Log in")
+users = Blueprint("users", __name__, url_prefix="/v1/users", description="Who may log in (admins only)")
+log = logging.getLogger(__name__)
+
+
+def _ctx():
+    return current_app.extensions["cafeflow.db"], current_app.extensions["cafeflow.settings"]
+
+
+def _user_public(u: AppUser) -> dict:
+    return {"id": u.id, "username": u.username, "role": u.role, "branch": u.branch, "active": u.active,
+            "created_at": u.created_at, "updated_at": u.updated_at}
+
+
+@auth.route("/token", methods=["POST"])
+@auth.doc(operationId="auth-token", summary="Exchange username and password for a bearer token")
+@auth.arguments(TokenRequest)
+@auth.response(200, TokenPublic)
+@auth.alt_response(401, description="Wrong username or password")
+@auth.alt_response(429, description="Too many failed logins from this address; see Retry-After")
+def issue_token(data: dict):
+    db, settings = _ctx()
+    throttle, address = login_throttle(), client_address()
+    throttle.refuse_if_blocked(address)
+    with db.session() as session:
+        user = session.execute(select(AppUser).where(func.lower(AppUser.username) == data["username"].lower())
+                               ).scalar_one_or_none()
+    if user is None:
+        dummy_verify(data["password"])
+    if user is None or not user.active or not verify_password(data["password"], user.password_hash):
+        throttle.failed(address)
+        log.info("login refused")
+        raise ApiError(401, "unauthorized", "wrong username or password")
+    throttle.succeeded(address)
+    token = issue_user_token(settings.secret_key.get_secret_value(),
+                             UserClaims(user_id=user.id, username=user.username, role=user.role, branch=user.branch))
+    return {"access_token": token, "token_type": "bearer", "expires_in": settings.user_token_ttl_seconds}
+
+
+def create_user_record(session, *, username: str, password: str, role: str, branch: str | None) -> AppUser:
+    """Shared by POST /v1/users and `cafeflow user add`; the caller commits."""
+    branch_name = branch_key = None
+    if branch is not None:
+        branch_name, branch_key = resolve_branch(session, branch, ["branch"])
+    user = AppUser(username=username, password_hash=hash_password(password), role=role, branch=branch_name,
+                   branch_key=branch_key)
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise ApiError(409, "duplicate", "a user with this name exists") from None
+    return user
+
+
+@users.route("", methods=["POST"])
+@users.doc(operationId="users-create", summary="Add a user", security=[{"bearer": []}])
+@users.arguments(UserCreate)
+@users.response(201, UserPublic)
+def create_user(data: dict):
+    db, settings = _ctx()
+    with db.session() as session:
+        require_admin(authenticate(session, settings))
+        user = create_user_record(session, **data)
+        session.commit()
+        return _user_public(user), 201, {"Location": url_for("users.get_user", user_id=user.id)}
+
+
+@users.route("", methods=["GET"])
+@users.doc(operationId="users-list", summary="List users", security=[{"bearer": []}])
+@users.arguments(PageArgs, location="query")
+@users.response(200, UserPage)
+def list_users(args: dict):
+    db, settings = _ctx()
+    with db.session() as session:
+        require_admin(authenticate(session, settings))
+        total = session.execute(select(func.count()).select_from(AppUser)).scalar_one()
+        rows = session.execute(select(AppUser).order_by(AppUser.id).offset((args["page"] - 1) * args["page_size"])
+                               .limit(args["page_size"])).scalars()
+        return {"items": [_user_public(u) for u in rows], "page": args["page"], "page_size": args["page_size"],
+                "total": total}
+
+
+def _user(session, user_id: int) -> AppUser:
+    user = session.get(AppUser, user_id) if user_id <= INT32_MAX else None
+    if user is None:
+        raise not_found("user")
+    return user
+
+
+@users.route("/<int:user_id>", methods=["GET"])
+@users.doc(operationId="users-get", summary="One user", security=[{"bearer": []}])
+@users.response(200, UserPublic)
+def get_user(user_id: int):
+    db, settings = _ctx()
+    with db.session() as session:
+        require_admin(authenticate(session, settings))
+        return _user_public(_user(session, user_id))
+
+
+@users.route("/<int:user_id>", methods=["PATCH"])
+@users.doc(operationId="users-update", summary="Change role, branch, password or deactivate a user",
+           security=[{"bearer": []}])
+@users.arguments(UserUpdate)
+@users.response(200, UserPublic)
+def update_user(data: dict, user_id: int):
+    db, settings = _ctx()
+    with db.session() as session:
+        require_admin(authenticate(session, settings))
+        user = _user(session, user_id)
+        if "password" in data:
+            user.password_hash = hash_password(data["password"])
+        if "branch" in data:
+            user.branch, user.branch_key = (resolve_branch(session, data["branch"], ["branch"])
+                                            if data["branch"] is not None else (None, None))
+        for name in ("role", "active"):
+            if name in data:
+                setattr(user, name, data[name])
+        session.commit()
+        return _user_public(user)

@@ -1,0 +1,157 @@
+"""Delivered live orders into the warehouse (contract: services/common/live_orders.py).
+
+`transform.load_live_order(outbox_id)` loads one outbox row in one transaction: branch and product
+dimensions (transform's own normalisation), the fact with source 'live' and a natural key derived from
+the order id (a resend adds nothing), its items, the rollups exactly as a file load updates them (the
+SQL below mirrors services/transform/load.py's rollup inserts for a single sale), the warehouse
+version, and the row's loaded_at. `transform.sweep_live_orders` (beat) resends rows not loaded within
+LIVE_ORDER_RESEND_SECONDS, so a broker outage at delivery time only delays the sale.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import shared_task
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from services.common.crypto import SALE_IDENTITY_KEY, derive_key, keyed_hex
+from services.common.live_orders import LOAD_LIVE_ORDER_TASK, SWEEP_LIVE_ORDERS_TASK
+from services.common.metrics import TASK_DURATION, TASK_FAILURES
+from services.common.naming import branch_key, product_key
+
+log = logging.getLogger(__name__)
+
+# SKIP LOCKED: a second delivery of the same message while the first is loading simply gives up.
+_CLAIM = text("SELECT id, payload, loaded_at FROM orders.outbox WHERE id = :id FOR UPDATE SKIP LOCKED")
+
+_BRANCH = text("""
+INSERT INTO warehouse.dim_branch (branch_key, name) VALUES (:key, :name) ON CONFLICT (branch_key) DO NOTHING;
+""")
+_BRANCH_ID = text("SELECT id FROM warehouse.dim_branch WHERE branch_key = :key")
+_PRODUCT = text("""
+INSERT INTO warehouse.dim_product (product_key, name, size, flavour) VALUES (:key, :name, :size, :flavour)
+ON CONFLICT (product_key) DO NOTHING
+""")
+_PRODUCT_ID = text("SELECT id FROM warehouse.dim_product WHERE product_key = :key")
+_FACT = text("""
+INSERT INTO warehouse.fact_transaction (natural_key, branch_id, occurred_at, total, payment_method, customer_key,
+                                        source, source_line)
+VALUES (CAST(:natural_key AS uuid), :branch_id, CAST(:occurred_at AS timestamptz), CAST(:total AS numeric),
+        :payment_method, CAST(:customer_key AS uuid), 'live', NULL)
+ON CONFLICT (natural_key) DO NOTHING
+RETURNING id, occurred_at
+""")
+_ITEM = text("""
+INSERT INTO warehouse.fact_transaction_item (transaction_id, line_no, product_id, quantity, unit_price)
+VALUES (:transaction_id, :line_no, :product_id, :quantity, CAST(:unit_price AS numeric))
+""")
+# Copied from load.py's rollup statements, reduced to the one sale just inserted (source 'live').
+_ROLLUP_SALES = text("""
+INSERT INTO warehouse.rollup_sales_hour AS r
+    (local_date, local_hour, branch_id, payment_method, source, transactions, items, revenue)
+SELECT (t.occurred_at AT TIME ZONE 'Europe/London')::date,
+       extract(hour FROM t.occurred_at AT TIME ZONE 'Europe/London')::smallint,
+       t.branch_id, t.payment_method, 'live', 1,
+       (SELECT sum(quantity) FROM warehouse.fact_transaction_item WHERE transaction_id = t.id), t.total
+FROM warehouse.fact_transaction t WHERE t.id = :transaction_id
+ON CONFLICT (local_date, local_hour, branch_id, payment_method, source) DO UPDATE
+SET transactions = r.transactions + EXCLUDED.transactions, items = r.items + EXCLUDED.items,
+    revenue = r.revenue + EXCLUDED.revenue
+""")
+_ROLLUP_PRODUCTS = text("""
+INSERT INTO warehouse.rollup_product_hour AS r
+    (local_date, local_hour, branch_id, product_id, source, quantity, revenue)
+SELECT (t.occurred_at AT TIME ZONE 'Europe/London')::date,
+       extract(hour FROM t.occurred_at AT TIME ZONE 'Europe/London')::smallint,
+       t.branch_id, i.product_id, 'live', sum(i.quantity), sum(i.quantity * i.unit_price)
+FROM warehouse.fact_transaction t JOIN warehouse.fact_transaction_item i ON i.transaction_id = t.id
+WHERE t.id = :transaction_id
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (local_date, local_hour, branch_id, product_id, source) DO UPDATE
+SET quantity = r.quantity + EXCLUDED.quantity, revenue = r.revenue + EXCLUDED.revenue
+""")
+_BUMP = text("UPDATE warehouse.version SET version = version + 1, updated_at = now()")
+_LOADED = text("UPDATE orders.outbox SET loaded_at = now() WHERE id = :id")
+
+
+def live_natural_key(secret: str, order_id: int) -> str:
+    """A keyed hash of the order id, in the uuid form of the file sales' keys (which never collide with
+    it: theirs hash the sale's content)."""
+    return keyed_hex(derive_key(secret, SALE_IDENTITY_KEY), f"live-order\x1f{order_id}")
+
+
+def load_outbox_row(session, secret: str, outbox_id: int) -> str:
+    """Loads one outbox row inside the caller's transaction; the caller commits. Returns the outcome."""
+    row = session.execute(_CLAIM, {"id": outbox_id}).first()
+    if row is None:
+        return "skipped"            # unknown, or being loaded by another worker right now
+    if row.loaded_at is not None:
+        return "duplicate"
+    sale = row.payload
+    key = branch_key(sale["branch"])
+    session.execute(_BRANCH, {"key": key, "name": sale["branch"]})
+    branch_id = session.execute(_BRANCH_ID, {"key": key}).scalar_one()
+    inserted = session.execute(_FACT, {
+        "natural_key": live_natural_key(secret, sale["order_id"]), "branch_id": branch_id,
+        "occurred_at": sale["occurred_at"], "total": sale["total"], "payment_method": sale["payment_method"],
+        "customer_key": sale.get("customer_key")}).first()
+    outcome = "duplicate"
+    if inserted is not None:
+        for line_no, item in enumerate(sale["items"], 1):
+            pkey = product_key(item["name"], item.get("size"), item.get("flavour"))
+            session.execute(_PRODUCT, {"key": pkey, "name": item["name"], "size": item.get("size"),
+                                       "flavour": item.get("flavour")})
+            session.execute(_ITEM, {"transaction_id": inserted.id, "line_no": line_no,
+                                    "product_id": session.execute(_PRODUCT_ID, {"key": pkey}).scalar_one(),
+                                    "quantity": item["quantity"], "unit_price": item["unit_price"]})
+        session.execute(_ROLLUP_SALES, {"transaction_id": inserted.id})
+        session.execute(_ROLLUP_PRODUCTS, {"transaction_id": inserted.id})
+        session.execute(_BUMP)
+        outcome = "loaded"
+    session.execute(_LOADED, {"id": outbox_id})
+    return outcome
+
+
+@shared_task(bind=True, name=LOAD_LIVE_ORDER_TASK, acks_late=True, autoretry_for=(OperationalError,),
+             retry_backoff=2, retry_backoff_max=120, retry_jitter=True, max_retries=8)
+def load_live_order(self, outbox_id: int) -> str:
+    ctx = self.app.cafeflow
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        with ctx.db.session() as session:
+            outcome = load_outbox_row(session, ctx.settings.secret_key.get_secret_value(), outbox_id)
+            session.commit()
+        log.info("live order handed to the warehouse", extra={"outbox_id": outbox_id, "outcome": outcome})
+        return outcome
+    except Exception as exc:
+        # Not loaded: the row stays pending and the sweeper sends it again (the class name only: a
+        # database error text can quote row data).
+        TASK_FAILURES.labels(LOAD_LIVE_ORDER_TASK, type(getattr(exc, "orig", None) or exc).__name__).inc()
+        raise
+    finally:
+        TASK_DURATION.labels(LOAD_LIVE_ORDER_TASK, outcome).observe(time.perf_counter() - started)
+
+
+@shared_task(bind=True, name=SWEEP_LIVE_ORDERS_TASK, acks_late=True, autoretry_for=(OperationalError,),
+             retry_backoff=True, max_retries=3)
+def sweep_live_orders(self) -> int:
+    """Resends delivered orders whose hand-off was not loaded within LIVE_ORDER_RESEND_SECONDS of the
+    last send (a broker outage at delivery time, a lost message, a failed load)."""
+    ctx = self.app.cafeflow
+    with ctx.db.session() as session:
+        ids = session.execute(text("""
+            UPDATE orders.outbox SET sent_at = now(), send_count = send_count + 1
+            WHERE id IN (SELECT id FROM orders.outbox
+                         WHERE loaded_at IS NULL
+                           AND coalesce(sent_at, created_at) < now() - make_interval(secs => :resend)
+                         ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)
+            RETURNING id"""), {"resend": ctx.settings.live_order_resend_seconds}).scalars().all()
+        session.commit()
+    for outbox_id in sorted(ids):
+        self.app.send_task(LOAD_LIVE_ORDER_TASK, args=[outbox_id], queue=ctx.settings.transform_queue)
+    if ids:
+        log.warning("resent delivered orders to the warehouse", extra={"count": len(ids)})
+    return len(ids)
