@@ -48,8 +48,9 @@ class Money(fields.Decimal):
                          validate=[validate.Range(min=Decimal("0"), max=Decimal("10000")), _two_places], **kwargs)
 
 
-def Id(**kwargs) -> fields.Int:   # noqa: N802 - reads like a field type
-    return fields.Int(strict=True, validate=validate.Range(min=1, max=INT32_MAX), **kwargs)
+def Id(strict: bool = True, **kwargs) -> fields.Int:   # noqa: N802 - reads like a field type
+    """A row id; strict in JSON bodies (3.0 or "3" is not an id), not in query strings (always text)."""
+    return fields.Int(strict=strict, validate=validate.Range(min=1, max=INT32_MAX), **kwargs)
 
 
 class PageArgs(Schema):
@@ -257,8 +258,8 @@ class OrderPublic(Schema):
 class OrderListArgs(PageArgs):
     id = fields.Int(validate=validate.Range(min=1, max=2 ** 63 - 1))
     status = fields.Str(validate=validate.OneOf(STATUSES))
-    courier_id = Id()
-    product_id = Id()
+    courier_id = Id(strict=False)
+    product_id = Id(strict=False)
     branch = Text()
     customer_phone = Phone()
     created_from = fields.AwareDateTime(default_timezone=timezone.utc,

@@ -1,0 +1,74 @@
+"""Login: `cafeflow user add`, tokens, wrong credentials, and slowing down password guessing."""
+from __future__ import annotations
+
+import time
+
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from services.cli import main
+from services.common.auth import verify_user_token
+
+
+def test_user_add_reads_the_password_from_stdin_and_stores_a_slow_salted_hash(api, clean, settings):
+    result = CliRunner().invoke(main, ["user", "add", "ann", "--role", "admin"], input="s3cret-pass\n")
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["user", "add", "bob", "--role", "staff", "--branch", "leeds"],
+                                input="s3cret-pass\n")
+    assert result.exit_code == 0, result.output
+    with clean.connect() as conn:
+        hashes = dict(conn.execute(text("SELECT username, password_hash FROM orders.app_user")).all())
+        bob_branch = conn.execute(text("SELECT branch FROM orders.app_user WHERE username = 'bob'")).scalar()
+    assert bob_branch == "Leeds"
+    assert all(h.startswith("scrypt$16384$") and "s3cret" not in h for h in hashes.values())
+    assert hashes["ann"] != hashes["bob"]            # salted: same password, different hashes
+
+    started = time.perf_counter()
+    response = api.post("/v1/auth/token", json={"username": "ann", "password": "s3cret-pass"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["token_type"] == "bearer" and body["expires_in"] == settings.user_token_ttl_seconds
+    assert time.perf_counter() - started > 0.01      # the hash is deliberately slow
+    claims = verify_user_token(settings.secret_key.get_secret_value(), body["access_token"],
+                               settings.user_token_ttl_seconds)
+    assert (claims.username, claims.role) == ("ann", "admin")
+    bob = api.post("/v1/auth/token", json={"username": "bob", "password": "s3cret-pass"}).get_json()
+    bob_claims = verify_user_token(settings.secret_key.get_secret_value(), bob["access_token"], 60)
+    assert (bob_claims.role, bob_claims.branch) == ("staff", "Leeds")
+
+
+def test_user_add_refuses_short_passwords_unknown_branches_and_duplicates(clean):
+    assert CliRunner().invoke(main, ["user", "add", "x", "--role", "staff"], input="short\n").exit_code != 0
+    bad_branch = CliRunner().invoke(main, ["user", "add", "x", "--role", "staff", "--branch", "Atlantis"],
+                                    input="long-enough\n")
+    assert bad_branch.exit_code != 0 and "unknown branch" in bad_branch.output
+    assert CliRunner().invoke(main, ["user", "add", "x", "--role", "staff"], input="long-enough\n").exit_code == 0
+    again = CliRunner().invoke(main, ["user", "add", "X", "--role", "staff"], input="long-enough\n")
+    assert again.exit_code != 0 and "exists" in again.output
+
+
+def test_wrong_credentials_are_401_and_repeated_failures_are_slowed_down(api, clean, settings, redis_client):
+    CliRunner().invoke(main, ["user", "add", "ann", "--role", "staff"], input="s3cret-pass\n")
+    for attempt in range(settings.login_max_failures):
+        wrong = api.post("/v1/auth/token", json={"username": "ann" if attempt % 2 else "nobody",
+                                                 "password": "guess"})
+        assert wrong.status_code == 401
+        assert wrong.get_json()["error"]["message"] == "wrong username or password"
+    # Now even the right password from this address waits.
+    blocked = api.post("/v1/auth/token", json={"username": "ann", "password": "s3cret-pass"})
+    assert blocked.status_code == 429
+    assert 0 < int(blocked.headers["Retry-After"]) <= settings.login_failure_window_seconds
+    assert blocked.get_json()["error"]["code"] == "too_many_requests"
+    # Another address is not affected.
+    other = api.post("/v1/auth/token", json={"username": "ann", "password": "s3cret-pass"},
+                     environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    assert other.status_code == 200
+    # When the window ends (key expires), logins work again.
+    redis_client.delete("orders:login-failures:127.0.0.1")
+    assert api.post("/v1/auth/token", json={"username": "ann", "password": "s3cret-pass"}).status_code == 200
+
+
+def test_admin_token_works_as_an_admin_bearer(api, admin):
+    response = api.post("/v1/products", json={"name": "Cortado", "size": None, "flavour": None, "price": "2.05"},
+                        headers=admin)
+    assert response.status_code == 201 and response.get_json()["price"] == "2.05"
