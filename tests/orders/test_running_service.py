@@ -1,0 +1,93 @@
+"""The orders service as deployed (gunicorn via `cafeflow serve orders`): data survives a restart, and
+the staff page works in headless Chromium."""
+from __future__ import annotations
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from services.cli import main
+from tests.support import ADMIN_TOKEN
+
+pytestmark = pytest.mark.e2e
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def _seed(url: str) -> dict:
+    with httpx.Client(base_url=url, headers=ADMIN, timeout=10) as client:
+        latte = client.post("/v1/products", json={"name": "Latte", "size": "Large", "flavour": None, "price": "2.45"})
+        courier = client.post("/v1/couriers", json={"name": "Cora Courier", "phone": "07700900001", "branch": "Leeds"})
+        assert latte.status_code == courier.status_code == 201
+        return {"latte": latte.json(), "courier": courier.json()}
+
+
+def test_orders_survive_a_restart_of_the_service(stack):
+    url = stack.start_orders()
+    seeded = _seed(url)
+    with httpx.Client(base_url=url, headers=ADMIN, timeout=10) as client:
+        created = client.post("/v1/orders", json={
+            "branch": "Leeds", "customer_name": "Restart Tester", "customer_address": "1 Road",
+            "customer_phone": "07700900999", "payment_method": "CASH", "courier_id": seeded["courier"]["id"],
+            "items": [{"product_id": seeded["latte"]["id"], "quantity": 3}]})
+        assert created.status_code == 201
+        before = client.get(created.headers["Location"]).json()
+    stack.stop()                                   # every gunicorn process gone
+    stack.processes.clear()
+    url = stack.start_orders()
+    with httpx.Client(base_url=url, headers=ADMIN, timeout=10) as client:
+        after = client.get(f"/v1/orders/{before['id']}")
+        assert after.status_code == 200 and after.json() == before
+        assert after.json()["total"] == "7.35"
+        assert client.get("/v1/products").json()["total"] == 1
+
+
+def test_staff_page_log_in_take_an_order_deliver_it_and_find_it(stack, browser, clean):
+    url = stack.start_orders()
+    _seed(url)
+    added = CliRunner().invoke(main, ["user", "add", "sam", "--role", "staff", "--branch", "Leeds"],
+                               input="page-test-password\n")
+    assert added.exit_code == 0, added.output
+
+    page = browser.new_page()
+    outside = []
+    page.on("request", lambda request: None if request.url.startswith(url) else outside.append(request.url))
+    try:
+        page.goto(f"{url}/app")
+        page.fill("#login-username", "sam")
+        page.fill("#login-password", "page-test-password")
+        page.click("#login-submit")
+        page.wait_for_selector("#work:not(.hidden)")
+        page.wait_for_function("document.querySelectorAll('#item-product option').length > 0")
+
+        page.fill("#order-branch", "Leeds")
+        page.fill("#order-name", "Page Customer")
+        page.fill("#order-address", "2 Browser Lane")
+        page.fill("#order-phone", "07700 900555")
+        page.select_option("#order-payment", "CARD")
+        page.fill("#item-quantity", "2")
+        page.click("#order-submit")
+        row = page.locator("#orders-table tbody tr").first
+        row.locator(".status", has_text="preparing").wait_for()
+
+        row.locator("select.assign-courier").select_option(label="Cora Courier")
+        page.locator("#orders-table tbody tr td.courier", has_text="Cora Courier").wait_for()
+        page.locator("#orders-table tbody tr").first.locator("button[data-action=out_for_delivery]").click()
+        page.locator("#orders-table tbody tr .status", has_text="out_for_delivery").wait_for()
+        page.locator("#orders-table tbody tr").first.locator("button[data-action=delivered]").click()
+        page.locator("#orders-table tbody tr .status", has_text="delivered").wait_for()
+
+        # Find it again by the filters.
+        page.select_option("#filter-status", "delivered")
+        page.fill("#filter-phone", "07700900555")
+        page.click("#filter-submit")
+        page.wait_for_function("document.querySelector('#orders-count').textContent === '1 order(s)'")
+        assert "Page Customer" in page.locator("#orders-table tbody").inner_text()
+        assert page.locator("#message").inner_text() == ""
+    finally:
+        page.close()
+    assert outside == []                           # no CDN, nothing outside the service
+    with clean.connect() as conn:
+        order = conn.execute(text("SELECT status, total, created_by FROM orders.customer_order")).one()
+        assert conn.execute(text("SELECT count(*) FROM orders.outbox")).scalar() == 1
+    assert (order.status, str(order.total), order.created_by) == ("delivered", "4.90", "sam")
