@@ -37,20 +37,49 @@ class Text(fields.Str):
         return text.strip() if text.strip() else text
 
 
-def _two_places(value: Decimal) -> None:
+MAX_PRICE = Decimal("10000")
+# Money is a decimal string in the document and on the wire ("2.45"), never a binary float.
+_MONEY_DOC = {"type": "string", "format": "decimal", "example": "2.45"}
+
+
+def _money_value(value: Decimal) -> None:
+    if not (Decimal("0") <= value <= MAX_PRICE):
+        raise ValidationError(f"must be between 0 and {MAX_PRICE}")
     if value != value.quantize(Decimal("0.01")):
         raise ValidationError("must have at most two decimal places")
 
 
 class Money(fields.Decimal):
+    """A price in pounds: a decimal string like "2.45" (a JSON number is accepted too)."""
+
     def __init__(self, **kwargs) -> None:
-        super().__init__(as_string=True, allow_nan=False,
-                         validate=[validate.Range(min=Decimal("0"), max=Decimal("10000")), _two_places], **kwargs)
+        super().__init__(as_string=True, allow_nan=False, validate=[_money_value],
+                         metadata={**_MONEY_DOC, "pattern": r"^\d{1,5}(\.\d{1,2})?$",
+                                   "description": "pounds, at most two decimal places"}, **kwargs)
+
+
+def MoneyOut(**kwargs) -> fields.Decimal:   # noqa: N802 - reads like a field type
+    metadata = {**_MONEY_DOC, "pattern": r"^\d+\.\d{2}$", **kwargs.pop("metadata", {})}
+    return fields.Decimal(as_string=True, metadata=metadata, **kwargs)
 
 
 def Id(strict: bool = True, **kwargs) -> fields.Int:   # noqa: N802 - reads like a field type
     """A row id; strict in JSON bodies (3.0 or "3" is not an id), not in query strings (always text)."""
     return fields.Int(strict=strict, validate=validate.Range(min=1, max=INT32_MAX), **kwargs)
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 time (UTC when no offset), converted to UTC: PostgreSQL refuses offsets past 15:59."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(default_timezone=timezone.utc, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValidationError("is out of range") from None
 
 
 class PageArgs(Schema):
@@ -123,7 +152,7 @@ class ProductPublic(Schema):
     name = fields.Str(required=True)
     size = fields.Str(allow_none=True)
     flavour = fields.Str(allow_none=True)
-    price = fields.Decimal(as_string=True, required=True)
+    price = MoneyOut(required=True)
     active = fields.Bool()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
@@ -223,8 +252,8 @@ class OrderItemPublic(Schema):
     size = fields.Str(allow_none=True)
     flavour = fields.Str(allow_none=True)
     quantity = fields.Int()
-    unit_price = fields.Decimal(as_string=True, metadata={"description": "captured when the order was taken"})
-    line_total = fields.Decimal(as_string=True)
+    unit_price = MoneyOut(metadata={"description": "captured when the order was taken"})
+    line_total = MoneyOut()
 
 
 class StatusChangePublic(Schema):
@@ -245,7 +274,7 @@ class OrderPublic(Schema):
     payment_method = fields.Str()
     status = fields.Str(required=True, metadata={"enum": list(STATUSES)})
     allowed_next = fields.List(fields.Str(), metadata={"description": "statuses this order may move to now"})
-    total = fields.Decimal(as_string=True, required=True)
+    total = MoneyOut(required=True, metadata={"description": "computed by the server from the items"})
     version = fields.Int(metadata={"description": "bumped by every change; the ETag carries it"})
     items = fields.List(fields.Nested(OrderItemPublic))
     history = fields.List(fields.Nested(StatusChangePublic))
@@ -262,9 +291,8 @@ class OrderListArgs(PageArgs):
     product_id = Id(strict=False)
     branch = Text()
     customer_phone = Phone()
-    created_from = fields.AwareDateTime(default_timezone=timezone.utc,
-                                        metadata={"description": "inclusive; ISO 8601, UTC when no offset"})
-    created_to = fields.AwareDateTime(default_timezone=timezone.utc, metadata={"description": "exclusive"})
+    created_from = UtcDateTime(metadata={"description": "inclusive; ISO 8601, UTC when no offset"})
+    created_to = UtcDateTime(metadata={"description": "exclusive"})
     sort = fields.Str(load_default="-created_at", validate=validate.OneOf(ORDER_SORTS))
 
 

@@ -30,7 +30,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_there_are_services_to_check():
-    assert {"ingest", "transform"} <= set(SERVICE_NAMES)
+    assert {"ingest", "transform", "orders"} <= set(SERVICE_NAMES)
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
@@ -68,10 +68,14 @@ def test_money_columns_are_numeric(engine):
     with engine.connect() as conn:
         floats = conn.execute(text("""
             SELECT table_schema || '.' || table_name || '.' || column_name FROM information_schema.columns
-            WHERE table_schema IN ('ingest', 'warehouse') AND data_type IN ('real', 'double precision')""")).all()
+            WHERE table_schema IN ('ingest', 'warehouse', 'orders') AND data_type IN ('real', 'double precision')""")).all()
         naive = conn.execute(text("""
             SELECT table_schema || '.' || table_name || '.' || column_name FROM information_schema.columns
-            WHERE table_schema IN ('ingest', 'warehouse') AND data_type = 'timestamp without time zone'""")).all()
+            WHERE table_schema IN ('ingest', 'warehouse', 'orders') AND data_type = 'timestamp without time zone'""")).all()
+        prices = conn.execute(text("""
+            SELECT table_name || '.' || column_name || ':' || data_type FROM information_schema.columns
+            WHERE table_schema = 'orders' AND column_name IN ('price', 'unit_price', 'total')""")).scalars().all()
+    assert sorted(prices) == ["customer_order.total:numeric", "order_item.unit_price:numeric", "product.price:numeric"]
     assert floats == [] and naive == []
 
 
@@ -89,3 +93,23 @@ def test_committed_openapi_spec_is_current(client):
     committed = json.loads((ROOT / "docs" / "openapi" / "ingest.json").read_text())
     assert client.get("/openapi.json").get_json() == committed, \
         "regenerate with: .venv/bin/cafeflow openapi ingest > docs/openapi/ingest.json"
+
+
+def test_committed_orders_openapi_spec_is_current(settings, clean):
+    from services.orders.app import create_app
+
+    committed = json.loads((ROOT / "docs" / "openapi" / "orders.json").read_text())
+    assert create_app(settings).test_client().get("/openapi.json").get_json() == committed, \
+        "regenerate with: LOG_LEVEL=WARNING .venv/bin/cafeflow openapi orders > docs/openapi/orders.json"
+
+
+def test_orders_openapi_documents_money_as_decimal_strings_and_the_error_shape():
+    spec = json.loads((ROOT / "docs" / "openapi" / "orders.json").read_text())
+    schemas = spec["components"]["schemas"]
+    for schema, field in (("OrderPublic", "total"), ("ProductPublic", "price"), ("OrderItemPublic", "unit_price"),
+                          ("ProductCreate", "price")):
+        prop = schemas[schema]["properties"][field]
+        assert prop["type"] == "string" and prop.get("format") == "decimal", (schema, field, prop)
+    assert set(schemas["ErrorBody"]["properties"]) == {"code", "message", "details", "request_id"}
+    change = spec["paths"]["/v1/orders/{order_id}/status"]["post"]
+    assert any(p["name"] == "If-Match" and p["required"] for p in change["parameters"])
