@@ -167,12 +167,14 @@ class Stack:
         wait_until(lambda: _ready(self.ingest_url), 60, f"ingest did not become ready:\n{process.output()}")
         return self.ingest_url
 
-    def start_orders(self, port: int | None = None, env: dict[str, str] | None = None) -> str:
+    def start_orders(self, port: int | None = None, env: dict[str, str] | None = None, probe: str = "/readyz") -> str:
+        """The orders service under gunicorn; probe "/healthz" when its Redis is meant to be unreachable."""
         port = port or free_port()
         process = self.start("orders", ["serve", "orders", "--port", str(port), "--host", "127.0.0.1",
                                         "--workers", "2"], env)
         self.orders_url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _ready(self.orders_url), 60, lambda: f"orders did not become ready:\n{process.output()}")
+        wait_until(lambda: _ready(self.orders_url, probe), 60,
+                   lambda: f"orders did not become ready:\n{process.output()}")
         return self.orders_url
 
     def start_worker(self, concurrency: int = 2, env: dict[str, str] | None = None) -> Process:
@@ -194,9 +196,9 @@ class Stack:
             process.stop()
 
 
-def _ready(url: str) -> bool:
+def _ready(url: str, probe: str = "/readyz") -> bool:
     try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        return httpx.get(f"{url}{probe}", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -109,7 +109,8 @@ def test_live_sales_share_dimensions_with_file_sales(api, clean, run_task, setti
         conn.execute(text("INSERT INTO warehouse.dim_product (product_key, name, size) "
                           "VALUES ('latte|regular|', 'Latte', 'Regular')"))
     _deliver(api, menu)
-    outbox_id = clean.connect().execute(text("SELECT id FROM orders.outbox")).scalar()
+    with clean.connect() as conn:
+        outbox_id = conn.execute(text("SELECT id FROM orders.outbox")).scalar()
     assert run_task(LOAD_LIVE_ORDER_TASK, outbox_id) == "loaded"
     with clean.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM warehouse.dim_branch")).scalar() == 1
@@ -120,3 +121,48 @@ def test_live_sales_share_dimensions_with_file_sales(api, clean, run_task, setti
 def test_the_beat_schedule_has_the_live_order_sweeper(celery_app):
     assert celery_app.conf.beat_schedule[SWEEP_LIVE_ORDERS_TASK]["task"] == SWEEP_LIVE_ORDERS_TASK
     assert "services.transform.live" in celery_app.conf.include
+
+
+@pytest.mark.e2e
+def test_real_worker_and_beat_load_a_delivery_made_during_a_broker_outage_exactly_once(stack, clean):
+    """gunicorn orders with its broker unreachable; a real Celery worker and beat (resending after 1 s)."""
+    import time
+
+    import httpx
+
+    from tests.support import wait_until
+
+    url = stack.start_orders(env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, probe="/healthz")
+    client = httpx.Client(base_url=url, headers=ADMIN, timeout=30)
+    latte = client.post("/v1/products", json={"name": "Latte", "size": "Regular", "flavour": None, "price": "2.15"})
+    courier = client.post("/v1/couriers", json={"name": "Cora", "phone": "07700900001", "branch": "Leeds"})
+    created = client.post("/v1/orders", json={
+        "branch": "Leeds", "customer_name": "Outage Customer", "customer_address": "1 Road",
+        "customer_phone": "07700900111", "payment_method": "CASH", "courier_id": courier.json()["id"],
+        "items": [{"product_id": latte.json()["id"], "quantity": 4}]})
+    etag = created.headers["ETag"]
+    for status in ("out_for_delivery", "delivered"):
+        started = time.perf_counter()
+        moved = client.post(f"{created.headers['Location']}/status", json={"status": status},
+                            headers={"If-Match": etag})
+        assert moved.status_code == 200, moved.text
+        etag = moved.headers["ETag"]
+    assert time.perf_counter() - started < 10          # a dead broker delays nobody for long
+    with clean.connect() as conn:
+        assert conn.execute(text("SELECT loaded_at FROM orders.outbox")).scalar() is None
+
+    fast = {"SWEEP_INTERVAL_SECONDS": "1", "LIVE_ORDER_RESEND_SECONDS": "1"}
+    stack.start_worker(env=fast)
+    stack.start_beat(env=fast)
+
+    def loaded():
+        with clean.connect() as conn:
+            return conn.execute(text("SELECT loaded_at IS NOT NULL FROM orders.outbox")).scalar()
+    wait_until(loaded, 60, lambda: f"the sweeper did not load the delivery:\n{stack.logs()[-3000:]}")
+    time.sleep(3)                                      # more sweeps: nothing more is loaded
+    with clean.connect() as conn:
+        facts = conn.execute(text("SELECT total, source FROM warehouse.fact_transaction")).all()
+        sends = conn.execute(text("SELECT send_count FROM orders.outbox")).scalar()
+    assert [tuple(f) for f in facts] == [(Decimal("8.60"), "live")]
+    assert sends >= 2                                  # the first send failed; the sweeper's went through
+    client.close()
