@@ -63,15 +63,19 @@ def seed(url: str) -> dict:
         assert latte.status_code == tea.status_code == courier.status_code == 201
     return {"branch": "Leeds", "customer_name": "Bench Customer", "customer_address": "1 Bench Road",
             "customer_phone": "07700 900123", "payment_method": "CARD", "courier_id": courier.json()["id"],
-            "items": [{"product_id": latte.json()["id"], "quantity": 2}, {"product_id": tea.json()["id"], "quantity": 1}]}
+            "items": [{"product_id": latte.json()["id"], "quantity": 2},
+                      {"product_id": tea.json()["id"], "quantity": 1}]}
 
 
 def server_cpu(pid: int) -> float:
-    """CPU seconds of gunicorn's master and workers (children included while they live)."""
+    """CPU seconds of gunicorn's master and workers: live workers' own times, plus the master's
+    children_* times, which hold the workers it already reaped (--max-requests recycles them)."""
     total = 0.0
     try:
         root = psutil.Process(pid)
-        for proc in [root, *root.children(recursive=True)]:
+        times = root.cpu_times()
+        total += times.user + times.system + times.children_user + times.children_system
+        for proc in root.children(recursive=True):
             times = proc.cpu_times()
             total += times.user + times.system
     except psutil.NoSuchProcess:

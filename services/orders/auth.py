@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 import redis
-from flask import current_app, g, request
+from flask import current_app, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -59,10 +59,8 @@ def authenticate(session: Session, settings: Settings) -> Principal:
                            .where(AppUser.id == claims.user_id)).first()
     if user is None or not user.active:
         raise _unauthorized("the user is unknown or deactivated")
-    principal = Principal(user_id=claims.user_id, username=user.username, role=user.role, branch=user.branch,
-                          branch_key=user.branch_key)
-    g.principal = principal
-    return principal
+    return Principal(user_id=claims.user_id, username=user.username, role=user.role, branch=user.branch,
+                     branch_key=user.branch_key)
 
 
 def require_admin(principal: Principal) -> None:

@@ -9,7 +9,7 @@ import logging
 from datetime import datetime
 
 from celery import Celery
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.common.live_orders import LOAD_LIVE_ORDER_TASK, customer_pseudonym
@@ -51,7 +51,3 @@ def send_outbox(celery: Celery, settings: Settings, outbox_id: int) -> bool:
         log.warning("broker unavailable; the sweeper will hand the delivered order to the warehouse",
                     extra={"error": type(exc).__name__, "outbox_id": outbox_id})
         return False
-
-
-def pending_count(session: Session) -> int:
-    return session.execute(text("SELECT count(*) FROM orders.outbox WHERE loaded_at IS NULL")).scalar_one()

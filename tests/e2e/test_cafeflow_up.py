@@ -14,15 +14,16 @@ pytestmark = pytest.mark.e2e
 
 
 def test_up_runs_the_platform_and_stops_on_ctrl_c(clean, tmp_path):
-    port = free_port()
+    port, orders_port = free_port(), free_port()
     up = Process("up", CLI + ["up", "--workers", "1", "--concurrency", "1"], tmp_path,
-                 env={"CAFEFLOW_INGEST_PORT": str(port)})
+                 env={"CAFEFLOW_INGEST_PORT": str(port), "CAFEFLOW_ORDERS_PORT": str(orders_port)})
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _ready(url), 90, lambda: f"ingest never ready:\n{up.output()}")
+        wait_until(lambda: _ready(f"http://127.0.0.1:{orders_port}"), 90, lambda: f"orders never ready:\n{up.output()}")
         children = psutil.Process(up.popen.pid).children(recursive=True)
         commands = " ".join(" ".join(c.cmdline()) for c in children)
-        for part in ("services.ingest.app:create_app()", "cli worker", "cli beat"):
+        for part in ("services.ingest.app:create_app()", "services.orders.app:create_app()", "cli worker", "cli beat"):
             assert part in commands, commands
         result = subprocess.run(CLI + ["upload", str(REAL_FILES / "leeds_25-08-2021_09-00-00.csv"),
                                        "--url", url, "--token", ADMIN_TOKEN, "--timeout", "120"],

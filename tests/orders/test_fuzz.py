@@ -4,7 +4,8 @@ per operation (well under a minute here)."""
 from __future__ import annotations
 
 import schemathesis
-from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import not_a_server_error
 
 from tests.orders.conftest import order_body

@@ -65,7 +65,8 @@ def test_take_assign_send_and_deliver_an_order(api, admin, menu, clean, run_task
         items = conn.execute(text("""
             SELECT p.name, p.size, p.flavour, i.quantity, i.unit_price FROM warehouse.fact_transaction_item i
             JOIN warehouse.dim_product p ON p.id = i.product_id ORDER BY i.line_no""")).all()
-        rollup = conn.execute(text("SELECT transactions, items, revenue, source FROM warehouse.rollup_sales_hour")).all()
+        rollup = conn.execute(text(
+            "SELECT transactions, items, revenue, source FROM warehouse.rollup_sales_hour")).all()
         product_rollup = conn.execute(text(
             "SELECT sum(quantity), sum(revenue) FROM warehouse.rollup_product_hour WHERE source = 'live'")).one()
         version = conn.execute(text("SELECT version FROM warehouse.version")).scalar()

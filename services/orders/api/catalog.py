@@ -12,9 +12,19 @@ from services.common.naming import branch_key
 from services.orders.auth import authenticate, require_admin
 from services.orders.models import Courier, Product
 from services.orders.queries import not_found, resolve_branch
-from services.orders.schemas import (INT32_MAX, CourierCreate, CourierListArgs, CourierPage, CourierPublic,
-                                     CourierUpdate, ProductCreate, ProductListArgs, ProductPage, ProductPublic,
-                                     ProductUpdate)
+from services.orders.schemas import (
+    INT32_MAX,
+    CourierCreate,
+    CourierListArgs,
+    CourierPage,
+    CourierPublic,
+    CourierUpdate,
+    ProductCreate,
+    ProductListArgs,
+    ProductPage,
+    ProductPublic,
+    ProductUpdate,
+)
 
 products = Blueprint("products", __name__, url_prefix="/v1/products", description="What the branches sell")
 couriers = Blueprint("couriers", __name__, url_prefix="/v1/couriers", description="Who delivers")

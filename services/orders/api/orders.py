@@ -21,11 +21,31 @@ from services.common.errors import ApiError
 from services.orders.auth import Principal, authenticate
 from services.orders.handoff import send_outbox, write_outbox
 from services.orders.models import Courier, CustomerOrder, OrderItem, Product, StatusChange
-from services.orders.queries import (field_error, order_for_change, orders_public, phone_digits, resolve_branch,
-                                     search_orders, visible_order)
-from services.orders.schemas import OrderCreate, OrderListArgs, OrderPage, OrderPublic, OrderUpdate, StatusChangeIn
-from services.orders.workflow import (EDITABLE_STATUSES, INITIAL_STATUS, NEEDS_COURIER, allowed_next, etag,
-                                      if_match_satisfied)
+from services.orders.queries import (
+    field_error,
+    order_for_change,
+    orders_public,
+    phone_digits,
+    resolve_branch,
+    search_orders,
+    visible_order,
+)
+from services.orders.schemas import (
+    OrderCreate,
+    OrderListArgs,
+    OrderPage,
+    OrderPublic,
+    OrderUpdate,
+    StatusChangeIn,
+)
+from services.orders.workflow import (
+    EDITABLE_STATUSES,
+    INITIAL_STATUS,
+    NEEDS_COURIER,
+    allowed_next,
+    etag,
+    if_match_satisfied,
+)
 
 bp = Blueprint("orders", __name__, url_prefix="/v1/orders", description="Live delivery orders")
 log = logging.getLogger(__name__)

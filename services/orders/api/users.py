@@ -14,8 +14,16 @@ from services.orders.auth import authenticate, client_address, login_throttle, r
 from services.orders.models import AppUser
 from services.orders.passwords import dummy_verify, hash_password, verify_password
 from services.orders.queries import not_found, resolve_branch
-from services.orders.schemas import (INT32_MAX, PageArgs, TokenPublic, TokenRequest, UserCreate, UserPage,
-                                     UserPublic, UserUpdate)
+from services.orders.schemas import (
+    INT32_MAX,
+    PageArgs,
+    TokenPublic,
+    TokenRequest,
+    UserCreate,
+    UserPage,
+    UserPublic,
+    UserUpdate,
+)
 
 auth = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Log in")
 users = Blueprint("users", __name__, url_prefix="/v1/users", description="Who may log in (admins only)")
