@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from click.testing import CliRunner
+from playwright.sync_api import expect
 from sqlalchemy import text
 
 from services.cli import main
@@ -58,7 +59,8 @@ def test_staff_page_log_in_take_an_order_deliver_it_and_find_it(stack, browser, 
         page.fill("#login-password", "page-test-password")
         page.click("#login-submit")
         page.wait_for_selector("#work:not(.hidden)")
-        page.wait_for_function("document.querySelectorAll('#item-product option').length > 0")
+        # Locator waits, not wait_for_function: the page's CSP forbids the eval that the latter polls with.
+        page.locator("#item-product option").first.wait_for(state="attached")
 
         page.fill("#order-branch", "Leeds")
         page.fill("#order-name", "Page Customer")
@@ -81,7 +83,7 @@ def test_staff_page_log_in_take_an_order_deliver_it_and_find_it(stack, browser, 
         page.select_option("#filter-status", "delivered")
         page.fill("#filter-phone", "07700900555")
         page.click("#filter-submit")
-        page.wait_for_function("document.querySelector('#orders-count').textContent === '1 order(s)'")
+        expect(page.locator("#orders-count")).to_have_text("1 order(s)")
         assert "Page Customer" in page.locator("#orders-table tbody").inner_text()
         assert page.locator("#message").inner_text() == ""
     finally:

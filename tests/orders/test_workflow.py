@@ -141,3 +141,16 @@ def test_editing_items_recomputes_the_total_with_captured_prices(api, admin, men
                        headers={**admin, "If-Match": created.headers["ETag"]})
     assert edited.status_code == 200
     assert edited.get_json()["total"] == "9.30" and edited.get_json()["version"] == 2
+
+
+def test_service_probes_docs_and_metrics(api):
+    assert api.get("/healthz").get_json() == {"status": "ok"}
+    ready = api.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["checks"] == {"database": "ok", "redis": "ok"}
+    assert api.get("/openapi.json").get_json()["info"]["title"] == "cafeflow orders"
+    assert api.get("/docs").status_code == 200
+    api.get("/v1/orders")
+    assert b'route="/v1/orders"' in api.get("/metrics").data
+    page = api.get("/app")
+    assert page.status_code == 200 and b"<form id=\"login-form\">" in page.data
+    assert "connect-src 'self'" in page.headers["Content-Security-Policy"]
