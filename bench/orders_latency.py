@@ -232,7 +232,15 @@ def profile(args) -> None:
     print(f"\nprofile: {args.profile_orders} x (create + status change) in-process: {elapsed:.2f} s, "
           f"{elapsed * 1000 / args.profile_orders / 2:.2f} ms per request (profiler overhead included)")
     stats = pstats.Stats(profiler)
-    stats.sort_stats("cumulative").print_stats(args.profile_lines)
+    waits = {name: (calls, seconds) for (_file, _line, name), (_cc, calls, _tt, seconds, _callers)
+             in stats.stats.items() if "psycopg2.extensions" in name}
+    executes = waits.get("<method 'execute' of 'psycopg2.extensions.cursor' objects>", (0, 0.0))
+    commits = waits.get("<method 'commit' of 'psycopg2.extensions.connection' objects>", (0, 0.0))
+    requests = args.profile_orders * 2
+    print(f"database round trips: {executes[0] / requests:.1f} statements per request (pool pre-ping included) "
+          f"taking {executes[1] / elapsed:.0%} of the time, commits {commits[1] / elapsed:.0%}; the rest is "
+          "Python (Flask, webargs/marshmallow, SQLAlchemy ORM, our code)")
+    stats.sort_stats(args.profile_sort).print_stats(args.profile_lines)
 
 
 def main() -> None:
@@ -243,6 +251,7 @@ def main() -> None:
     parser.add_argument("--profile-only", action="store_true")
     parser.add_argument("--profile-orders", type=int, default=300)
     parser.add_argument("--profile-lines", type=int, default=45)
+    parser.add_argument("--profile-sort", default="cumulative", help="pstats order: cumulative, tottime, ...")
     args = parser.parse_args()
     if not args.profile_only:
         measure(args)
