@@ -1,6 +1,7 @@
 """Orders service latency and throughput under 32 concurrent clients, against /healthz in the same run.
 
-The service runs as deployed: gunicorn started by `cafeflow serve orders` (2 sync workers, the default).
+The service runs as deployed: gunicorn started by `cafeflow serve orders` (2 sync workers, the default;
+--workers N to compare).
 One server, four phases of --seconds each, every phase with --clients concurrent keep-alive clients:
 
   healthz    GET /healthz (no database, no auth): the floor of Flask + gunicorn + the client
@@ -152,7 +153,7 @@ def measure(args) -> None:
     stack = Stack(workdir)
     results: dict[str, dict] = {}
     try:
-        url = stack.start_orders()
+        url = stack.start_orders(workers=args.workers)
         order = seed(url)
         gunicorn_pid = stack.processes[-1].popen.pid
         requests = Requests(order)
@@ -178,7 +179,7 @@ def measure(args) -> None:
     with engine.connect() as conn:
         counts = conn.execute(text("""SELECT (SELECT count(*) FROM orders.customer_order),
                                              (SELECT count(*) FROM orders.outbox)""")).one()
-    print(f"orders service under gunicorn (cafeflow serve orders, 2 workers), {args.clients} concurrent clients, "
+    print(f"orders service under gunicorn (cafeflow serve orders, {args.workers} workers), {args.clients} concurrent clients, "
           f"{args.seconds:.0f} s per phase; {counts[0]} orders created, {counts[1]} delivered")
     print(f"{'phase':<9} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'server CPU-ms/req':>18} {'client CPU-ms/req':>18}")
@@ -246,6 +247,7 @@ def profile(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (cafeflow serve's default is 2)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--profile", action="store_true", help="also profile create + status in-process")
     parser.add_argument("--profile-only", action="store_true")

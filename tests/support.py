@@ -167,11 +167,12 @@ class Stack:
         wait_until(lambda: _ready(self.ingest_url), 60, f"ingest did not become ready:\n{process.output()}")
         return self.ingest_url
 
-    def start_orders(self, port: int | None = None, env: dict[str, str] | None = None, probe: str = "/readyz") -> str:
+    def start_orders(self, port: int | None = None, env: dict[str, str] | None = None, probe: str = "/readyz",
+                     workers: int = 2) -> str:
         """The orders service under gunicorn; probe "/healthz" when its Redis is meant to be unreachable."""
         port = port or free_port()
         process = self.start("orders", ["serve", "orders", "--port", str(port), "--host", "127.0.0.1",
-                                        "--workers", "2"], env)
+                                        "--workers", str(workers)], env)
         self.orders_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _ready(self.orders_url, probe), 60,
                    lambda: f"orders did not become ready:\n{process.output()}")
