@@ -13,6 +13,7 @@ import logging
 import time
 
 from celery import shared_task
+from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
@@ -22,6 +23,8 @@ from services.common.metrics import TASK_DURATION, TASK_FAILURES
 from services.common.naming import branch_key, product_key
 
 log = logging.getLogger(__name__)
+LIVE_ORDERS_RESENT = Counter("cafeflow_live_orders_resent_total",
+                             "Delivered orders resent to the warehouse by the sweeper (lost or never sent)")
 
 # SKIP LOCKED: a second delivery of the same message while the first is loading simply gives up.
 _CLAIM = text("SELECT id, payload, loaded_at FROM orders.outbox WHERE id = :id FOR UPDATE SKIP LOCKED")
@@ -153,5 +156,6 @@ def sweep_live_orders(self) -> int:
     for outbox_id in sorted(ids):
         self.app.send_task(LOAD_LIVE_ORDER_TASK, args=[outbox_id], queue=ctx.settings.transform_queue)
     if ids:
+        LIVE_ORDERS_RESENT.inc(len(ids))
         log.warning("resent delivered orders to the warehouse", extra={"count": len(ids)})
     return len(ids)

@@ -67,8 +67,16 @@ def _deliver(api, menu: Menu) -> int:
 
 def test_broker_outage_delays_the_sale_and_the_sweeper_loads_it_exactly_once(
         outage_api, clean, redis_client, run_task, settings):
+    from prometheus_client import REGISTRY
+
+    def failed_sends() -> float:
+        return REGISTRY.get_sample_value("cafeflow_live_order_handoffs_total",
+                                         {"outcome": "broker_unavailable"}) or 0.0
+
     menu = _menu(outage_api)
+    before = failed_sends()
     order_id = _deliver(outage_api, menu)          # 200 although the broker is down
+    assert failed_sends() == before + 1            # visible to SREs in /metrics
     assert _queued_outbox_ids(redis_client, settings.transform_queue) == []
     with clean.connect() as conn:
         outbox = conn.execute(text("SELECT id, loaded_at FROM orders.outbox WHERE order_id = :o"),
