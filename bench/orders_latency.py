@@ -179,7 +179,8 @@ def measure(args) -> None:
     with engine.connect() as conn:
         counts = conn.execute(text("""SELECT (SELECT count(*) FROM orders.customer_order),
                                              (SELECT count(*) FROM orders.outbox)""")).one()
-    print(f"orders service under gunicorn (cafeflow serve orders, {args.workers} workers), {args.clients} concurrent clients, "
+    print(f"orders service under gunicorn (cafeflow serve orders, {args.workers} workers), "
+          f"{args.clients} concurrent clients, "
           f"{args.seconds:.0f} s per phase; {counts[0]} orders created, {counts[1]} delivered")
     print(f"{'phase':<9} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'server CPU-ms/req':>18} {'client CPU-ms/req':>18}")

@@ -68,10 +68,12 @@ def test_money_columns_are_numeric(engine):
     with engine.connect() as conn:
         floats = conn.execute(text("""
             SELECT table_schema || '.' || table_name || '.' || column_name FROM information_schema.columns
-            WHERE table_schema IN ('ingest', 'warehouse', 'orders') AND data_type IN ('real', 'double precision')""")).all()
+            WHERE table_schema IN ('ingest', 'warehouse', 'orders')
+              AND data_type IN ('real', 'double precision')""")).all()
         naive = conn.execute(text("""
             SELECT table_schema || '.' || table_name || '.' || column_name FROM information_schema.columns
-            WHERE table_schema IN ('ingest', 'warehouse', 'orders') AND data_type = 'timestamp without time zone'""")).all()
+            WHERE table_schema IN ('ingest', 'warehouse', 'orders')
+              AND data_type = 'timestamp without time zone'""")).all()
         prices = conn.execute(text("""
             SELECT table_name || '.' || column_name || ':' || data_type FROM information_schema.columns
             WHERE table_schema = 'orders' AND column_name IN ('price', 'unit_price', 'total')""")).scalars().all()
