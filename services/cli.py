@@ -96,11 +96,9 @@ def worker(concurrency: int, loglevel: str) -> None:
     from services.transform.celery_app import create_celery
 
     if settings.worker_metrics_port:
-        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+        from services.common.probes import start_probe_server
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        start_http_server(settings.worker_metrics_port, registry=registry)
+        start_probe_server(settings, settings.worker_metrics_port)
     app = create_celery(settings)
     app.worker_main(["worker", "--queues", settings.transform_queue, "--concurrency", str(concurrency),
                      "--loglevel", loglevel, "--hostname", "transform@%h", "--task-events"])
@@ -112,9 +110,33 @@ def worker(concurrency: int, loglevel: str) -> None:
 def beat(schedule: str) -> None:
     """Run Celery beat (exactly one per deployment)."""
     settings = _settings()
+    _multiproc_dir()
     from services.transform.celery_app import create_celery
 
+    if settings.beat_metrics_port:
+        from services.common.probes import start_probe_server
+
+        start_probe_server(settings, settings.beat_metrics_port)
     create_celery(settings).start(["beat", "--schedule", schedule, "--loglevel", "INFO"])
+
+
+@main.command()
+@click.option("--port", type=int, default=lambda: int(os.environ.get("FLOWER_PORT", "5555")),
+              show_default="$FLOWER_PORT or 5555")
+@click.option("--host", default="0.0.0.0", show_default=True)
+def flower(port: int, host: str) -> None:
+    """Run Flower, Celery's monitoring UI, behind basic auth (FLOWER_BASIC_AUTH=user:password)."""
+    settings = _settings()
+    # Flower reads FLOWER_BASIC_AUTH itself; it is checked here so a missing or weak one stops the start
+    # instead of serving the task list (which shows upload ids and errors) to anyone.
+    credentials = os.environ.get("FLOWER_BASIC_AUTH", "")
+    user, _, password = credentials.partition(":")
+    if settings.env != "development" and (not user or len(password) < 16):
+        raise click.ClickException("FLOWER_BASIC_AUTH must be user:password with a password of at least "
+                                   "16 characters outside development")
+    from services.transform.celery_app import create_celery
+
+    create_celery(settings).start(["flower", f"--port={port}", f"--address={host}"])
 
 
 @main.group()

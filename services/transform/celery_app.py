@@ -7,6 +7,7 @@ from celery import Celery, signals
 
 from services.common.db import Database
 from services.common.logging import configure_logging
+from services.common.metrics import CELERY_TASKS
 from services.common.queue import celery_config
 from services.common.settings import Settings, get_settings
 
@@ -42,4 +43,18 @@ def create_celery(settings: Settings | None = None) -> Celery:
     def _after_fork(**_kwargs) -> None:
         app.cafeflow.db.dispose_after_fork()
 
+    _count_task_outcomes()
     return app
+
+
+def _count_task_outcomes() -> None:
+    """cafeflow_celery_tasks_total for every task; process_upload also records its own durations."""
+    def counter(outcome: str):
+        def record(sender=None, **_kwargs) -> None:
+            CELERY_TASKS.labels(getattr(sender, "name", str(sender)), outcome).inc()
+        return record
+
+    for signal, outcome in ((signals.task_success, "succeeded"), (signals.task_failure, "failed"),
+                            (signals.task_retry, "retried")):
+        # dispatch_uid: connecting again (one create_celery per test) does not double-count.
+        signal.connect(counter(outcome), weak=False, dispatch_uid=f"cafeflow-task-{outcome}")
