@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from celery import Celery, signals
 
 from services.common.db import Database
-from services.common.logging import configure_logging
+from services.common.logging import configure_logging, request_id_var
 from services.common.metrics import CELERY_TASKS
-from services.common.queue import celery_config
+from services.common.queue import REQUEST_ID_HEADER, celery_config
 from services.common.settings import Settings, get_settings
 
 SWEEP_TASK = "transform.sweep_uploads"
@@ -44,7 +44,25 @@ def create_celery(settings: Settings | None = None) -> Celery:
         app.cafeflow.db.dispose_after_fork()
 
     _count_task_outcomes()
+    _carry_request_id()
     return app
+
+
+def _carry_request_id() -> None:
+    """Puts the request id that ingest attached to the message into the task's log context."""
+    tokens = {}
+
+    def enter(task_id=None, task=None, **_kwargs) -> None:
+        request_id = getattr(task.request, REQUEST_ID_HEADER, None) if task is not None else None
+        tokens[task_id] = request_id_var.set(request_id)
+
+    def leave(task_id=None, **_kwargs) -> None:
+        token = tokens.pop(task_id, None)
+        if token is not None:
+            request_id_var.reset(token)
+
+    signals.task_prerun.connect(enter, weak=False, dispatch_uid="cafeflow-request-id-enter")
+    signals.task_postrun.connect(leave, weak=False, dispatch_uid="cafeflow-request-id-leave")
 
 
 def _count_task_outcomes() -> None:

@@ -245,9 +245,10 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> dict[str, str]
     before = {name: scrape(platform.url(name), flower_auth if name == "flower" else None) for name in services}
     admin = {"Authorization": f"Bearer {specs['ingest'].env['CAFEFLOW_ADMIN_TOKEN']}"}
 
+    request_id = f"deploy-check-{time.monotonic_ns()}"
     with platform.step("post a real branch file to ingest", ["ingest"]):
         with BRANCH_FILE.open("rb") as handle:
-            response = httpx.post(f"{platform.url('ingest')}/v1/uploads", headers=admin,
+            response = httpx.post(f"{platform.url('ingest')}/v1/uploads", headers={**admin, "X-Request-ID": request_id},
                                   files={"file": (BRANCH_FILE.name, handle, "text/csv")}, timeout=60)
         assert response.status_code == 202, response.text
         upload_id = response.json()["id"]
@@ -358,6 +359,9 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> dict[str, str]
         assert any(record.get("upload_id") == upload_id for record in records)
         assert any(record.get("upload_id") == upload_id and record.get("message") == "upload loaded"
                    for record in records)
+        # ... and the request id of the HTTP request that brought the file
+        assert any(record.get("upload_id") == upload_id and record.get("request_id") == request_id
+                   for record in records), "the worker's log lines lack the ingest request id"
 
     with platform.step("flower asks for basic auth and shows the workers", ["flower"]):
         assert httpx.get(f"{platform.url('flower')}/", timeout=10).status_code == 401
