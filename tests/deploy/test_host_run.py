@@ -224,8 +224,9 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> dict[str, str]
         path = "/healthcheck" if name == "flower" else "/readyz"
         with platform.step(f"{name} answers {path} on port {platform.port(name)}", [name]):
             process = platform.processes[name]
-            wait_for(lambda: process.popen.poll() is not None or httpx.get(
-                f"{platform.url(name)}{path}", timeout=3).status_code == 200, 90, f"{name} {path}")
+            url = f"{platform.url(name)}{path}"
+            wait_for(lambda process=process, url=url: process.popen.poll() is not None
+                     or httpx.get(url, timeout=3).status_code == 200, 90, f"{name} {path}")
             assert process.popen.poll() is None, f"{name} exited with {process.popen.returncode}"
 
     for name in services:

@@ -190,8 +190,8 @@ def test_services_ingress_and_network_policy(rendered):
     for store, port in (("postgres", 5432), ("redis", 6379)):
         rule = policies[f"{store}-from-cafeflow"]
         assert rule["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": store}}
-        assert rule["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "cafeflow"}}}],
-                                    "ports": [{"port": port, "protocol": "TCP"}]}]
+        cafeflow_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "cafeflow"}}}
+        assert rule["ingress"] == [{"from": [cafeflow_pods], "ports": [{"port": port, "protocol": "TCP"}]}]
     # every cafeflow pod carries the label those policies admit
     for deployment in deployments.values():
         assert deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "cafeflow"
