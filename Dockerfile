@@ -23,12 +23,14 @@ RUN /opt/cafeflow/bin/pip install --no-deps . \
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="cafeflow" \
       org.opencontainers.image.description="cafeflow services: ingest, orders, reporting, transform worker, beat, flower"
-# No compilers, pip caches or sources here: only the virtualenv built above.
+# No compilers, pip caches or sources here: only the virtualenv built above. HOME is /tmp, the one
+# writable place under a read-only root (gunicorn 27 puts its control socket in ~/.gunicorn).
 ENV PATH=/opt/cafeflow/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     CAFEFLOW_ENV=production \
-    HEALTHCHECK_URL=http://127.0.0.1:8001/healthz
+    HEALTHCHECK_URL=http://127.0.0.1:8001/healthz \
+    HOME=/tmp
 RUN groupadd --system --gid 1000 cafeflow \
     && useradd --system --uid 1000 --gid 1000 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin cafeflow
