@@ -28,7 +28,8 @@ def kubectl() -> str:
 
 
 def kustomize(path: Path) -> list[dict]:
-    result = subprocess.run([kubectl(), "kustomize", str(path)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([kubectl(), "kustomize", str(path)],
+                            capture_output=True, check=False, text=True, timeout=120)
     assert result.returncode == 0, f"kubectl kustomize {path} failed:\n{result.stderr}"
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 

@@ -118,7 +118,7 @@ class Platform:
         spec = self.specs[name]
         argv = [self._host_path(spec, part) for part in spec.argv + (extra_args or [])]
         return subprocess.run(argv, cwd=self.workdir, env=self.env_for(spec), input=stdin, capture_output=True,
-                              text=True, timeout=timeout)
+                              check=False, text=True, timeout=timeout)
 
     def _host_path(self, spec: ProcessSpec, arg: str) -> str:
         for container, host in spec.mounts.items():
@@ -153,7 +153,7 @@ class Platform:
         print(f"[{self.label}] step: {name}", flush=True)
         try:
             yield
-        except Exception as exc:  # noqa: BLE001 - re-raised with the step's name and the logs
+        except Exception as exc:  # re-raised with the step's name and the logs
             raise AssertionError(f"[{self.label}] step '{name}' failed: {type(exc).__name__}: {exc}\n"
                                  f"{self.logs(services)}") from exc
 
@@ -238,8 +238,8 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> dict[str, str]
         for argv in spec.exec_checks:
             with platform.step(f"{name} health check {argv}", [name]):
                 env = platform.env_for(spec)
-                result = subprocess.run(argv, cwd=platform.workdir, env=env, capture_output=True, text=True,
-                                        timeout=60)
+                result = subprocess.run(argv, cwd=platform.workdir, env=env, capture_output=True, check=False,
+                                        text=True, timeout=60)
                 assert result.returncode == 0, result.stdout + result.stderr
 
     flower_auth = tuple(specs["flower"].env["FLOWER_BASIC_AUTH"].split(":", 1))
@@ -288,8 +288,8 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> dict[str, str]
             password = "deploy-check-password-0123"
             result = subprocess.run(
                 [specs["orders"].argv[0], "user", "add", "deploy-admin", "--role", "admin"], input=f"{password}\n",
-                cwd=platform.workdir, env=platform.env_for(specs["orders"]), capture_output=True, text=True,
-                timeout=60)
+                cwd=platform.workdir, env=platform.env_for(specs["orders"]), capture_output=True, check=False,
+                text=True, timeout=60)
             assert result.returncode == 0, result.stdout + result.stderr
             response = httpx.post(f"{orders_url}/v1/auth/token", json={"username": "deploy-admin",
                                                                         "password": password}, timeout=10)

@@ -73,7 +73,7 @@ def test_build_stage_produces_a_working_virtualenv(tmp_path, engine):
         elif instruction == "RUN":
             command = argument.replace("/opt/cafeflow", str(here("/opt/cafeflow")))
             result = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=workdir, env=env,
-                                    capture_output=True, text=True, timeout=900)
+                                    capture_output=True, check=False, text=True, timeout=900)
             assert result.returncode == 0, f"RUN {argument}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
         elif instruction not in ("ARG", "LABEL"):
             raise AssertionError(f"the replay does not know {instruction}; extend it")
@@ -87,7 +87,8 @@ def test_build_stage_produces_a_working_virtualenv(tmp_path, engine):
                "CAFEFLOW_ADMIN_TOKEN": "image-check-admin-token-0123456789abcdef"}
 
     def run(*argv: str) -> str:
-        result = subprocess.run(list(argv), cwd=outside, env=run_env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(list(argv), cwd=outside, env=run_env, capture_output=True, check=False, text=True,
+                                timeout=300)
         assert result.returncode == 0, f"{argv}\n{result.stdout}{result.stderr}"
         return result.stdout + result.stderr
 
