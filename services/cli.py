@@ -44,12 +44,31 @@ main.add_command(generate_command)
 
 
 @main.command()
-def migrate() -> None:
+@click.option("--wait", "wait_seconds", type=float, default=None, metavar="SECONDS",
+              help="apply nothing; wait up to SECONDS until another migrate brought every schema to head "
+                   "(a Kubernetes init container, so new code never runs on an old schema)")
+def migrate(wait_seconds: float | None) -> None:
     """Apply every schema's migrations (idempotent)."""
-    from services.common.migrate import upgrade_all
+    from services.common.migrate import behind_head, upgrade_all
 
-    upgrade_all(_settings().database_url)
-    click.echo("migrations: all schemas at head")
+    settings = _settings()
+    if wait_seconds is None:
+        upgrade_all(settings.database_url)
+        click.echo("migrations: all schemas at head")
+        return
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            behind = behind_head(settings.database_url)
+        except Exception as exc:  # noqa: BLE001 - the database may not answer yet: keep waiting
+            behind = [f"database unreachable ({type(exc).__name__})"]
+        if not behind:
+            click.echo("migrations: all schemas at head")
+            return
+        if time.monotonic() >= deadline:
+            raise click.ClickException(f"not at head after {wait_seconds:.0f} s: {', '.join(behind)}")
+        click.echo(f"waiting for migrations: {', '.join(behind)}", err=True)
+        time.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
 
 
 @main.command()

@@ -105,6 +105,7 @@ class ProcessSpec:
     # (kind, path, port) for each HTTP probe or health check the runtime would run
     http_checks: list[tuple[str, str, int]] = field(default_factory=list)
     exec_checks: list[list[str]] = field(default_factory=list)
+    init: list[ProcessSpec] = field(default_factory=list)   # run to completion first (init containers)
     mounts: dict[str, str] = field(default_factory=dict)   # container path -> host path
 
 
@@ -150,32 +151,39 @@ def k8s_specs(objects: list[dict]) -> dict[str, ProcessSpec]:
                | obj.get("stringData", {}) for obj in by_kind(objects, "Secret")}
     specs = {}
     for owner, pod in pod_specs(objects):
+        init = [_container_spec(owner, c, config_maps, secrets) for c in pod.get("initContainers", [])]
         for container in pod["containers"]:
-            env: dict[str, str] = {}
-            for source in container.get("envFrom", []):
-                if "configMapRef" in source:
-                    env.update(config_maps[source["configMapRef"]["name"]])
-                if "secretRef" in source:
-                    env.update(secrets[source["secretRef"]["name"]])
-            for item in container.get("env", []):
-                if "value" in item:
-                    env[item["name"]] = str(item["value"])
-                else:
-                    ref = item["valueFrom"]
-                    if "secretKeyRef" in ref:
-                        env[item["name"]] = secrets[ref["secretKeyRef"]["name"]][ref["secretKeyRef"]["key"]]
-                    else:
-                        env[item["name"]] = config_maps[ref["configMapKeyRef"]["name"]][ref["configMapKeyRef"]["key"]]
-            argv = [*container.get("command", []), *container.get("args", [])]
-            assert argv, f"{owner['metadata']['name']}: container {container['name']} has no command"
-            ports = {port.get("name"): port["containerPort"] for port in container.get("ports", [])}
-            spec = ProcessSpec(container["name"], argv, env, sorted(ports.values()))
-            for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
-                probe = container.get(kind)
-                if probe and "httpGet" in probe:
-                    port = probe["httpGet"]["port"]
-                    spec.http_checks.append((kind, probe["httpGet"]["path"], ports.get(port, port)))
-                elif probe and "exec" in probe:
-                    spec.exec_checks.append(probe["exec"]["command"])
+            spec = _container_spec(owner, container, config_maps, secrets)
+            spec.init = init
             specs[container["name"]] = spec
     return specs
+
+
+def _container_spec(owner: dict, container: dict, config_maps: dict, secrets: dict) -> ProcessSpec:
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(config_maps[source["configMapRef"]["name"]])
+        if "secretRef" in source:
+            env.update(secrets[source["secretRef"]["name"]])
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+        else:
+            ref = item["valueFrom"]
+            if "secretKeyRef" in ref:
+                env[item["name"]] = secrets[ref["secretKeyRef"]["name"]][ref["secretKeyRef"]["key"]]
+            else:
+                env[item["name"]] = config_maps[ref["configMapKeyRef"]["name"]][ref["configMapKeyRef"]["key"]]
+    argv = [*container.get("command", []), *container.get("args", [])]
+    assert argv, f"{owner['metadata']['name']}: container {container['name']} has no command"
+    ports = {port.get("name"): port["containerPort"] for port in container.get("ports", [])}
+    spec = ProcessSpec(container["name"], argv, env, sorted(ports.values()))
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = container.get(kind)
+        if probe and "httpGet" in probe:
+            port = probe["httpGet"]["port"]
+            spec.http_checks.append((kind, probe["httpGet"]["path"], ports.get(port, port)))
+        elif probe and "exec" in probe:
+            spec.exec_checks.append(probe["exec"]["command"])
+    return spec

@@ -113,9 +113,9 @@ class Platform:
                 return urlunsplit(url._replace(netloc=f"127.0.0.1:{url.port or 80}"))
         return value
 
-    def run(self, name: str, extra_args: list[str] | None = None, stdin: str | None = None,
+    def run(self, name: str | ProcessSpec, extra_args: list[str] | None = None, stdin: str | None = None,
             timeout: float = 180) -> subprocess.CompletedProcess:
-        spec = self.specs[name]
+        spec = self.specs[name] if isinstance(name, str) else name
         argv = [self._host_path(spec, part) for part in spec.argv + (extra_args or [])]
         return subprocess.run(argv, cwd=self.workdir, env=self.env_for(spec), input=stdin, capture_output=True,
                               check=False, text=True, timeout=timeout)
@@ -219,6 +219,10 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> dict[str, str]
         assert result.returncode == 0, result.stdout + result.stderr
 
     for name in services:
+        for init in specs[name].init:
+            with platform.step(f"{name} init container {init.name}: {' '.join(init.argv)}"):
+                result = platform.run(init, timeout=120)
+                assert result.returncode == 0, result.stdout + result.stderr
         platform.start(name)
     for name in services:
         path = "/healthcheck" if name == "flower" else "/readyz"

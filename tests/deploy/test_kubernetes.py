@@ -125,8 +125,8 @@ def test_every_container_follows_the_rules(rendered):
             tmp = [mount for mount in container.get("volumeMounts", []) if mount["mountPath"] == "/tmp"]
             if not tmp or "emptyDir" not in volumes.get(tmp[0]["name"], {}):
                 problems.append(f"{name}: /tmp is not an emptyDir")
-            if owner["kind"] == "Job":
-                continue   # a one-shot: no server to probe
+            if owner["kind"] == "Job" or container in pod.get("initContainers", []):
+                continue   # one-shots: no server to probe
             ports = {port.get("name"): port["containerPort"] for port in container.get("ports", [])}
             expected = {"startupProbe": None, "readinessProbe": "/readyz", "livenessProbe": "/healthz"}
             if container["name"] == "flower":   # Flower serves its own unauthenticated /healthcheck
@@ -161,6 +161,10 @@ def test_scaling_disruption_and_beat(rendered):
         covering = [pdb for pdb in by_kind(objects, "PodDisruptionBudget")
                     if pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()]
         assert len(covering) == 1, f"{overlay}: {name} has {len(covering)} PodDisruptionBudgets"
+    # Everything that touches the schemas waits for the migration before it starts.
+    for name in ("cafeflow-ingest", "cafeflow-orders", "cafeflow-reporting", "cafeflow-worker", "cafeflow-beat"):
+        (init,) = deployments[name]["spec"]["template"]["spec"]["initContainers"]
+        assert init["command"][:3] == ["cafeflow", "migrate", "--wait"], name
     beat = deployments["cafeflow-beat"]["spec"]
     assert beat["replicas"] == 1 and beat["strategy"] == {"type": "Recreate"}
 
