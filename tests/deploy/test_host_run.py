@@ -355,6 +355,9 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> dict[str, str]
         assert metric(after["worker"], "cafeflow_broker_up") == 1
     with platform.step("beat /metrics serves the live queue length"):
         assert 'cafeflow_queue_messages{queue="transform"}' in after["beat"].replace(".0", "")
+    with platform.step("flower /metrics counted the worker's task events"):
+        assert metric(after["flower"], "flower_events_total", type="task-succeeded") > \
+            metric(before["flower"], "flower_events_total", type="task-succeeded")
     for name in ("orders", "reporting"):
         if built(name):
             with platform.step(f"{name} /metrics moved"):
