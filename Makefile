@@ -12,7 +12,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/cafeflow_test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: install up test services stop-services lint bench clean
+.PHONY: install up test services stop-services lint bench clean lock check-lock deploy-check
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,23 @@ test: install
 
 lint: install
 	$(BIN)/ruff check services tests bench
+
+# requirements.lock: the image's dependencies, pinned with hashes, resolved from pyproject.toml by uv
+# (kept pins stay unless pyproject.toml needs others). check-lock fails when it is stale.
+LOCK_ARGS := pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
+
+lock: install
+	$(BIN)/uv pip compile $(LOCK_ARGS) -o requirements.lock
+
+check-lock: install
+	@tmp=$$(mktemp -d) && cp requirements.lock $$tmp/requirements.lock && \
+	  $(BIN)/uv pip compile $(LOCK_ARGS) -o $$tmp/requirements.lock && \
+	  diff <(sed 1,2d requirements.lock) <(sed 1,2d $$tmp/requirements.lock) && rm -rf $$tmp && \
+	  echo "requirements.lock matches pyproject.toml" || { echo "requirements.lock is stale: run make lock"; exit 1; }
+
+# The deploy files alone (also part of make test): kustomize overlays, compose schema, Dockerfile lint.
+deploy-check: install
+	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/pytest -q tests/deploy -k "not host_run"
 
 bench: install
 	$(BIN)/python bench/e2e_throughput.py

@@ -45,12 +45,31 @@ main.add_command(generate_command)
 
 
 @main.command()
-def migrate() -> None:
+@click.option("--wait", "wait_seconds", type=float, default=None, metavar="SECONDS",
+              help="apply nothing; wait up to SECONDS until another migrate brought every schema to head "
+                   "(a Kubernetes init container, so new code never runs on an old schema)")
+def migrate(wait_seconds: float | None) -> None:
     """Apply every schema's migrations (idempotent)."""
-    from services.common.migrate import upgrade_all
+    from services.common.migrate import behind_head, upgrade_all
 
-    upgrade_all(_settings().database_url)
-    click.echo("migrations: all schemas at head")
+    settings = _settings()
+    if wait_seconds is None:
+        upgrade_all(settings.database_url)
+        click.echo("migrations: all schemas at head")
+        return
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            behind = behind_head(settings.database_url)
+        except Exception as exc:  # noqa: BLE001 - the database may not answer yet: keep waiting
+            behind = [f"database unreachable ({type(exc).__name__})"]
+        if not behind:
+            click.echo("migrations: all schemas at head")
+            return
+        if time.monotonic() >= deadline:
+            raise click.ClickException(f"not at head after {wait_seconds:.0f} s: {', '.join(behind)}")
+        click.echo(f"waiting for migrations: {', '.join(behind)}", err=True)
+        time.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
 
 
 @main.command()
@@ -97,11 +116,9 @@ def worker(concurrency: int, loglevel: str) -> None:
     from services.transform.celery_app import create_celery
 
     if settings.worker_metrics_port:
-        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+        from services.common.probes import start_probe_server
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        start_http_server(settings.worker_metrics_port, registry=registry)
+        start_probe_server(settings, settings.worker_metrics_port)
     app = create_celery(settings)
     app.worker_main(["worker", "--queues", settings.transform_queue, "--concurrency", str(concurrency),
                      "--loglevel", loglevel, "--hostname", "transform@%h", "--task-events"])
@@ -113,9 +130,33 @@ def worker(concurrency: int, loglevel: str) -> None:
 def beat(schedule: str) -> None:
     """Run Celery beat (exactly one per deployment)."""
     settings = _settings()
+    _multiproc_dir()
     from services.transform.celery_app import create_celery
 
+    if settings.beat_metrics_port:
+        from services.common.probes import start_probe_server
+
+        start_probe_server(settings, settings.beat_metrics_port)
     create_celery(settings).start(["beat", "--schedule", schedule, "--loglevel", "INFO"])
+
+
+@main.command()
+@click.option("--port", type=int, default=lambda: int(os.environ.get("FLOWER_PORT", "5555")),
+              show_default="$FLOWER_PORT or 5555")
+@click.option("--host", default="0.0.0.0", show_default=True)
+def flower(port: int, host: str) -> None:
+    """Run Flower, Celery's monitoring UI, behind basic auth (FLOWER_BASIC_AUTH=user:password)."""
+    settings = _settings()
+    # Flower reads FLOWER_BASIC_AUTH itself; it is checked here so a missing or weak one stops the start
+    # instead of serving the task list (which shows upload ids and errors) to anyone.
+    credentials = os.environ.get("FLOWER_BASIC_AUTH", "")
+    user, _, password = credentials.partition(":")
+    if settings.env != "development" and (not user or len(password) < 16):
+        raise click.ClickException("FLOWER_BASIC_AUTH must be user:password with a password of at least "
+                                   "16 characters outside development")
+    from services.transform.celery_app import create_celery
+
+    create_celery(settings).start(["flower", f"--port={port}", f"--address={host}"])
 
 
 @main.group()

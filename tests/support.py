@@ -47,6 +47,7 @@ TEST_ENV = {
     "CAFEFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
     "TRANSFORM_QUEUE": "transform-test",
     "WORKER_METRICS_PORT": "0",
+    "BEAT_METRICS_PORT": "0",
     "LOG_LEVEL": "INFO",
 }
 os.environ.update(TEST_ENV)   # before any settings object is built, in this process and in children

@@ -6,6 +6,7 @@ import os
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.core import GaugeMetricFamily
 
 HTTP_REQUESTS = Counter("cafeflow_http_requests_total", "HTTP requests", ["service", "route", "method", "status"])
 HTTP_LATENCY = Histogram(
@@ -24,6 +25,44 @@ TASK_FAILURES = Counter("cafeflow_task_failures_total", "Celery task failures", 
 UPLOADS_REQUEUED = Counter("cafeflow_uploads_requeued_total", "Uploads re-enqueued by the sweeper")
 QUEUE_DEPTH = Gauge("cafeflow_queue_depth", "Messages waiting in a Celery queue", ["queue"],
                     multiprocess_mode="livemax")
+# Every Celery task by outcome (the sweeper and the purge too), from Celery's signals.
+CELERY_TASKS = Counter("cafeflow_celery_tasks_total", "Celery tasks finished, by outcome", ["task", "outcome"])
+
+
+class QueueLengthCollector:
+    """Reads the broker's queues at scrape time, so the figure is current whatever the sweeper last saw
+    (cafeflow_queue_depth is its snapshot). Celery's Redis transport keeps a queue as one list per
+    priority step (the name, then the name + kombu's separator + 3, 6, 9) and unacknowledged deliveries
+    in the `unacked` hash."""
+
+    def __init__(self, redis_url: str, queues: list[str]) -> None:
+        self.redis_url = redis_url
+        self.queues = queues
+
+    def collect(self):
+        import redis
+
+        waiting = GaugeMetricFamily("cafeflow_queue_messages", "Messages waiting in the broker queue (Redis LLEN)",
+                                    labels=["queue"])
+        unacked = GaugeMetricFamily("cafeflow_queue_unacked", "Messages delivered to workers, not yet acked")
+        up = GaugeMetricFamily("cafeflow_broker_up", "1 when Redis answered the last scrape")
+        try:
+            client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=2)
+            try:
+                for queue in self.queues:
+                    keys = [queue] + [f"{queue}\x06\x16{step}" for step in (3, 6, 9)]
+                    waiting.add_metric([queue], sum(client.llen(key) for key in keys))
+                unacked.add_metric([], client.hlen("unacked"))
+            finally:
+                client.close()
+            up.add_metric([], 1)
+        except redis.RedisError:
+            up.add_metric([], 0)
+            yield up
+            return
+        yield waiting
+        yield unacked
+        yield up
 
 
 def metrics_payload() -> tuple[bytes, str]:

@@ -55,6 +55,34 @@ def upgrade_all(database_url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
+def behind_head(database_url: str) -> list[str]:
+    """The schemas this code's migrations would still change: never migrated, or at a revision older than
+    the history's head. A revision this code does not know is newer (a rollback of the code): not behind."""
+    engine = create_engine(database_url)
+    behind = []
+    try:
+        with engine.connect() as conn:
+            for history in HISTORIES:
+                table = conn.execute(text("SELECT to_regclass(:name)"),
+                                     {"name": f"{history.schema}.alembic_version"}).scalar()
+                applied = set() if table is None else set(conn.execute(
+                    text(f'SELECT version_num FROM "{history.schema}".alembic_version')).scalars())
+                script = ScriptDirectory.from_config(alembic_config(history, "postgresql://"))
+                known = {revision for revision in applied if _known(script, revision)}
+                if not applied or (known and known != set(script.get_heads())):
+                    behind.append(history.schema)
+    finally:
+        engine.dispose()
+    return behind
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except Exception:  # noqa: BLE001 - alembic raises several kinds for a revision it has never seen
+        return False
+
+
 def run_env() -> None:
     """Body of every history's env.py."""
     cfg = context.config

@@ -4,9 +4,13 @@ All settings live here, in one object, so producers and workers agree on queues 
 """
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, signals
 
+from services.common.logging import request_id_var
 from services.common.settings import Settings
+
+# The message header that carries the HTTP request id into the task's log lines.
+REQUEST_ID_HEADER = "cafeflow_request_id"
 
 
 def celery_config(settings: Settings) -> dict:
@@ -41,4 +45,12 @@ def producer(settings: Settings) -> Celery:
     """A Celery client that only sends tasks by name; it imports no worker code."""
     app = Celery("cafeflow-producer")
     app.conf.update(celery_config(settings))
+    signals.before_task_publish.connect(_attach_request_id, weak=False, dispatch_uid="cafeflow-request-id")
     return app
+
+
+def _attach_request_id(headers=None, **_kwargs) -> None:
+    """A file's request id follows it from the HTTP request into the worker's log lines."""
+    request_id = request_id_var.get()
+    if request_id and headers is not None:
+        headers.setdefault(REQUEST_ID_HEADER, request_id)

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     parse_chunk_rows: int = Field(20_000, gt=0, validation_alias=_env("PARSE_CHUNK_ROWS"))
     transform_queue: str = Field("transform", validation_alias=_env("TRANSFORM_QUEUE"))
     worker_metrics_port: int = Field(9808, ge=0, validation_alias=_env("WORKER_METRICS_PORT"))
+    # Beat's /healthz, /readyz and /metrics (with the live queue length); 0 turns it off.
+    beat_metrics_port: int = Field(9809, ge=0, validation_alias=_env("BEAT_METRICS_PORT"))
     # Lifetime of a signed user token (services.common.auth), verified by every service.
     user_token_ttl_seconds: int = Field(8 * 3600, gt=0, validation_alias=_env("USER_TOKEN_TTL_SECONDS"))
 

@@ -7,8 +7,9 @@ from celery import Celery, signals
 
 from services.common.db import Database
 from services.common.live_orders import SWEEP_LIVE_ORDERS_TASK
-from services.common.logging import configure_logging
-from services.common.queue import celery_config
+from services.common.logging import configure_logging, request_id_var
+from services.common.metrics import CELERY_TASKS
+from services.common.queue import REQUEST_ID_HEADER, celery_config
 from services.common.settings import Settings, get_settings
 
 SWEEP_TASK = "transform.sweep_uploads"
@@ -46,4 +47,36 @@ def create_celery(settings: Settings | None = None) -> Celery:
     def _after_fork(**_kwargs) -> None:
         app.cafeflow.db.dispose_after_fork()
 
+    _count_task_outcomes()
+    _carry_request_id()
     return app
+
+
+def _carry_request_id() -> None:
+    """Puts the request id that ingest attached to the message into the task's log context."""
+    tokens = {}
+
+    def enter(task_id=None, task=None, **_kwargs) -> None:
+        request_id = getattr(task.request, REQUEST_ID_HEADER, None) if task is not None else None
+        tokens[task_id] = request_id_var.set(request_id)
+
+    def leave(task_id=None, **_kwargs) -> None:
+        token = tokens.pop(task_id, None)
+        if token is not None:
+            request_id_var.reset(token)
+
+    signals.task_prerun.connect(enter, weak=False, dispatch_uid="cafeflow-request-id-enter")
+    signals.task_postrun.connect(leave, weak=False, dispatch_uid="cafeflow-request-id-leave")
+
+
+def _count_task_outcomes() -> None:
+    """cafeflow_celery_tasks_total for every task; process_upload also records its own durations."""
+    def counter(outcome: str):
+        def record(sender=None, **_kwargs) -> None:
+            CELERY_TASKS.labels(getattr(sender, "name", str(sender)), outcome).inc()
+        return record
+
+    for signal, outcome in ((signals.task_success, "succeeded"), (signals.task_failure, "failed"),
+                            (signals.task_retry, "retried")):
+        # dispatch_uid: connecting again (one create_celery per test) does not double-count.
+        signal.connect(counter(outcome), weak=False, dispatch_uid=f"cafeflow-task-{outcome}")

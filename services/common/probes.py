@@ -1,0 +1,83 @@
+"""/healthz, /readyz and /metrics for the processes that are not web services (the transform worker and
+beat), so Kubernetes probes and Prometheus treat every cafeflow container the same way."""
+from __future__ import annotations
+
+import json
+import threading
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import psycopg2
+import redis
+from prometheus_client import CollectorRegistry, make_wsgi_app, multiprocess
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from services.common.metrics import QueueLengthCollector
+from services.common.settings import Settings
+
+
+def dependency_checks(settings: Settings) -> dict[str, str]:
+    """The same checks as a web service's /readyz: PostgreSQL and Redis answer within 2 s."""
+    checks: dict[str, str] = {}
+    try:
+        conn = psycopg2.connect(settings.psycopg2_dsn, connect_timeout=2)
+        try:
+            conn.cursor().execute("SELECT 1")
+        finally:
+            conn.close()
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+        client.close()
+        checks["redis"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+    return checks
+
+
+def probe_app(settings: Settings, registry: CollectorRegistry):
+    metrics = make_wsgi_app(registry)
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            return _json(start_response, 200, {"status": "ok"})
+        if path == "/readyz":
+            checks = dependency_checks(settings)
+            if all(value == "ok" for value in checks.values()):
+                return _json(start_response, 200, {"status": "ready", "checks": checks})
+            return _json(start_response, 503, {"error": {
+                "code": "not_ready", "message": "a dependency is unreachable", "details": checks,
+                "request_id": None}})
+        if path == "/metrics":
+            return metrics(environ, start_response)
+        return _json(start_response, 404, {"error": {"code": "not_found", "message": "no such path",
+                                                     "details": None, "request_id": None}})
+    return app
+
+
+def _json(start_response, status: int, body: dict):
+    payload = json.dumps(body).encode()
+    reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"),
+                                          ("Content-Length", str(len(payload)))])
+    return [payload]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *_args) -> None:  # probes every few seconds would drown the JSON logs
+        pass
+
+
+def start_probe_server(settings: Settings, port: int, host: str = "0.0.0.0") -> ThreadingWSGIServer:
+    """Serves the probes and the multiprocess metrics (prefork children included) from a daemon thread,
+    plus the transform queue's length read from Redis at scrape time."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(QueueLengthCollector(settings.redis_url, [settings.transform_queue]))
+    server = make_server(host, port, probe_app(settings, registry), ThreadingWSGIServer,
+                         handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="probe-server", daemon=True).start()
+    return server
