@@ -17,6 +17,7 @@ from services.tools.generate import generate_command
 # service's own process, so this module imports no service code.
 WEB_SERVICES = {
     "ingest": ("services.ingest.app:create_app()", 8001),
+    "reporting": ("services.reporting.app:create_app()", 8003),
 }
 
 
@@ -158,6 +159,33 @@ def branch_add(names: tuple[str, ...], rotate: bool, token: bool) -> None:
         session.commit()
     if not token:
         click.echo(f"registered {len(names)} branch(es)", err=True)
+
+
+@main.group()
+def token() -> None:
+    """API tokens that are not a branch's (branch upload tokens: `cafeflow branch add`)."""
+
+
+TOKEN_SCOPES = ("reporting",)
+
+
+@token.command("add")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(TOKEN_SCOPES), required=True, help="what the token may do")
+def token_add(name: str, scope: str) -> None:
+    """Create a token and print it, once (only its digest is stored)."""
+    from services.common.db import Database
+    from services.common.tokens import new_token, token_digest
+    from services.common.uploads import ApiToken
+
+    if not name.strip() or len(name) > 100:
+        raise click.ClickException("NAME must be 1-100 characters")
+    secret = new_token("cfr")
+    db = Database(_settings().database_url)
+    with db.session() as session:
+        session.add(ApiToken(name=f"{scope}:{name.strip()}", digest=token_digest(secret), scope=scope))
+        session.commit()
+    click.echo(secret)
 
 
 @main.group()
