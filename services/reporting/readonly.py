@@ -18,7 +18,7 @@ from sqlalchemy import Engine, event
 
 def make_read_only(engine: Engine, *, role: str, statement_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
-    def _as_reporting_role(dbapi_connection, _record) -> None:  # noqa: ANN001
+    def _as_reporting_role(dbapi_connection, _record) -> None:
         cursor = dbapi_connection.cursor()
         # role is validated by the settings pattern; identifiers cannot be bound parameters.
         cursor.execute(f'SET ROLE "{role}"')

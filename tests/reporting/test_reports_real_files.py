@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import text
@@ -136,7 +137,7 @@ def test_trend_equals_plain_sql_with_period_over_period_change(reporting, real_w
     series = body["series"]
     assert {p["period_start"]: Decimal(p["revenue"]) for p in series if p["transactions"]} == expected
     assert sum(Decimal(p["revenue"]) for p in series) == sum(expected.values())
-    for before, now in zip(series, series[1:]):
+    for before, now in pairwise(series):
         assert Decimal(now["revenue_change"]) == Decimal(now["revenue"]) - Decimal(before["revenue"])
     assert series[0]["revenue_change"] is None
     if granularity == "month":

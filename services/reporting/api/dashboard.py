@@ -8,7 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import plotly
-from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+    url_for,
+)
 
 from services.reporting.auth import SESSION_TOKEN, identify
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Response, current_app
 from flask_smorest import Blueprint
@@ -14,9 +14,18 @@ from services.reporting.filters import Filters, resolve_filters
 from services.reporting.queries import coverage as coverage_queries
 from services.reporting.queries import periods
 from services.reporting.queries.sales import grouped
-from services.reporting.schemas import (CoverageArgs, CoverageReport, CustomersArgs, CustomersReport,
-                                        PeakHoursReport, ReportArgs, SalesArgs, SalesReport, TrendArgs,
-                                        TrendReport)
+from services.reporting.schemas import (
+    CoverageArgs,
+    CoverageReport,
+    CustomersArgs,
+    CustomersReport,
+    PeakHoursReport,
+    ReportArgs,
+    SalesArgs,
+    SalesReport,
+    TrendArgs,
+    TrendReport,
+)
 
 bp = Blueprint("reports", __name__, url_prefix="/v1/reports", description="Sales reports (bearer token required)")
 
