@@ -29,10 +29,11 @@ def plain(engine, sql: str, **params) -> list:
         return conn.execute(text(sql), params).all()
 
 
-def plain_sales(engine, group_by: str) -> dict:
+def plain_sales(engine, group_by: str, branch: str | None = None) -> dict:
     rows = plain(engine, f"""
         SELECT {PLAIN_KEYS[group_by]} AS k, count(*), sum({ITEMS}), sum(f.total), round(sum(f.total) / count(*), 2)
-        FROM warehouse.fact_transaction f JOIN warehouse.dim_branch b ON b.id = f.branch_id GROUP BY 1""")
+        FROM warehouse.fact_transaction f JOIN warehouse.dim_branch b ON b.id = f.branch_id
+        WHERE b.name = :branch OR CAST(:branch AS text) IS NULL GROUP BY 1""", branch=branch)
     return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
 
@@ -40,12 +41,16 @@ def figures(row: dict) -> tuple:
     return (row["transactions"], row["items"], Decimal(row["revenue"]), Decimal(row["average_spend"]))
 
 
+@pytest.mark.parametrize("branch", [None, "Leeds"])
 @pytest.mark.parametrize("group_by", sorted(PLAIN_KEYS))
-def test_sales_grouped_equals_plain_sql(reporting, real_warehouse, group_by):
-    body = get_json(reporting, "/v1/reports/sales", {**ALL_TIME, "group_by": group_by})
-    assert body["answered_from"] in ("rollup_sales_day", "rollup_sales_hour")
+def test_sales_grouped_equals_plain_sql(reporting, real_warehouse, group_by, branch):
+    params = {**ALL_TIME, "group_by": group_by, **({"branch": branch} if branch else {})}
+    body = get_json(reporting, "/v1/reports/sales", params)
+    hourly = "rollup_sales_hour" if branch or group_by == "payment_method" else "rollup_sales_hour_chain"
+    assert body["answered_from"] == ("rollup_sales_day" if group_by in ("branch", "day", "week", "month",
+                                                                        "payment_method") else hourly)
     answer = {row[ROW_KEYS[group_by]]: figures(row) for row in body["rows"]}
-    assert answer == plain_sales(real_warehouse, group_by)
+    assert answer == plain_sales(real_warehouse, group_by, branch)
 
 
 def test_revenue_per_branch_matches_the_files_and_totals_119138_75(reporting):
@@ -59,14 +64,18 @@ def test_revenue_per_branch_matches_the_files_and_totals_119138_75(reporting):
     assert ranked == sorted(ranked, key=Decimal, reverse=True)      # a ranking, best first
 
 
-def test_sales_by_product_equals_plain_sql_over_items(reporting, real_warehouse):
-    body = get_json(reporting, "/v1/reports/sales", {**ALL_TIME, "group_by": "product"})
-    assert body["answered_from"] == "rollup_product_day"
+@pytest.mark.parametrize("branch,source", [(None, "rollup_product_day_chain"), ("Leeds", "rollup_product_day")])
+def test_sales_by_product_equals_plain_sql_over_items(reporting, real_warehouse, branch, source):
+    params = {**ALL_TIME, "group_by": "product", **({"branch": branch} if branch else {})}
+    body = get_json(reporting, "/v1/reports/sales", params)
+    assert body["answered_from"] == source
     answer = {row["product_id"]: figures(row) for row in body["rows"]}
     rows = plain(real_warehouse, """
         SELECT i.product_id, count(DISTINCT i.transaction_id), sum(i.quantity), sum(i.quantity * i.unit_price),
                round(sum(i.quantity * i.unit_price) / count(DISTINCT i.transaction_id), 2)
-        FROM warehouse.fact_transaction_item i GROUP BY 1""")
+        FROM warehouse.fact_transaction_item i JOIN warehouse.fact_transaction f ON f.id = i.transaction_id
+        JOIN warehouse.dim_branch b ON b.id = f.branch_id
+        WHERE b.name = :branch OR CAST(:branch AS text) IS NULL GROUP BY 1""", branch=branch)
     assert answer == {r[0]: tuple(r[1:]) for r in rows}
 
 
@@ -83,7 +92,7 @@ def test_top_and_bottom_products(reporting, real_warehouse):
 
 @pytest.mark.parametrize("group_by,product,source", [
     ("hour", "latte", "fact tables"), ("branch", "latte", "fact tables"), ("payment_method", "latte", "fact tables"),
-    ("branch", "latte|large|", "rollup_product_day"), ("month", "latte|regular|", "rollup_product_day")])
+    ("branch", "latte|large|", "rollup_product_day"), ("month", "latte|regular|", "rollup_product_day_chain")])
 def test_sales_of_one_product_equal_plain_sql(reporting, real_warehouse, group_by, product, source):
     """Filtered to a product name ('Latte': all its sizes, each sale counted once) or to one product key:
     that product's lines."""

@@ -1,8 +1,10 @@
 """Sales figures grouped by any of the report dimensions, from the smallest table that can answer exactly.
 
-  rollup_sales_day     branch, day, week, month, payment method               (no product filter)
-  rollup_sales_hour    ... and hour, weekday                                  (no product filter)
-  rollup_product_day   product, branch, day, week, month                      (product lines)
+  rollup_sales_day         branch, day, week, month, payment method           (no product filter)
+  rollup_sales_hour_chain  day, week, month, hour, weekday                    (no product, no branch)
+  rollup_sales_hour        ... and by branch or payment method                (no product filter)
+  rollup_product_day_chain product, day, week, month                          (product lines, no branch)
+  rollup_product_day       ... and by branch                                  (product lines)
   fact tables          anything else with a product: hour, weekday or payment method of a product's
                        sales, or several products (a 'Latte' of two sizes) summed per branch or day, where
                        adding the per-product sale counts would count a sale holding both twice.
@@ -51,8 +53,10 @@ class Source:
 SALES_DAY = Source("rollup_sales_day", "warehouse.rollup_sales_day r",
                    "sum(r.transactions) AS transactions, sum(r.items) AS items, sum(r.revenue) AS revenue")
 SALES_HOUR = Source("rollup_sales_hour", "warehouse.rollup_sales_hour r", SALES_DAY.measures)
+SALES_HOUR_CHAIN = Source("rollup_sales_hour_chain", "warehouse.rollup_sales_hour_chain r", SALES_DAY.measures)
 PRODUCT_DAY = Source("rollup_product_day", "warehouse.rollup_product_day r",
                      "sum(r.transactions) AS transactions, sum(r.quantity) AS items, sum(r.revenue) AS revenue")
+PRODUCT_DAY_CHAIN = Source("rollup_product_day_chain", "warehouse.rollup_product_day_chain r", PRODUCT_DAY.measures)
 FACT_LINES = Source("fact tables", "warehouse.fact_transaction f "
                     "JOIN warehouse.fact_transaction_item i ON i.transaction_id = f.id",
                     "count(DISTINCT f.id) AS transactions, sum(i.quantity) AS items, "
@@ -61,11 +65,14 @@ FACT_LINES = Source("fact tables", "warehouse.fact_transaction f "
 
 def choose_source(dims: tuple[str, ...], filters: Filters) -> Source:
     by_product = "product" in dims or filters.product_ids is not None
+    whole_chain = filters.branch_ids is None and "branch" not in dims
     if not by_product:
-        return SALES_DAY if set(dims) <= {"branch", "day", "week", "month", "payment_method"} else SALES_HOUR
+        if set(dims) <= {"branch", "day", "week", "month", "payment_method"}:
+            return SALES_DAY
+        return SALES_HOUR_CHAIN if whole_chain and "payment_method" not in dims else SALES_HOUR
     one_product_per_row = "product" in dims or len(filters.product_ids or ()) == 1
     if one_product_per_row and set(dims) <= {"product", "branch", "day", "week", "month"}:
-        return PRODUCT_DAY
+        return PRODUCT_DAY_CHAIN if whole_chain else PRODUCT_DAY
     return FACT_LINES
 
 

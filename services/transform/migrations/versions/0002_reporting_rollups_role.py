@@ -13,6 +13,56 @@ depends_on = None
 
 READ_ONLY_ROLE = "cafeflow_reporting"
 
+RECORD_NEW_SALES = """
+    -- The one maintenance step for everything above, given the ids of sales just inserted (by the
+    -- file loader for the rows that were new, or by the live path). Rows are upserted in key order,
+    -- like the hourly rollups, so two concurrent loads cannot deadlock.
+    CREATE OR REPLACE FUNCTION warehouse.record_new_sales(transaction_ids bigint[]) RETURNS void
+    LANGUAGE sql VOLATILE AS $fn$
+    WITH sale AS MATERIALIZED (
+        SELECT f.id, f.branch_id, f.occurred_at, (f.occurred_at AT TIME ZONE 'Europe/London')::date AS local_date,
+               f.payment_method, f.source, f.total, f.customer_key
+        FROM warehouse.fact_transaction f WHERE f.id = ANY(transaction_ids)
+    ), line AS MATERIALIZED (
+        SELECT s.id, s.local_date, s.branch_id, s.source, i.product_id, i.quantity, i.unit_price
+        FROM sale s JOIN warehouse.fact_transaction_item i ON i.transaction_id = s.id
+    ), sales_day AS (
+        INSERT INTO warehouse.rollup_sales_day AS r
+            (local_date, branch_id, payment_method, source, transactions, items, revenue)
+        SELECT s.local_date, s.branch_id, s.payment_method, s.source, count(*), sum(q.items), sum(s.total)
+        FROM sale s JOIN (SELECT id, sum(quantity) AS items FROM line GROUP BY id) q ON q.id = s.id
+        GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (local_date, branch_id, payment_method, source) DO UPDATE
+        SET transactions = r.transactions + EXCLUDED.transactions, items = r.items + EXCLUDED.items,
+            revenue = r.revenue + EXCLUDED.revenue
+    ), product_day AS (
+        INSERT INTO warehouse.rollup_product_day AS r
+            (local_date, branch_id, product_id, source, transactions, quantity, revenue)
+        SELECT local_date, branch_id, product_id, source, count(DISTINCT id), sum(quantity),
+               sum(quantity * unit_price)
+        FROM line GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (local_date, branch_id, product_id, source) DO UPDATE
+        SET transactions = r.transactions + EXCLUDED.transactions, quantity = r.quantity + EXCLUDED.quantity,
+            revenue = r.revenue + EXCLUDED.revenue
+    ), first_seen AS (
+        INSERT INTO warehouse.customer_first_seen AS c (customer_key, first_at, first_local_date)
+        SELECT DISTINCT ON (customer_key) customer_key, occurred_at, local_date
+        FROM sale WHERE customer_key IS NOT NULL ORDER BY customer_key, occurred_at
+        ON CONFLICT (customer_key) DO UPDATE
+        SET first_at = EXCLUDED.first_at, first_local_date = EXCLUDED.first_local_date
+        WHERE EXCLUDED.first_at < c.first_at
+    )
+    INSERT INTO warehouse.customer_period (period, period_start, source, customer_key)
+    SELECT DISTINCT p.period, p.period_start, s.source, s.customer_key
+    FROM sale s CROSS JOIN LATERAL (VALUES ('day', s.local_date),
+                                           ('week', date_trunc('week', s.local_date)::date),
+                                           ('month', date_trunc('month', s.local_date)::date)) p(period, period_start)
+    WHERE s.customer_key IS NOT NULL
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT DO NOTHING
+    $fn$;
+"""
+
 
 def upgrade() -> None:
     op.execute("""
@@ -60,53 +110,7 @@ def upgrade() -> None:
     );
     COMMENT ON TABLE warehouse.customer_period IS 'Customer pseudonyms that bought in a UK-local day, ISO week (Monday) or month.';
 
-    -- The one maintenance step for everything above, given the ids of sales just inserted (by the
-    -- file loader for the rows that were new, or by the live path). Rows are upserted in key order,
-    -- like the hourly rollups, so two concurrent loads cannot deadlock.
-    CREATE FUNCTION warehouse.record_new_sales(transaction_ids bigint[]) RETURNS void
-    LANGUAGE sql VOLATILE AS $fn$
-    WITH sale AS MATERIALIZED (
-        SELECT f.id, f.branch_id, f.occurred_at, (f.occurred_at AT TIME ZONE 'Europe/London')::date AS local_date,
-               f.payment_method, f.source, f.total, f.customer_key
-        FROM warehouse.fact_transaction f WHERE f.id = ANY(transaction_ids)
-    ), line AS MATERIALIZED (
-        SELECT s.id, s.local_date, s.branch_id, s.source, i.product_id, i.quantity, i.unit_price
-        FROM sale s JOIN warehouse.fact_transaction_item i ON i.transaction_id = s.id
-    ), sales_day AS (
-        INSERT INTO warehouse.rollup_sales_day AS r
-            (local_date, branch_id, payment_method, source, transactions, items, revenue)
-        SELECT s.local_date, s.branch_id, s.payment_method, s.source, count(*), sum(q.items), sum(s.total)
-        FROM sale s JOIN (SELECT id, sum(quantity) AS items FROM line GROUP BY id) q ON q.id = s.id
-        GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-        ON CONFLICT (local_date, branch_id, payment_method, source) DO UPDATE
-        SET transactions = r.transactions + EXCLUDED.transactions, items = r.items + EXCLUDED.items,
-            revenue = r.revenue + EXCLUDED.revenue
-    ), product_day AS (
-        INSERT INTO warehouse.rollup_product_day AS r
-            (local_date, branch_id, product_id, source, transactions, quantity, revenue)
-        SELECT local_date, branch_id, product_id, source, count(DISTINCT id), sum(quantity),
-               sum(quantity * unit_price)
-        FROM line GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-        ON CONFLICT (local_date, branch_id, product_id, source) DO UPDATE
-        SET transactions = r.transactions + EXCLUDED.transactions, quantity = r.quantity + EXCLUDED.quantity,
-            revenue = r.revenue + EXCLUDED.revenue
-    ), first_seen AS (
-        INSERT INTO warehouse.customer_first_seen AS c (customer_key, first_at, first_local_date)
-        SELECT DISTINCT ON (customer_key) customer_key, occurred_at, local_date
-        FROM sale WHERE customer_key IS NOT NULL ORDER BY customer_key, occurred_at
-        ON CONFLICT (customer_key) DO UPDATE
-        SET first_at = EXCLUDED.first_at, first_local_date = EXCLUDED.first_local_date
-        WHERE EXCLUDED.first_at < c.first_at
-    )
-    INSERT INTO warehouse.customer_period (period, period_start, source, customer_key)
-    SELECT DISTINCT p.period, p.period_start, s.source, s.customer_key
-    FROM sale s CROSS JOIN LATERAL (VALUES ('day', s.local_date),
-                                           ('week', date_trunc('week', s.local_date)::date),
-                                           ('month', date_trunc('month', s.local_date)::date)) p(period, period_start)
-    WHERE s.customer_key IS NOT NULL
-    ORDER BY 1, 2, 3, 4
-    ON CONFLICT DO NOTHING
-    $fn$;
+    """ + RECORD_NEW_SALES + """
     COMMENT ON FUNCTION warehouse.record_new_sales(bigint[]) IS
         'Call once per transaction with the ids of the sales it inserted (never twice for one id): keeps the daily rollups and the customer tables exact.';
 
