@@ -35,7 +35,7 @@ function bars(id, rows, labelOf, horizontal) {
   const trace = horizontal
     ? { type: "bar", orientation: "h", y: labels.slice().reverse(), x: values.slice().reverse() }
     : { type: "bar", x: labels, y: values };
-  return plot(id, [trace], horizontal ? { margin: { t: 10, r: 10, b: 40, l: 180 } } : {});
+  return plot(id, [trace], horizontal ? { margin: { t: 10, r: 10, b: 40, l: 230 } } : {});
 }
 
 function missingFiles(coverage) {
