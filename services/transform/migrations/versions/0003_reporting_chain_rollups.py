@@ -60,7 +60,11 @@ def upgrade() -> None:
         FROM warehouse.fact_transaction f WHERE f.id = ANY(transaction_ids)
     ), line AS MATERIALIZED (
         SELECT s.id, s.local_date, s.branch_id, s.source, i.product_id, i.quantity, i.unit_price
-        FROM sale s JOIN warehouse.fact_transaction_item i ON i.transaction_id = s.id
+        -- A lookup by primary key per sale (OFFSET 0 keeps the subquery from being flattened): the
+        -- planner guesses 10 rows for the CTE above and otherwise may hash-join a scan of every item.
+        FROM sale s CROSS JOIN LATERAL (
+            SELECT i.product_id, i.quantity, i.unit_price FROM warehouse.fact_transaction_item i
+            WHERE i.transaction_id = s.id OFFSET 0) i
     ), basket AS MATERIALIZED (
         SELECT s.*, q.items FROM sale s JOIN (SELECT id, sum(quantity) AS items FROM line GROUP BY id) q ON q.id = s.id
     ), sales_hour_chain AS (
@@ -99,7 +103,12 @@ def upgrade() -> None:
     ), first_seen AS (
         INSERT INTO warehouse.customer_first_seen AS c (customer_key, first_at, first_local_date)
         SELECT DISTINCT ON (customer_key) customer_key, occurred_at, local_date
-        FROM sale WHERE customer_key IS NOT NULL ORDER BY customer_key, occurred_at
+        FROM sale s WHERE customer_key IS NOT NULL
+          -- Most customers are known already: skip them here, because ON CONFLICT DO UPDATE locks the
+          -- existing row even when its WHERE is false, which would queue every concurrent load behind this one.
+          AND NOT EXISTS (SELECT 1 FROM warehouse.customer_first_seen k
+                          WHERE k.customer_key = s.customer_key AND k.first_at <= s.occurred_at)
+        ORDER BY customer_key, occurred_at
         ON CONFLICT (customer_key) DO UPDATE
         SET first_at = EXCLUDED.first_at, first_local_date = EXCLUDED.first_local_date
         WHERE EXCLUDED.first_at < c.first_at
