@@ -138,8 +138,6 @@ class CoverageBranch(Schema):
     days = fields.List(fields.Nested(CoverageDay))
 
 
-class CoverageReport(Schema):
-    date_from = fields.Str(data_key="from")
-    date_to = fields.Str(data_key="to")
+class CoverageReport(ReportMeta):
     last_day = fields.Str()
     branches = fields.List(fields.Nested(CoverageBranch))

@@ -125,3 +125,31 @@ def test_answers_are_computed_when_redis_is_down(reporting_app, settings, celery
     reporting_app.extensions["cafeflow.report_cache"] = ReportCache("redis://127.0.0.1:1/0", 60)
     response = reporting_app.test_client().get("/v1/reports/sales?group_by=branch", headers=ADMIN)
     assert response.status_code == 200 and response.get_json()["rows"][0]["branch"] == "Leeds"
+
+
+def test_coverage_follows_failed_and_late_files(reporting_app, settings, celery_app):
+    """A file that fails changes coverage without changing the warehouse version: the cache must see it."""
+    import io
+
+    from services.common.uploads import PROCESS_UPLOAD_TASK
+    from services.ingest.app import create_app as create_ingest
+
+    client = reporting_app.test_client()
+    leeds = sorted(p for p in real_files() if p.name.startswith("leeds_25-08-2021"))
+    load_files(settings, celery_app, leeds)
+    url = "/v1/reports/coverage?from=2021-08-25&to=2021-08-26&branch=Leeds"
+    before = client.get(url, headers=ADMIN)
+    assert [d["status"] for d in before.get_json()["branches"][0]["days"]] == ["loaded", "missing"]
+    assert client.get(url, headers=ADMIN).headers["X-Cache"] == "hit"
+
+    ingest = create_ingest(settings).test_client()
+    posted = ingest.post("/v1/uploads", headers=ADMIN, data={
+        "file": (io.BytesIO(b"this,is,not,a,till,file\n"), "leeds_26-08-2021_09-00-00.csv")})
+    upload_id = posted.get_json()["id"]
+    assert client.get(url, headers=ADMIN).get_json()["branches"][0]["days"][1]["status"] == "pending"
+    celery_app.tasks[PROCESS_UPLOAD_TASK].apply(args=[upload_id])
+    after = client.get(url, headers=ADMIN)
+    assert after.headers["X-Cache"] == "miss"
+    day = after.get_json()["branches"][0]["days"][1]
+    assert (day["status"], day["arrived"], day["loaded"], day["upload_ids"]) == ("failed", True, False, [upload_id])
+    assert after.get_json()["branches"][0]["missing_last_day"] is True

@@ -39,7 +39,7 @@ def json_response(body: bytes, cache_state: str | None = None) -> Response:
 
 
 def answer(report: str, args: dict, compute: Callable[[Session, Filters], tuple[dict, str]], *,
-           extra: list | None = None) -> Response:
+           extra: list | None = None, coverage: bool = False) -> Response:
     db = current_app.extensions["cafeflow.db"]
     settings = current_app.extensions["cafeflow.settings"]
     cache = current_app.extensions["cafeflow.report_cache"]
@@ -48,9 +48,11 @@ def answer(report: str, args: dict, compute: Callable[[Session, Filters], tuple[
         # older than the data it was computed from.
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         reader = authenticate(session)
-        filters = resolve_filters(session, args, reader, settings.reporting_max_range_days)
+        filters = resolve_filters(session, args, reader, settings.reporting_max_range_days, coverage=coverage)
         version = warehouse_version(session)
-        key = cache_key(report, version, [filters.cache_parts(), extra or []])
+        # Coverage also shows uploads that did not load (which leave the version alone): key it on their state too.
+        state = coverage_queries.upload_state(session) if coverage else None
+        key = cache_key(report, version, [filters.cache_parts(), extra or [], state])
         body = cache.get(key)
         if body is not None:
             return json_response(body, "hit")
@@ -120,13 +122,6 @@ def customers(granularity: str, **args):
 @bp.alt_response(401, description="no valid token")
 @bp.alt_response(422, description="bad parameters")
 def coverage(**args):
-    """Per registered branch and day: did its file arrive and load? Branches missing the last day come first.
-
-    Not cached: an upload that fails changes the answer without changing the warehouse version."""
-    db = current_app.extensions["cafeflow.db"]
-    settings = current_app.extensions["cafeflow.settings"]
-    with db.session() as session:
-        reader = authenticate(session)
-        filters = resolve_filters(session, args, reader, settings.reporting_max_range_days, coverage=True)
-        body = json.dumps(coverage_queries.coverage(session, filters), separators=(",", ":")).encode()
-    return json_response(body)
+    """Per registered branch and day: did its file arrive and load? Branches missing the last day come first."""
+    return answer("coverage", args, lambda s, f: (coverage_queries.coverage(s, f), "rollup_sales_day + ingest.upload"),
+                  coverage=True)
