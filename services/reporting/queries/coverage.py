@@ -12,13 +12,22 @@ from sqlalchemy.orm import Session
 
 from services.reporting.filters import Filters
 
-_LOADED = """
-SELECT d.branch_key, s.local_date, sum(s.transactions) AS transactions
-FROM warehouse.rollup_sales_day s JOIN warehouse.dim_branch d ON d.id = s.branch_id
-WHERE s.source = 'file' AND s.local_date BETWEEN :date_from AND :date_to {branch}
-GROUP BY 1, 2
+# Per registered branch, its file sales of each day in range as one array (one row per branch, not per day).
+_BRANCH_DAYS = """
+WITH days AS (
+    SELECT d::date AS day FROM generate_series(CAST(:date_from AS date), CAST(:date_to AS date), interval '1 day') d
+), loaded AS (
+    SELECT s.branch_id, s.local_date, sum(s.transactions) AS transactions FROM warehouse.rollup_sales_day s
+    WHERE s.source = 'file' AND s.local_date BETWEEN :date_from AND :date_to GROUP BY 1, 2
+)
+SELECT r.id, r.name, r.branch_key, array_agg(coalesce(l.transactions, 0)::int ORDER BY d.day) AS transactions
+FROM ingest.branch r
+LEFT JOIN warehouse.dim_branch w ON w.branch_key = r.branch_key
+CROSS JOIN days d
+LEFT JOIN loaded l ON l.branch_id = w.id AND l.local_date = d.day
+{where}
+GROUP BY r.id, r.name, r.branch_key
 """
-_BRANCHES = "SELECT id, name, branch_key FROM ingest.branch {where} ORDER BY name"
 # The role reading this sees only these upload columns (migration 0002); the date filter runs on the
 # file name, so uploads of other days are not fetched.
 _UPLOADS = """
@@ -74,14 +83,12 @@ def _status(transactions: int, upload_statuses: list[str]) -> str:
 
 def coverage(session: Session, filters: Filters) -> dict:
     params = filters.params()
-    where = "WHERE branch_key = ANY(:branch_keys)" if filters.branch_keys is not None else ""
-    branches = session.execute(text(_BRANCHES.format(where=where)), params).all()
-    branch_sql = "AND d.branch_key = ANY(:branch_keys)" if filters.branch_keys is not None else ""
-    loaded = {(r.branch_key, r.local_date): int(r.transactions)
-              for r in session.execute(text(_LOADED.format(branch=branch_sql)), params)}
+    where = "WHERE r.branch_key = ANY(:branch_keys)" if filters.branch_keys is not None else ""
+    branches = session.execute(text(_BRANCH_DAYS.format(where=where)), params).all()
     days = [filters.date_from + dt.timedelta(days=n) for n in range((filters.date_to - filters.date_from).days + 1)]
+    iso_days = [d.isoformat() for d in days]
     uploads = session.execute(text(_UPLOADS), {"dmy": [d.strftime("%d-%m-%Y") for d in days],
-                                               "iso": [d.isoformat() for d in days]}).all()
+                                               "iso": iso_days}).all()
     by_day: dict[dt.date, list] = {}
     for upload in uploads:
         if (day := _file_day(upload.filename)) is not None:
@@ -89,13 +96,11 @@ def coverage(session: Session, filters: Filters) -> dict:
     out = []
     for branch in branches:
         rows = []
-        for day in days:
-            mine = [u for u in by_day.get(day, ()) if _belongs(u, branch)]
-            transactions = loaded.get((branch.branch_key, day), 0)
-            status = _status(transactions, [u.status for u in mine])
-            rows.append({"date": day.isoformat(), "status": status, "arrived": status != "missing",
-                         "loaded": transactions > 0, "transactions": transactions,
-                         "upload_ids": sorted(u.id for u in mine)})
+        for day, iso, transactions in zip(days, iso_days, branch.transactions, strict=True):
+            mine = [u for u in by_day[day] if _belongs(u, branch)] if day in by_day else []
+            status = _status(transactions, [u.status for u in mine]) if mine or not transactions else "loaded"
+            rows.append({"date": iso, "status": status, "arrived": status != "missing", "loaded": transactions > 0,
+                         "transactions": transactions, "upload_ids": sorted(u.id for u in mine) if mine else []})
         missing = sum(not r["loaded"] for r in rows)
         out.append({"branch": branch.name, "missing_last_day": not rows[-1]["loaded"], "days_missing": missing,
                     "days": rows})
