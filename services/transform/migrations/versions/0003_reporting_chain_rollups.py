@@ -42,6 +42,8 @@ def upgrade() -> None:
         revenue       numeric(16, 2) NOT NULL,
         PRIMARY KEY (local_date, product_id, source)
     );
+    -- One branch's products (a manager's dashboard): its rows, not every branch's rows of the range.
+    CREATE INDEX rollup_product_day_branch_idx ON warehouse.rollup_product_day (branch_id, local_date);
     COMMENT ON TABLE warehouse.rollup_sales_hour_chain IS 'rollup_sales_hour summed over branches and payment methods.';
     COMMENT ON TABLE warehouse.rollup_product_day_chain IS 'rollup_product_day summed over branches (a sale is in one branch, so its counts add up).';
 
