@@ -42,6 +42,7 @@ HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 LOCAL = "(f.occurred_at AT TIME ZONE 'Europe/London')"
 WINDOW = ("f.occurred_at >= CAST(:lo AS timestamp) AT TIME ZONE 'Europe/London' "
           "AND f.occurred_at < (CAST(:hi AS timestamp) + interval '1 day') AT TIME ZONE 'Europe/London'")
+ONE_BRANCH = "Longridge"      # one of the generated branches (services.tools.generate.branch_name)
 ITEMS = "(SELECT sum(quantity) FROM warehouse.fact_transaction_item i WHERE i.transaction_id = f.id)"
 
 
@@ -78,6 +79,20 @@ REPORTS = [
                        FROM warehouse.fact_transaction WHERE customer_key IS NOT NULL GROUP BY 1),
         active AS (SELECT DISTINCT date_trunc('week', {LOCAL})::date AS period, f.customer_key
                    FROM warehouse.fact_transaction f WHERE f.customer_key IS NOT NULL AND {WINDOW})
+        SELECT a.period, count(*), count(*) FILTER (WHERE first.first_day >= a.period)
+        FROM active a JOIN first USING (customer_key) GROUP BY 1"""),
+    ("top 10, one branch", "/v1/reports/sales", {"group_by": "product", "order": "desc", "limit": 10,
+                                                  "branch": ONE_BRANCH}, f"""
+        SELECT i.product_id, count(DISTINCT f.id), sum(i.quantity), sum(i.quantity * i.unit_price) AS revenue
+        FROM warehouse.fact_transaction f JOIN warehouse.fact_transaction_item i ON i.transaction_id = f.id
+        JOIN warehouse.dim_branch b ON b.id = f.branch_id
+        WHERE {WINDOW} AND b.name = '{ONE_BRANCH}' GROUP BY 1 ORDER BY revenue DESC LIMIT 10"""),
+    ("customers, one branch", "/v1/reports/customers", {"granularity": "week", "branch": ONE_BRANCH}, f"""
+        WITH first AS (SELECT customer_key, (min(occurred_at) AT TIME ZONE 'Europe/London')::date AS first_day
+                       FROM warehouse.fact_transaction WHERE customer_key IS NOT NULL GROUP BY 1),
+        active AS (SELECT DISTINCT date_trunc('week', {LOCAL})::date AS period, f.customer_key
+                   FROM warehouse.fact_transaction f JOIN warehouse.dim_branch b ON b.id = f.branch_id
+                   WHERE f.customer_key IS NOT NULL AND {WINDOW} AND b.name = '{ONE_BRANCH}')
         SELECT a.period, count(*), count(*) FILTER (WHERE first.first_day >= a.period)
         FROM active a JOIN first USING (customer_key) GROUP BY 1"""),
     ("coverage", "/v1/reports/coverage", {}, f"""
