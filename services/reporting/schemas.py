@@ -1,11 +1,19 @@
 """Request and response schemas (the OpenAPI document is generated from them)."""
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from services.reporting.filters import SOURCES
 from services.reporting.queries.periods import GRANULARITIES
 from services.reporting.queries.sales import DIMENSIONS
 
-_NAME = validate.Length(min=1, max=200)
+
+
+def _no_control_characters(value: str) -> None:
+    # PostgreSQL refuses NUL in text (a driver error, not a 422) and no name holds control characters.
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError("control characters are not allowed")
+
+
+_NAME = [validate.Length(min=1, max=200), _no_control_characters]
 MONEY = {"description": "decimal string, pounds", "example": "1234.50"}
 
 

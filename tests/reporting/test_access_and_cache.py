@@ -87,6 +87,8 @@ def test_the_service_engine_is_refused_an_insert(reporting_app):
     ("group_by=day&from=1999-12-31", "invalid_date"),
     ("group_by=day&branch=Atlantis", "unknown_branch"),
     ("group_by=day&product=Caviar", "unknown_product"),
+    ("group_by=day&product=%00", "validation_error"),
+    ("group_by=day&branch=Leeds%0A", "validation_error"),
     ("group_by=day&source=fax", "validation_error"),
     ("group_by=day&limit=0", "validation_error"),
 ])
