@@ -16,6 +16,7 @@ from services.tools.generate import generate_command
 # Web services and their default ports (DESIGN.md). The app factories are imported by gunicorn in the
 # service's own process, so this module imports no service code.
 WEB_SERVICES = {
+    "reporting": ("services.reporting.app:create_app()", 8003),
     "ingest": ("services.ingest.app:create_app()", 8001),
     "orders": ("services.orders.app:create_app()", 8002),
 }
@@ -82,6 +83,33 @@ def openapi(service: str) -> None:
     module_name, _, factory = WEB_SERVICES[service][0].partition(":")
     app = getattr(importlib.import_module(module_name), factory.rstrip("()"))(_settings())
     click.echo(json.dumps(app.test_client().get("/openapi.json").get_json(), indent=2, sort_keys=True))
+
+
+@main.group()
+def token() -> None:
+    """API tokens that are not a branch's (branch upload tokens: `cafeflow branch add`)."""
+
+
+TOKEN_SCOPES = ("reporting",)
+
+
+@token.command("add")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(TOKEN_SCOPES), required=True, help="what the token may do")
+def token_add(name: str, scope: str) -> None:
+    """Create a token and print it, once (only its digest is stored)."""
+    from services.common.db import Database
+    from services.common.tokens import new_token, token_digest
+    from services.common.uploads import ApiToken
+
+    if not name.strip() or len(name) > 100:
+        raise click.ClickException("NAME must be 1-100 characters")
+    secret = new_token("cfr")
+    db = Database(_settings().database_url)
+    with db.session() as session:
+        session.add(ApiToken(name=f"{scope}:{name.strip()}", digest=token_digest(secret), scope=scope))
+        session.commit()
+    click.echo(secret)
 
 
 @main.command()

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     live_order_resend_seconds: int = Field(60, ge=1, validation_alias=_env("LIVE_ORDER_RESEND_SECONDS"))
 
     # --- reporting service ---
+    # Longest from..to a report or export may span (a larger range is a 422, not a slow scan).
+    reporting_max_range_days: int = Field(1100, gt=0, validation_alias=_env("REPORTING_MAX_RANGE_DAYS"))
+    # Cached answers are keyed by the warehouse version too, so this only bounds memory, never staleness.
+    reporting_cache_ttl_seconds: int = Field(3600, ge=0, validation_alias=_env("REPORTING_CACHE_TTL_SECONDS"))
+    reporting_statement_timeout_ms: int = Field(30_000, gt=0, validation_alias=_env("REPORTING_STATEMENT_TIMEOUT_MS"))
+    # The database role every reporting query runs as (created by warehouse migration 0002).
+    reporting_db_role: str = Field("cafeflow_reporting", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+                                   validation_alias=_env("REPORTING_DB_ROLE"))
 
 
     @field_validator("database_url")

@@ -107,6 +107,10 @@ SELECT :upload_id, line_no, code, reason, masked_row FROM stage_reject
 ON CONFLICT (upload_id, line_no) DO NOTHING;
 """
 
+# Reporting's daily rollups and customer tables (warehouse migration 0002), from the sales this load
+# inserted; the live path calls the same function with its own new ids.
+_RECORD_NEW_SALES = "SELECT warehouse.record_new_sales(ARRAY(SELECT id FROM new_sale))"
+
 # Counts describe the file: of its valid rows, those this upload put in the warehouse (over all its
 # runs: a replay adds only what is still missing) and the rest, already loaded by an upload.
 # (PostgreSQL runs a data-modifying CTE whether or not the query reads it: the version is bumped.)
@@ -192,6 +196,7 @@ def load_upload(session: Session, cipher: RawCipher, builder: SaleBuilder, *, up
             f"no line of the file looks like a sales row ({rejected} lines checked): expected a branch till "
             "CSV (7 comma-separated columns: time, branch, customer, basket, total, payment, card) or JSON sales")
     session.execute(text(_MERGE), {"upload_id": upload_id})
+    session.execute(text(_RECORD_NEW_SALES))
     clock.lap("merge")
     extra = None
     if stats.extra_fields:

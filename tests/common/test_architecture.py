@@ -91,6 +91,14 @@ def test_production_refuses_placeholder_secrets(monkeypatch):
         Settings(_env_file=None)
 
 
+def test_committed_reporting_openapi_spec_is_current(settings):
+    from services.reporting.app import create_app
+
+    committed = json.loads((ROOT / "docs" / "openapi" / "reporting.json").read_text())
+    assert create_app(settings).test_client().get("/openapi.json").get_json() == committed, \
+        "regenerate with: LOG_LEVEL=WARNING .venv/bin/cafeflow openapi reporting > docs/openapi/reporting.json"
+
+
 def test_committed_openapi_spec_is_current(client):
     committed = json.loads((ROOT / "docs" / "openapi" / "ingest.json").read_text())
     assert client.get("/openapi.json").get_json() == committed, \

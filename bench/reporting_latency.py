@@ -1,0 +1,229 @@
+"""Reporting latency on a large warehouse, against the plain GROUP BY a BI tool would run, in one run.
+
+  1. makes sure the warehouse holds --transactions generated sales (bench/reporting_warehouse.py: loaded
+     through the transform code, resumable; a 10M build takes 15-30 minutes here, once)
+  2. starts the service as deployed (`cafeflow serve reporting`, gunicorn) and, per report:
+     cold   the Redis cache emptied before every request (PostgreSQL's own buffers stay warm)
+     warm   the same request answered from the cache
+     plain  the same question as one SQL statement over the fact tables, on the same server
+  3. the dashboard's set of requests (8) from --clients concurrent clients, warm, for --seconds
+
+Usage: .venv/bin/python bench/reporting_latency.py --transactions 10000000 [--days 28] [--runs 40]
+Uses BENCH_DATABASE_URL (default cafeflow_bench_reporting) and BENCH_REDIS_URL (default Redis db 8).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL",
+                                    "postgresql://postgres@127.0.0.1:5432/cafeflow_bench_reporting")
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
+os.environ["TEST_DATABASE_URL"] = BENCH_DATABASE_URL
+os.environ["TEST_REDIS_URL"] = BENCH_REDIS_URL
+
+import httpx  # noqa: E402
+import redis  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from tests.support import ADMIN_TOKEN, Stack, free_port, wait_until  # noqa: E402
+
+HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+LOCAL = "(f.occurred_at AT TIME ZONE 'Europe/London')"
+WINDOW = ("f.occurred_at >= CAST(:lo AS timestamp) AT TIME ZONE 'Europe/London' "
+          "AND f.occurred_at < (CAST(:hi AS timestamp) + interval '1 day') AT TIME ZONE 'Europe/London'")
+ONE_BRANCH = "Longridge"      # one of the generated branches (services.tools.generate.branch_name)
+ITEMS = "(SELECT sum(quantity) FROM warehouse.fact_transaction_item i WHERE i.transaction_id = f.id)"
+
+
+def plain_sales(key: str, join: str = "") -> str:
+    return f"""SELECT {key}, count(*), sum({ITEMS}), sum(f.total) FROM warehouse.fact_transaction f {join}
+               WHERE {WINDOW} GROUP BY 1"""
+
+
+# (name, path, params, the same question as plain SQL over the fact tables)
+REPORTS = [
+    ("sales by branch", "/v1/reports/sales", {"group_by": "branch"},
+     plain_sales("b.name", "JOIN warehouse.dim_branch b ON b.id = f.branch_id")),
+    ("sales by product", "/v1/reports/sales", {"group_by": "product"}, f"""
+        SELECT i.product_id, count(DISTINCT f.id), sum(i.quantity), sum(i.quantity * i.unit_price)
+        FROM warehouse.fact_transaction f JOIN warehouse.fact_transaction_item i ON i.transaction_id = f.id
+        WHERE {WINDOW} GROUP BY 1"""),
+    ("top 10 products", "/v1/reports/sales", {"group_by": "product", "order": "desc", "limit": 10}, f"""
+        SELECT i.product_id, count(DISTINCT f.id), sum(i.quantity), sum(i.quantity * i.unit_price) AS revenue
+        FROM warehouse.fact_transaction f JOIN warehouse.fact_transaction_item i ON i.transaction_id = f.id
+        WHERE {WINDOW} GROUP BY 1 ORDER BY revenue DESC LIMIT 10"""),
+    ("sales by day", "/v1/reports/sales", {"group_by": "day"}, plain_sales(f"{LOCAL}::date")),
+    ("sales by week", "/v1/reports/sales", {"group_by": "week"}, plain_sales(f"date_trunc('week', {LOCAL})")),
+    ("sales by month", "/v1/reports/sales", {"group_by": "month"}, plain_sales(f"date_trunc('month', {LOCAL})")),
+    ("sales by hour", "/v1/reports/sales", {"group_by": "hour"}, plain_sales(f"extract(hour FROM {LOCAL})")),
+    ("sales by weekday", "/v1/reports/sales", {"group_by": "weekday"}, plain_sales(f"extract(isodow FROM {LOCAL})")),
+    ("sales by payment", "/v1/reports/sales", {"group_by": "payment_method"}, plain_sales("f.payment_method")),
+    ("peak hours", "/v1/reports/peak-hours", {}, f"""
+        SELECT extract(isodow FROM {LOCAL}), extract(hour FROM {LOCAL}), count(*), sum(f.total)
+        FROM warehouse.fact_transaction f WHERE {WINDOW} GROUP BY 1, 2"""),
+    ("trend by day", "/v1/reports/trend", {"granularity": "day"}, plain_sales(f"{LOCAL}::date")),
+    ("trend by month", "/v1/reports/trend", {"granularity": "month"}, plain_sales(f"date_trunc('month', {LOCAL})")),
+    ("customers by week", "/v1/reports/customers", {"granularity": "week"}, f"""
+        WITH first AS (SELECT customer_key, (min(occurred_at) AT TIME ZONE 'Europe/London')::date AS first_day
+                       FROM warehouse.fact_transaction WHERE customer_key IS NOT NULL GROUP BY 1),
+        active AS (SELECT DISTINCT date_trunc('week', {LOCAL})::date AS period, f.customer_key
+                   FROM warehouse.fact_transaction f WHERE f.customer_key IS NOT NULL AND {WINDOW})
+        SELECT a.period, count(*), count(*) FILTER (WHERE first.first_day >= a.period)
+        FROM active a JOIN first USING (customer_key) GROUP BY 1"""),
+    ("top 10, one branch", "/v1/reports/sales", {"group_by": "product", "order": "desc", "limit": 10,
+                                                  "branch": ONE_BRANCH}, f"""
+        SELECT i.product_id, count(DISTINCT f.id), sum(i.quantity), sum(i.quantity * i.unit_price) AS revenue
+        FROM warehouse.fact_transaction f JOIN warehouse.fact_transaction_item i ON i.transaction_id = f.id
+        JOIN warehouse.dim_branch b ON b.id = f.branch_id
+        WHERE {WINDOW} AND b.name = '{ONE_BRANCH}' GROUP BY 1 ORDER BY revenue DESC LIMIT 10"""),
+    ("customers, one branch", "/v1/reports/customers", {"granularity": "week", "branch": ONE_BRANCH}, f"""
+        WITH first AS (SELECT customer_key, (min(occurred_at) AT TIME ZONE 'Europe/London')::date AS first_day
+                       FROM warehouse.fact_transaction WHERE customer_key IS NOT NULL GROUP BY 1),
+        active AS (SELECT DISTINCT date_trunc('week', {LOCAL})::date AS period, f.customer_key
+                   FROM warehouse.fact_transaction f JOIN warehouse.dim_branch b ON b.id = f.branch_id
+                   WHERE f.customer_key IS NOT NULL AND {WINDOW} AND b.name = '{ONE_BRANCH}')
+        SELECT a.period, count(*), count(*) FILTER (WHERE first.first_day >= a.period)
+        FROM active a JOIN first USING (customer_key) GROUP BY 1"""),
+    ("coverage", "/v1/reports/coverage", {}, f"""
+        SELECT b.name, {LOCAL}::date, count(*) FROM warehouse.fact_transaction f
+        JOIN warehouse.dim_branch b ON b.id = f.branch_id WHERE f.source = 'file' AND {WINDOW} GROUP BY 1, 2"""),
+]
+DASHBOARD = [("/v1/reports/trend", {"granularity": "day"}), ("/v1/reports/sales", {"group_by": "branch", "order": "desc"}),
+             ("/v1/reports/sales", {"group_by": "product", "order": "desc", "limit": 10}),
+             ("/v1/reports/sales", {"group_by": "product", "order": "asc", "limit": 10}),
+             ("/v1/reports/peak-hours", {}), ("/v1/reports/sales", {"group_by": "payment_method"}),
+             ("/v1/reports/customers", {"granularity": "week"}), ("/v1/reports/coverage", {})]
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--transactions", type=int, default=10_000_000, help="warehouse size to build/ensure")
+    parser.add_argument("--days", type=int, default=28, help="report window: the last N days with sales")
+    parser.add_argument("--runs", type=int, default=40, help="requests per report, cold and warm each")
+    parser.add_argument("--plain-runs", type=int, default=3, help="runs of each plain GROUP BY (median)")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the service")
+    parser.add_argument("--skip-build", action="store_true")
+    return parser.parse_args()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def timed_get(client: httpx.Client, path: str, params: dict, expect: str | None) -> float:
+    started = time.perf_counter()
+    response = client.get(path, params=params, headers=HEADERS)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise SystemExit(f"{path} {params}: {response.status_code} {response.text[:300]}")
+    if expect and response.headers.get("X-Cache") not in (None, expect):
+        raise SystemExit(f"{path}: expected a cache {expect}, got {response.headers.get('X-Cache')}")
+    return elapsed
+
+
+async def dashboard_load(url: str, clients: int, seconds: float, window: dict) -> tuple[int, int, list[float]]:
+    deadline = time.perf_counter() + seconds
+    latencies: list[float] = []
+    pages = 0
+
+    async def one_client() -> None:
+        nonlocal pages
+        async with httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=60) as client:
+            while time.perf_counter() < deadline:
+                for path, params in DASHBOARD:
+                    started = time.perf_counter()
+                    response = await client.get(path, params={**window, **params})
+                    latencies.append(time.perf_counter() - started)
+                    if response.status_code != 200:
+                        raise SystemExit(f"dashboard request failed: {response.status_code}")
+                pages += 1
+    await asyncio.gather(*(one_client() for _ in range(clients)))
+    return pages, len(latencies), latencies
+
+
+def main() -> None:
+    args = arguments()
+    if not args.skip_build:
+        subprocess.run([sys.executable, str(ROOT / "bench" / "reporting_warehouse.py"), "--transactions",
+                        str(args.transactions)], check=True)
+    engine = create_engine(BENCH_DATABASE_URL.replace("postgresql://", "postgresql+psycopg2://", 1))
+    with engine.connect() as conn:
+        total = conn.execute(text("SELECT count(*) FROM warehouse.fact_transaction")).scalar()
+        items = conn.execute(text("SELECT count(*) FROM warehouse.fact_transaction_item")).scalar()
+        last = conn.execute(text("SELECT max(local_date) FROM warehouse.rollup_sales_day")).scalar()
+    first = last - dt.timedelta(days=args.days - 1)
+    window = {"from": first.isoformat(), "to": last.isoformat()}
+    print(f"warehouse: {total:,} transactions, {items:,} items; window {window['from']} .. {window['to']} "
+          f"({args.days} days)", flush=True)
+
+    cache = redis.Redis.from_url(BENCH_REDIS_URL)
+    stack = Stack(Path(tempfile.mkdtemp(prefix="cafeflow-bench-reporting-")))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = stack.start("reporting", ["serve", "reporting", "--port", str(port), "--host", "127.0.0.1",
+                                        "--workers", str(args.workers)], env={"LOG_LEVEL": "WARNING"})
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+    wait_until(ready, 60, f"reporting did not start:\n{process.output()}")
+    results = []
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for name, path, params, plain_sql in REPORTS:
+                query = {**window, **params}
+                timed_get(client, path, query, None)                      # connections and plans warm
+                cold = []
+                for _ in range(args.runs):
+                    cache.flushdb()
+                    cold.append(timed_get(client, path, query, "miss"))
+                warm = [timed_get(client, path, query, "hit") for _ in range(args.runs)]
+                plain = []
+                with engine.connect() as conn:
+                    for _ in range(args.plain_runs):
+                        started = time.perf_counter()
+                        conn.execute(text(plain_sql), {"lo": first, "hi": last}).all()
+                        plain.append(time.perf_counter() - started)
+                row = (name, percentile(cold, .5), percentile(cold, .99), percentile(warm, .5), percentile(warm, .99),
+                       statistics.median(plain))
+                results.append(row)
+                print(f"  {name:<20} cold p50 {row[1] * 1000:7.2f} p99 {row[2] * 1000:7.2f} ms | warm p50 "
+                      f"{row[3] * 1000:6.2f} p99 {row[4] * 1000:6.2f} ms | plain {row[5] * 1000:9.1f} ms", flush=True)
+            for path, params in DASHBOARD:                               # warm the dashboard's answers
+                timed_get(client, path, {**window, **params}, None)
+        pages, requests, latencies = asyncio.run(dashboard_load(url, args.clients, args.seconds, window))
+    finally:
+        stack.stop()
+
+    print()
+    print(f"{'report':<20}{'cold p50':>10}{'cold p99':>10}{'warm p50':>10}{'warm p99':>10}{'plain SQL':>12}"
+          f"{'plain/cold p99':>16}")
+    for name, c50, c99, w50, w99, plain in results:
+        print(f"{name:<20}{c50 * 1000:>9.1f}ms{c99 * 1000:>8.1f}ms{w50 * 1000:>8.1f}ms{w99 * 1000:>8.1f}ms"
+              f"{plain * 1000:>10.0f}ms{plain / c99:>15.0f}x")
+    worst = max(r[2] for r in results)
+    print(f"\nworst cold p99: {worst * 1000:.1f} ms (target < 50 ms); smallest plain/cold-p99 ratio: "
+          f"{min(r[5] / r[2] for r in results):.0f}x (target >= 50x)")
+    print(f"dashboard, {args.clients} clients, warm, {args.seconds:.0f} s: {pages / args.seconds:.1f} dashboards/s, "
+          f"{requests / args.seconds:.0f} requests/s, request p50 {percentile(latencies, .5) * 1000:.1f} ms, "
+          f"p99 {percentile(latencies, .99) * 1000:.1f} ms ({args.workers} gunicorn workers)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Reporting service: `create_app(settings=None)`."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+
+from services.common.crypto import derive_key
+from services.common.logging import configure_logging
+from services.common.settings import Settings, get_settings
+from services.common.web import create_service_app
+from services.reporting.api import dashboard, exports, reports
+from services.reporting.cache import ReportCache
+from services.reporting.readonly import make_read_only
+
+SESSION_KEY = b"cafeflow reporting dashboard session v1"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or get_settings()
+    configure_logging("reporting", settings.log_level)
+    app, api, database = create_service_app(
+        __name__, service="reporting", settings=settings, title="cafeflow reporting",
+        description="The chain's sales as JSON reports, streamed exports and a dashboard. Every endpoint but "
+                    "the probes needs a bearer token: a reporting API token, an orders user token or the admin "
+                    "token.")
+    make_read_only(database.engine, role=settings.reporting_db_role,
+                   statement_timeout_ms=settings.reporting_statement_timeout_ms)
+    register_cache(app, settings)
+    register_session(app, settings)
+    register_blueprints(app, api)
+    return app
+
+
+def register_cache(app: Flask, settings: Settings) -> None:
+    app.extensions["cafeflow.report_cache"] = ReportCache(settings.redis_url, settings.reporting_cache_ttl_seconds)
+
+
+def register_session(app: Flask, settings: Settings) -> None:
+    # The dashboard keeps the reader's token in Flask's signed cookie session: HttpOnly (no script can
+    # read it), SameSite=Strict (no other site can make the browser send it), Secure in production.
+    app.secret_key = derive_key(settings.secret_key.get_secret_value(), SESSION_KEY).hex()
+    app.config.update(
+        SESSION_COOKIE_NAME="cafeflow_reporting", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=settings.env == "production", PERMANENT_SESSION_LIFETIME=timedelta(
+            seconds=settings.user_token_ttl_seconds))
+
+
+def register_blueprints(app: Flask, api) -> None:
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.register_blueprint(reports.bp)
+    api.register_blueprint(exports.bp)
+    app.register_blueprint(dashboard.bp)

@@ -1,0 +1,109 @@
+"""Did every branch send its file? Per registered branch and UK-local day: whether sales from a file are
+in the warehouse for that day (loaded), and otherwise whether a file for that day arrived and what became
+of it. An upload belongs to a day by the date in its file name (tills name files `leeds_25-08-2021_...`;
+ISO dates work too) and to a branch by its rows' branches, the token that posted it, or the file name."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from services.reporting.filters import Filters
+
+# Per registered branch, its file sales of each day in range as one array (one row per branch, not per day).
+_BRANCH_DAYS = """
+WITH days AS (
+    SELECT d::date AS day FROM generate_series(CAST(:date_from AS date), CAST(:date_to AS date), interval '1 day') d
+), loaded AS (
+    SELECT s.branch_id, s.local_date, sum(s.transactions) AS transactions FROM warehouse.rollup_sales_day s
+    WHERE s.source = 'file' AND s.local_date BETWEEN :date_from AND :date_to GROUP BY 1, 2
+)
+SELECT r.id, r.name, r.branch_key, array_agg(coalesce(l.transactions, 0)::int ORDER BY d.day) AS transactions
+FROM ingest.branch r
+LEFT JOIN warehouse.dim_branch w ON w.branch_key = r.branch_key
+CROSS JOIN days d
+LEFT JOIN loaded l ON l.branch_id = w.id AND l.local_date = d.day
+{where}
+GROUP BY r.id, r.name, r.branch_key
+"""
+# The role reading this sees only these upload columns (migration 0002); the date filter runs on the
+# file name, so uploads of other days are not fetched.
+_UPLOADS = """
+SELECT id, status, filename, branch_id, expected_branch_key, file_branch_keys
+FROM ingest.upload
+WHERE substring(filename FROM '\\d{2}-\\d{2}-\\d{4}') = ANY(:dmy) OR substring(filename FROM '\\d{4}-\\d{2}-\\d{2}') = ANY(:iso)
+"""
+# Everything about uploads and branches the answer depends on, beyond the warehouse version: new uploads,
+# ones that failed, are retried or still wait, new branches. (queued -> processing shows the same
+# 'pending'; a load ends with one fewer waiting.) Index-only scans on upload_status_idx.
+_UPLOAD_STATE = """
+SELECT (SELECT coalesce(max(id), 0) FROM ingest.upload),
+       (SELECT count(*) FROM ingest.upload WHERE status = 'failed'),
+       (SELECT count(*) FROM ingest.upload WHERE status IN ('queued', 'processing')),
+       (SELECT count(*) FROM ingest.branch), (SELECT coalesce(max(id), 0) FROM ingest.branch)
+"""
+_DMY = re.compile(r"(\d{2})-(\d{2})-(\d{4})")
+_ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_WORDS = re.compile(r"[^a-z0-9]+")
+
+
+def upload_state(session: Session) -> list[int]:
+    return list(session.execute(text(_UPLOAD_STATE)).one())
+
+
+def _file_day(filename: str) -> dt.date | None:
+    try:
+        if m := _DMY.search(filename):
+            return dt.date(int(m[3]), int(m[2]), int(m[1]))
+        if m := _ISO.search(filename):
+            return dt.date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+    return None
+
+
+def _belongs(upload, branch) -> bool:
+    if upload.file_branch_keys and branch.branch_key in upload.file_branch_keys:
+        return True
+    if upload.branch_id == branch.id or upload.expected_branch_key == branch.branch_key:
+        return True
+    return _WORDS.sub(" ", upload.filename.lower()).startswith(branch.branch_key + " ")
+
+
+def _status(transactions: int, upload_statuses: list[str]) -> str:
+    if transactions:
+        return "loaded"
+    for status in ("processing", "queued", "failed", "loaded"):
+        if status in upload_statuses:
+            return {"processing": "pending", "queued": "pending", "failed": "failed", "loaded": "no_sales"}[status]
+    return "missing"
+
+
+def coverage(session: Session, filters: Filters) -> dict:
+    params = filters.params()
+    where = "WHERE r.branch_key = ANY(:branch_keys)" if filters.branch_keys is not None else ""
+    branches = session.execute(text(_BRANCH_DAYS.format(where=where)), params).all()
+    days = [filters.date_from + dt.timedelta(days=n) for n in range((filters.date_to - filters.date_from).days + 1)]
+    iso_days = [d.isoformat() for d in days]
+    uploads = session.execute(text(_UPLOADS), {"dmy": [d.strftime("%d-%m-%Y") for d in days],
+                                               "iso": iso_days}).all()
+    by_day: dict[dt.date, list] = {}
+    for upload in uploads:
+        if (day := _file_day(upload.filename)) is not None:
+            by_day.setdefault(day, []).append(upload)
+    out = []
+    for branch in branches:
+        rows = []
+        for day, iso, transactions in zip(days, iso_days, branch.transactions, strict=True):
+            mine = [u for u in by_day[day] if _belongs(u, branch)] if day in by_day else []
+            status = _status(transactions, [u.status for u in mine]) if mine or not transactions else "loaded"
+            rows.append({"date": iso, "status": status, "arrived": status != "missing", "loaded": transactions > 0,
+                         "transactions": transactions, "upload_ids": sorted(u.id for u in mine) if mine else []})
+        missing = sum(not r["loaded"] for r in rows)
+        out.append({"branch": branch.name, "missing_last_day": not rows[-1]["loaded"], "days_missing": missing,
+                    "days": rows})
+    out.sort(key=lambda b: (not b["missing_last_day"], b["branch"]))
+    return {"from": filters.date_from.isoformat(), "to": filters.date_to.isoformat(),
+            "last_day": filters.date_to.isoformat(), "branches": out}

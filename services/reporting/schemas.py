@@ -1,0 +1,151 @@
+"""Request and response schemas (the OpenAPI document is generated from them)."""
+from marshmallow import Schema, ValidationError, fields, validate
+
+from services.reporting.filters import SOURCES
+from services.reporting.queries.periods import GRANULARITIES
+from services.reporting.queries.sales import DIMENSIONS
+
+
+
+def _no_control_characters(value: str) -> None:
+    # PostgreSQL refuses NUL in text (a driver error, not a 422) and no name holds control characters.
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError("control characters are not allowed")
+
+
+_NAME = [validate.Length(min=1, max=200), _no_control_characters]
+MONEY = {"description": "decimal string, pounds", "example": "1234.50"}
+
+
+class RangeArgs(Schema):
+    date_from = fields.Date(data_key="from", metadata={"description": "first UK-local day (YYYY-MM-DD), inclusive; "
+                                                       "default: four weeks before `to`"})
+    date_to = fields.Date(data_key="to", metadata={"description": "last UK-local day, inclusive; default: the "
+                                                   "latest day with sales"})
+    branch = fields.List(fields.Str(validate=_NAME), metadata={"description": "branch name; repeatable"})
+    source = fields.List(fields.Str(validate=validate.OneOf(SOURCES)),
+                         metadata={"description": "file, live, or both (default; repeat the parameter)"})
+
+
+class ReportArgs(RangeArgs):
+    product = fields.Str(validate=_NAME, metadata={
+        "description": "product name (every size and flavour), or `name|size|flavour` for one"})
+
+
+class SalesArgs(ReportArgs):
+    group_by = fields.Str(required=True, validate=validate.OneOf(DIMENSIONS))
+    order = fields.Str(validate=validate.OneOf(("desc", "asc")), metadata={
+        "description": "sort by revenue: desc gives the top N, asc the bottom N (with `limit`)"})
+    limit = fields.Int(validate=validate.Range(min=1, max=10_000))
+
+
+class TrendArgs(ReportArgs):
+    granularity = fields.Str(load_default="day", validate=validate.OneOf(GRANULARITIES))
+
+
+class CustomersArgs(ReportArgs):
+    granularity = fields.Str(load_default="week", validate=validate.OneOf(GRANULARITIES))
+
+
+class CoverageArgs(Schema):
+    date_from = fields.Date(data_key="from", metadata={"description": "default: two weeks before `to`"})
+    date_to = fields.Date(data_key="to", metadata={"description": "default: yesterday (UK)"})
+    branch = fields.List(fields.Str(validate=_NAME), metadata={"description": "branch name; repeatable"})
+
+
+class Figures(Schema):
+    transactions = fields.Int(required=True)
+    items = fields.Int(required=True)
+    revenue = fields.Str(required=True, metadata=MONEY)
+    average_spend = fields.Str(required=True, metadata=MONEY)
+
+
+class SalesRow(Figures):
+    class Meta:
+        # The grouping keys vary with group_by: branch_id/branch, product_id/product/size/flavour, date,
+        # week_start, month, hour, weekday/weekday_name or payment_method.
+        unknown = "include"
+
+    branch_id = fields.Int()
+    branch = fields.Str()
+    product_id = fields.Int()
+    product = fields.Str()
+    size = fields.Str(allow_none=True)
+    flavour = fields.Str(allow_none=True)
+    date = fields.Str()
+    week_start = fields.Str()
+    month = fields.Str()
+    hour = fields.Int()
+    weekday = fields.Int(metadata={"description": "ISO weekday, 1 = Monday"})
+    weekday_name = fields.Str()
+    payment_method = fields.Str()
+
+
+class ReportMeta(Schema):
+    date_from = fields.Str(data_key="from")
+    date_to = fields.Str(data_key="to")
+    answered_from = fields.Str(metadata={"description": "table the figures were read from"})
+    warehouse_version = fields.Int()
+
+
+class SalesReport(ReportMeta):
+    group_by = fields.Str()
+    rows = fields.List(fields.Nested(SalesRow))
+
+
+class PeakCell(Schema):
+    weekday = fields.Int()
+    weekday_name = fields.Str()
+    hour = fields.Int()
+    transactions = fields.Int()
+    revenue = fields.Str(metadata=MONEY)
+
+
+class PeakHoursReport(ReportMeta):
+    cells = fields.List(fields.Nested(PeakCell))
+
+
+class TrendPoint(Figures):
+    period = fields.Str()
+    period_start = fields.Str()
+    revenue_change = fields.Str(allow_none=True, metadata={"description": "vs the previous period"})
+    revenue_change_pct = fields.Str(allow_none=True)
+
+
+class TrendReport(ReportMeta):
+    granularity = fields.Str()
+    series = fields.List(fields.Nested(TrendPoint))
+
+
+class CustomerPoint(Schema):
+    period = fields.Str()
+    period_start = fields.Str()
+    customers = fields.Int()
+    new_customers = fields.Int()
+    returning_customers = fields.Int()
+
+
+class CustomersReport(ReportMeta):
+    granularity = fields.Str()
+    series = fields.List(fields.Nested(CustomerPoint))
+
+
+class CoverageDay(Schema):
+    date = fields.Str()
+    status = fields.Str(metadata={"enum": ["loaded", "pending", "failed", "no_sales", "missing"]})
+    arrived = fields.Bool()
+    loaded = fields.Bool()
+    transactions = fields.Int()
+    upload_ids = fields.List(fields.Int())
+
+
+class CoverageBranch(Schema):
+    branch = fields.Str()
+    missing_last_day = fields.Bool()
+    days_missing = fields.Int()
+    days = fields.List(fields.Nested(CoverageDay))
+
+
+class CoverageReport(ReportMeta):
+    last_day = fields.Str()
+    branches = fields.List(fields.Nested(CoverageBranch))

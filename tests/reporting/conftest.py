@@ -1,0 +1,58 @@
+"""Reporting fixtures: the 65 real files loaded once per module through the real path (ingest's
+/v1/uploads, then the transform task in this process), and a reporting app over them."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from services.common.uploads import PROCESS_UPLOAD_TASK
+from tests.realdata import real_files
+from tests.support import ADMIN_TOKEN, reset_state
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# Wide enough for every real file (2021-02-23 .. 2023-05-09), within REPORTING_MAX_RANGE_DAYS.
+ALL_TIME = {"from": "2021-02-01", "to": "2023-05-31"}
+
+
+def load_files(settings, celery_app, paths: list[Path]) -> list[int]:
+    from services.ingest.app import create_app
+
+    ingest = create_app(settings).test_client()
+    ids = []
+    for path in paths:
+        response = ingest.post("/v1/uploads", data={"file": (io.BytesIO(path.read_bytes()), path.name)}, headers=ADMIN)
+        assert response.status_code in (200, 202), response.get_json()
+        upload_id = response.get_json()["id"]
+        result = celery_app.tasks[PROCESS_UPLOAD_TASK].apply(args=[upload_id])
+        assert result.successful() and result.result == "loaded", result.result
+        ids.append(upload_id)
+    return ids
+
+
+@pytest.fixture(scope="module")
+def real_warehouse(engine, redis_client, settings, celery_app):
+    reset_state(engine, redis_client)
+    load_files(settings, celery_app, real_files())
+    return engine
+
+
+@pytest.fixture(scope="module")
+def reporting(real_warehouse, settings):
+    from services.reporting.app import create_app
+
+    return create_app(settings).test_client()
+
+
+@pytest.fixture
+def reporting_app(settings, clean):
+    from services.reporting.app import create_app
+
+    return create_app(settings)
+
+
+def get_json(client, url: str, params=None, headers=ADMIN):
+    response = client.get(url, query_string=params or {}, headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
