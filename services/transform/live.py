@@ -75,6 +75,9 @@ GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (local_date, local_hour, branch_id, product_id, source) DO UPDATE
 SET quantity = r.quantity + EXCLUDED.quantity, revenue = r.revenue + EXCLUDED.revenue
 """)
+# Daily and chain-wide rollups and customer first-seen, kept by the same function the file load calls
+# (warehouse migration 0002), so reports that read them see live sales too.
+_RECORD_NEW_SALES = text("SELECT warehouse.record_new_sales(CAST(:ids AS bigint[]))")
 _BUMP = text("UPDATE warehouse.version SET version = version + 1, updated_at = now()")
 _LOADED = text("UPDATE orders.outbox SET loaded_at = now() WHERE id = :id")
 
@@ -111,6 +114,7 @@ def load_outbox_row(session, secret: str, outbox_id: int) -> str:
                                     "quantity": item["quantity"], "unit_price": item["unit_price"]})
         session.execute(_ROLLUP_SALES, {"transaction_id": inserted.id})
         session.execute(_ROLLUP_PRODUCTS, {"transaction_id": inserted.id})
+        session.execute(_RECORD_NEW_SALES, {"ids": [inserted.id]})
         session.execute(_BUMP)
         outcome = "loaded"
     session.execute(_LOADED, {"id": outbox_id})
