@@ -239,6 +239,8 @@ def list_uploads(args):
             query = query.where(or_(Branch.branch_key == key, literal(key) == any_(Upload.file_branch_keys)))
         if args.get("status"):
             query = query.where(Upload.status == args["status"])
+        if args.get("ids"):
+            query = query.where(Upload.id.in_(args["ids"]))
         page, size = args["page"], args["page_size"]
         total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
         rows = session.execute(query.order_by(Upload.id.desc()).limit(size).offset((page - 1) * size)).all()
