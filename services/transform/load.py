@@ -56,12 +56,16 @@ DELETE FROM stage_reject WHERE upload_id = :upload_id;
 # the same basket in the same minute differ by customer key; the same till line twice in one file
 # differs by repeat number; the same file re-encoded or re-sent collides and is skipped.
 _MERGE = """
+-- New dimension rows only: the anti-join spares sorting every staged row by its text key.
 INSERT INTO warehouse.dim_branch (branch_key, name)
-SELECT DISTINCT ON (branch_key) branch_key, branch_name FROM stage_sale ORDER BY branch_key, upload_id, line_no
+SELECT DISTINCT ON (branch_key) branch_key, branch_name FROM stage_sale s
+WHERE NOT EXISTS (SELECT FROM warehouse.dim_branch b WHERE b.branch_key = s.branch_key)
+ORDER BY branch_key, upload_id, line_no
 ON CONFLICT (branch_key) DO NOTHING;
 
 INSERT INTO warehouse.dim_product (product_key, name, size, flavour)
-SELECT DISTINCT ON (product_key) product_key, name, size, flavour FROM stage_item
+SELECT DISTINCT ON (product_key) product_key, name, size, flavour FROM stage_item i
+WHERE NOT EXISTS (SELECT FROM warehouse.dim_product p WHERE p.product_key = i.product_key)
 ORDER BY product_key, upload_id, line_no, item_no
 ON CONFLICT (product_key) DO NOTHING;
 
