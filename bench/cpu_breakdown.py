@@ -11,6 +11,7 @@ Usage: .venv/bin/python bench/cpu_breakdown.py [--branches 100 --days 3 --per-da
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from collections import Counter
@@ -92,7 +93,7 @@ def main() -> None:
         stack = Stack(workdir)
         try:
             stack.start_ingest()
-            worker = stack.start_worker(concurrency=2)
+            worker = stack.start_worker(concurrency=int(os.environ.get("BENCH_WORKER_CONCURRENCY", "2")))
             groups = {
                 "ingest": lambda: tree(stack.processes[0].popen.pid),
                 "worker": lambda: tree(worker.popen.pid),

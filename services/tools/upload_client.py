@@ -88,7 +88,7 @@ def wait_for_all(client: httpx.Client, outcomes: list[Outcome], deadline: float,
                 outcome.error = f"still {outcome.upload['status']} when the wait timed out"
             return
         time.sleep(delay)
-        delay = min(0.5, delay * 1.25)
+        delay = min(0.2, delay * 1.25)
         ids = sorted(pending)[:STATUS_BATCH]
         status_url = f"/v1/uploads?page_size={len(ids)}&ids={','.join(map(str, ids))}"
         try:
