@@ -130,6 +130,8 @@ def money_text(pence: int) -> str:
 
 
 def fold(value: str) -> str:
+    if value.isascii():     # NFKC leaves ASCII as it is; split() collapses the same spaces as the regex
+        return " ".join(value.split()).lower()
     return collapse_spaces(unicodedata.normalize("NFKC", value)).casefold()
 
 
@@ -564,6 +566,24 @@ def _item_from(parsed: tuple[Product, int]) -> Item:
     return Item(parsed[0], 1, parsed[1])
 
 
+def _split_record(line: str) -> list[str]:
+    """The cells of one CSV line. The usual till line has no quotes, or one quoted basket cell: split
+    on commas without building a csv reader (what the reader would return, exactly); anything else
+    goes to the csv module."""
+    quotes = line.count('"')
+    if quotes == 0:
+        return line.split(",") if line else []
+    if quotes == 2:
+        before, quoted, after = line.split('"')
+        if (not before or before[-1] == ",") and (not after or after[0] == ","):
+            cells = before[:-1].split(",") if before else []
+            cells.append(quoted)
+            if after:
+                cells += after[1:].split(",")
+            return cells
+    return next(csv.reader((line,)))
+
+
 def iter_csv(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
              stats: ParseStats) -> Iterator[Sale | Rejection]:
     for line_no, line in lines:
@@ -578,7 +598,7 @@ def iter_csv(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
         if not line.strip():
             continue
         try:
-            fields = next(csv.reader((line,)))  # one record per line: a stray quote spoils only its line
+            fields = _split_record(line)        # one record per line: a stray quote spoils only its line
         except csv.Error:
             yield Rejection(line_no, "unreadable_line", "the line cannot be read as CSV (a stray carriage "
                             "return or quote?)", "<hidden>")
