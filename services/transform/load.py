@@ -22,6 +22,7 @@ from services.common.rawstore import RawCipher, RawFileCorrupt, iter_raw
 from services.transform.parse import (FileUnreadable, ParseStats, Product, Rejection, Sale, SaleBuilder, iter_records,
                                      money_text)
 
+STAGE_FLUSH_ROWS = 5_000
 STRUCTURAL_CODES = {"wrong_field_count", "unreadable_line", "bad_json"}   # "not a sales row at all"
 
 # Created once per database session and emptied at every commit or rollback: no catalog churn per
@@ -185,7 +186,8 @@ class _Staging:
 
     def __init__(self, cursor, flush_rows: int) -> None:
         self._cursor = cursor
-        self._flush_rows = flush_rows
+        # Small flushes keep the text of a huge file's rows from piling up in memory.
+        self._flush_rows = min(flush_rows, STAGE_FLUSH_ROWS)
         self._sales: list[str] = []
         self._items: list[str] = []
         self._rejects = io.StringIO()
@@ -229,7 +231,8 @@ class _Staging:
     def flush(self) -> None:
         for table, lines in (("stage_sale", self._sales), ("stage_item", self._items)):
             if lines:
-                self._cursor.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv)", io.StringIO("".join(lines)))
+                self._cursor.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv)",
+                                         io.BytesIO("".join(lines).encode()))
                 lines.clear()
         if self._rejects.tell():
             self._rejects.seek(0)

@@ -38,6 +38,7 @@ MAX_ITEM_TEXT = 200
 MAX_LINE_BYTES = 64 * 1024  # a till line is ~200 bytes; anything this long is not a sale
 MAX_JSON_RECORD = 1024 * 1024
 MEMO_LIMIT = 100_000
+BASKET_MEMO_LIMIT = 10_000  # a basket entry holds its items: the common baskets fit, memory stays small
 OLDEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 TIMESTAMP_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
                      "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
@@ -139,9 +140,9 @@ def scrub_numbers(text: str) -> str:
     return _EMAIL.sub("<email>", _LONG_NUMBER.sub("<number>", text))
 
 
-def _remember(memo: dict, key, value):
+def _remember(memo: dict, key, value, limit: int = MEMO_LIMIT):
     """Memo tables stay bounded on huge files of unique values (a month of distinct customers)."""
-    if len(memo) >= MEMO_LIMIT:
+    if len(memo) >= limit:
         memo.clear()
     memo[key] = value
     return value
@@ -355,7 +356,12 @@ class SaleBuilder:
 
     def basket(self, raw: str) -> tuple[list[Item], str, str]:
         """(items, dialect, identity) of a CSV basket cell; a café sells the same baskets all day."""
-        return _memoised(self._baskets, raw, _parse_basket_memo, self, raw)
+        found = self._baskets.get(raw)
+        if found is None:
+            found = _remember(self._baskets, raw, _parse_basket_memo(self, raw), BASKET_MEMO_LIMIT)
+        if found.__class__ is Reject:
+            raise found
+        return found
 
     def customer(self, raw: str | None) -> str | None:
         if raw is None:
