@@ -1,15 +1,20 @@
 """Where the end-to-end load spends CPU: seconds per process group while 100,200 generated
 transactions (300 day files) are posted over HTTP until all are loaded.
 
-Groups: ingest (gunicorn master + workers), worker (Celery parent + children), PostgreSQL (all
-server processes), Redis, and this process (the posting client). Same setup as e2e_throughput.py.
+Groups: ingest (gunicorn master + workers), worker (Celery parent + children), PostgreSQL backends
+serving the bench database, all PostgreSQL processes (on a shared machine this includes other users'
+work), Redis, and this process (the posting client). Same setup as e2e_throughput.py. Also prints how
+many uploads the workers loaded per transaction (from the worker's log).
 
 Usage: .venv/bin/python bench/cpu_breakdown.py [--branches 100 --days 3 --per-day 334 --seed 1]
 """
 from __future__ import annotations
 
+import json
+import os
 import sys
 import tempfile
+from collections import Counter
 import time
 from pathlib import Path
 
@@ -51,6 +56,31 @@ def named(fragment: str) -> list[psutil.Process]:
     return [p for p in psutil.process_iter(["name"]) if fragment in (p.info["name"] or "")]
 
 
+def backends_of(database: str) -> list[psutil.Process]:
+    """PostgreSQL backends connected to one database (their title reads 'postgres: user db host ...')."""
+    found = []
+    for process in named("postgres"):
+        try:
+            title = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        if f" {database} " in f"{title} ":
+            found.append(process)
+    return found
+
+
+def batch_sizes(log_text: str) -> Counter:
+    """Uploads per load transaction, from the worker's 'upload loaded' lines."""
+    sizes: Counter = Counter()
+    for line in log_text.splitlines():
+        if '"upload loaded"' in line:
+            try:
+                sizes[json.loads(line).get("batch", 1)] += 1
+            except ValueError:
+                continue
+    return Counter({size: count // size for size, count in sizes.items()})
+
+
 def main() -> None:
     args = data_arguments(__doc__)
 
@@ -63,11 +93,12 @@ def main() -> None:
         stack = Stack(workdir)
         try:
             stack.start_ingest()
-            worker = stack.start_worker(concurrency=2)
+            worker = stack.start_worker(concurrency=int(os.environ.get("BENCH_WORKER_CONCURRENCY", "2")))
             groups = {
                 "ingest": lambda: tree(stack.processes[0].popen.pid),
                 "worker": lambda: tree(worker.popen.pid),
-                "postgresql": lambda: named("postgres"),
+                "postgresql (bench db)": lambda: backends_of(engine.url.database),
+                "postgresql (all)": lambda: named("postgres"),
                 "redis": lambda: named("redis"),
                 "client (this process)": lambda: [psutil.Process()],
             }
@@ -79,12 +110,15 @@ def main() -> None:
             after = {name: cpu_by_pid(find()) for name, find in groups.items()}
         finally:
             stack.stop()
+        batches = batch_sizes(worker.log_path.read_text(errors="replace"))
     assert code == 0, "upload failed"
     print(f"\nwall time {elapsed:.2f} s on {psutil.cpu_count()} cores")
     spent = {name: used(before[name], after[name]) for name in groups}
     for name, seconds in spent.items():
         print(f"{name:<24}{seconds:>8.2f} CPU-s")
-    print(f"{'total':<24}{sum(spent.values()):>8.2f} CPU-s")
+    ours = sum(seconds for name, seconds in spent.items() if name != "postgresql (all)")
+    print(f"{'total (bench db only)':<24}{ours:>8.2f} CPU-s")
+    print("uploads per load transaction: " + ", ".join(f"{size} x{count}" for size, count in sorted(batches.items())))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ def fold(value: str) -> str:
     """Case- and spacing-insensitive form of a name: product names, and customer names before they are
     pseudonymised (the file path and live orders must fold a name identically, or one customer would
     get two pseudonyms)."""
+    if value.isascii():     # NFKC leaves ASCII as it is; split() collapses the same spaces as the regex
+        return " ".join(value.split()).lower()
     return collapse_spaces(unicodedata.normalize("NFKC", value)).casefold()
 
 

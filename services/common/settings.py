@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(1900, gt=0, validation_alias=_env("TASK_TIME_LIMIT"))
     max_load_attempts: int = Field(10, ge=1, validation_alias=_env("MAX_LOAD_ATTEMPTS"))
     parse_chunk_rows: int = Field(20_000, gt=0, validation_alias=_env("PARSE_CHUNK_ROWS"))
+    # A worker that claims a small upload also claims other queued small ones and loads up to this many
+    # uploads in one transaction (per-upload counts and statuses); 1 loads every upload alone.
+    load_batch_uploads: int = Field(32, ge=1, validation_alias=_env("LOAD_BATCH_UPLOADS"))
+    load_batch_file_bytes: int = Field(1 * MiB, ge=0, validation_alias=_env("LOAD_BATCH_FILE_BYTES"))
     transform_queue: str = Field("transform", validation_alias=_env("TRANSFORM_QUEUE"))
     worker_metrics_port: int = Field(9808, ge=0, validation_alias=_env("WORKER_METRICS_PORT"))
     # Beat's /healthz, /readyz and /metrics (with the live queue length); 0 turns it off.

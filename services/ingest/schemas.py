@@ -1,5 +1,6 @@
 """API schemas (kept apart from the tables)."""
 from marshmallow import Schema, fields, validate
+from webargs.fields import DelimitedList
 
 from services.common.uploads import UPLOAD_STATUSES
 
@@ -36,6 +37,9 @@ class PageArgs(Schema):
 class UploadListArgs(PageArgs):
     branch = fields.Str(validate=validate.Length(min=1, max=200))
     status = fields.Str(validate=validate.OneOf(UPLOAD_STATUSES))
+    ids = DelimitedList(fields.Int(validate=validate.Range(min=1)), validate=validate.Length(min=1, max=500),
+                        metadata={"description": "only these uploads (comma-separated ids): one request tells "
+                                                 "a client waiting on a backfill how all its files are doing"})
 
 
 class UploadPage(Schema):

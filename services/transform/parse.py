@@ -5,17 +5,17 @@ wherever it appears) and parsed as one CSV record, so an unclosed quote or a spr
 spoils only itself. Values are parsed through per-file memo tables because a day file repeats the
 same ~70 basket items, ~700 minutes and a few dozen totals thousands of times.
 
+The readers live beside this module: `csv_records` (lines, both CSV dialects) and `json_records`
+(arrays and newline-delimited objects); `iter_records` picks one.
+
 Personal data: the customer name is turned into its keyed pseudonym here and dropped; card numbers
 are never kept. Rejection reasons never quote a cell, and a rejected row shows only the cells whose
 shape cannot be personal (times, amounts, payment words, baskets, branches seen in the file).
 """
 from __future__ import annotations
 
-import codecs
-import csv
 import itertools
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -37,6 +37,7 @@ MAX_ITEM_TEXT = 200
 MAX_LINE_BYTES = 64 * 1024  # a till line is ~200 bytes; anything this long is not a sale
 MAX_JSON_RECORD = 1024 * 1024
 MEMO_LIMIT = 100_000
+BASKET_MEMO_LIMIT = 10_000  # a basket entry holds its items: the common baskets fit, memory stays small
 OLDEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 TIMESTAMP_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
                      "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
@@ -132,9 +133,9 @@ def scrub_numbers(text: str) -> str:
     return _EMAIL.sub("<email>", _LONG_NUMBER.sub("<number>", text))
 
 
-def _remember(memo: dict, key, value):
+def _remember(memo: dict, key, value, limit: int = MEMO_LIMIT):
     """Memo tables stay bounded on huge files of unique values (a month of distinct customers)."""
-    if len(memo) >= MEMO_LIMIT:
+    if len(memo) >= limit:
         memo.clear()
     memo[key] = value
     return value
@@ -181,11 +182,23 @@ def _fast_timestamp(text: str) -> datetime | None:
     return None
 
 
+class ValueMemo:
+    """Memo tables of values whose meaning does not depend on the file, the poster or the moment
+    (products, basket items, amounts, whole baskets): the files of one batch share them, so each
+    distinct value is parsed once per batch instead of once per file. Nothing personal is kept here."""
+
+    def __init__(self) -> None:
+        self.money: dict[str, int | None] = {}
+        self.products: dict[tuple[str, str], Product | Reject] = {}
+        self.items_a: dict[str, tuple[Product, int] | Reject] = {}
+        self.baskets: dict[str, tuple[list[Item], str, str] | Reject] = {}
+
+
 class SaleBuilder:
     """Validates one sale's raw values. Memo tables make repeated values nearly free."""
 
     def __init__(self, secret: str, *, expected_branch_key: str | None, registered_branch_keys: Iterable[str] = (),
-                 now: datetime | None = None) -> None:
+                 now: datetime | None = None, memo: ValueMemo | None = None) -> None:
         self._customer_key = derive_key(secret, CUSTOMER_PSEUDONYM_KEY)
         self._identity_key = derive_key(secret, SALE_IDENTITY_KEY)
         self.expected_branch_key = expected_branch_key
@@ -195,17 +208,37 @@ class SaleBuilder:
         self.latest = (now or datetime.now(timezone.utc)) + timedelta(days=1)
         # Branch names accepted in this file: the only branch cells a rejected row may show.
         self.known_branch_keys: set[str] = {expected_branch_key} if expected_branch_key else set()
+        self._latest_epoch = int(self.latest.timestamp())
         self._times: dict[str, tuple[datetime, int] | Reject] = {}
-        self._money: dict[str, int | None] = {}
-        self._products: dict[tuple[str, str], Product | Reject] = {}
-        self._items_a: dict[str, tuple[Product, int] | Reject] = {}
+        self._hours: dict[str, tuple[datetime, int] | Reject] = {}
+        memo = memo or ValueMemo()
+        self._money = memo.money
+        self._products = memo.products
+        self._items_a = memo.items_a
+        self._baskets = memo.baskets
         self._branches: dict[str, tuple[str, str] | Reject] = {}
         self._customers: dict[str, str | Reject] = {}
 
     # -- values -------------------------------------------------------------------------------
     def timestamp(self, raw: str) -> tuple[datetime, int]:
         """(moment in UTC, epoch seconds); the memo holds one entry per distinct minute or second."""
-        return _memoised(self._times, raw, self._parse_timestamp, raw)
+        found = self._times.get(raw)
+        if found is None:
+            found = _remember(self._times, raw, self._till_minute(raw) or self._parse_timestamp(raw))
+        if found.__class__ is Reject:
+            raise found
+        return found
+
+    def _till_minute(self, raw: str) -> tuple[datetime, int] | Reject | None:
+        """The till's own 'DD/MM/YYYY HH:MM' from its hour, parsed once per hour: a day file has a few
+        hundred distinct minutes but only a dozen hours. None for any other shape (the full parser's)."""
+        if len(raw) != 16 or raw[13] != ":" or not raw[14:].isdigit() or not raw.isascii() or raw[14] > "5":
+            return None
+        hour = _memoised(self._hours, raw[:13], self._parse_timestamp, raw[:13] + ":00")
+        epoch = hour[1] + 60 * int(raw[14:])
+        if epoch > self._latest_epoch:
+            return Reject("future_timestamp", "the timestamp is in the future")
+        return hour[0] + timedelta(seconds=epoch - hour[1]), epoch
 
     def _parse_timestamp(self, raw: str) -> tuple[datetime, int] | Reject:
         text = raw.strip()
@@ -313,6 +346,15 @@ class SaleBuilder:
         except Reject as exc:
             return exc
 
+    def basket(self, raw: str) -> tuple[list[Item], str, str]:
+        """(items, dialect, identity) of a CSV basket cell; a café sells the same baskets all day."""
+        found = self._baskets.get(raw)
+        if found is None:
+            found = _remember(self._baskets, raw, _parse_basket_memo(self, raw), BASKET_MEMO_LIMIT)
+        if found.__class__ is Reject:
+            raise found
+        return found
+
     def customer(self, raw: str | None) -> str | None:
         if raw is None:
             return None
@@ -329,7 +371,8 @@ class SaleBuilder:
 
     # -- the sale -------------------------------------------------------------------------------
     def sale(self, *, line_no: int, ts: str, branch: str, customer: str | None, items: list[Item],
-             total: str, method: str, card_network: str | None, extra: dict[str, Any] | None = None) -> Sale:
+             total: str, method: str, card_network: str | None, extra: dict[str, Any] | None = None,
+             basket_identity: str | None = None) -> Sale:
         _moment, epoch = self.timestamp(ts)
         key, name = self.branch(branch)
         if not items:
@@ -350,7 +393,8 @@ class SaleBuilder:
             raise Reject("bad_payment", "the payment method is not CASH or CARD")
         customer_key = self.customer(customer) or None
         content_key = keyed_hex(self._identity_key, "\x1f".join((
-            key, str(epoch), customer_key or "", _basket_identity(items), str(total_pence), payment)))
+            key, str(epoch), customer_key or "", basket_identity or _basket_identity(items), str(total_pence),
+            payment)))
         return Sale(line_no, epoch, key, name, customer_key, content_key, items, total_pence, payment,
                     card_network, extra)
 
@@ -405,53 +449,7 @@ def _basket_identity(items: list[Item]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# Reading bytes as lines
-# ------------------------------------------------------------------------------------------------
-OVERLONG = object()
-_EOL = re.compile(rb"\r\n?|\n")
-
-
-def iter_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, str | object]]:
-    """(line number, text) for every physical line, whatever its ending (LF, CRLF or a bare CR);
-    OVERLONG instead of the text of a line over MAX_LINE_BYTES, skipped without being held."""
-    number, pending, skipping, cr_at_end = 0, bytearray(), False, False
-    for chunk in chunks:
-        if cr_at_end and chunk.startswith(b"\n"):
-            chunk = chunk[1:]                      # the LF of a CRLF split across two chunks
-        cr_at_end = chunk.endswith(b"\r")
-        start = 0
-        for match in _EOL.finditer(chunk):
-            number += 1
-            if skipping:
-                skipping = False
-                yield number, OVERLONG
-            else:
-                pending += chunk[start:match.start()]
-                yield number, OVERLONG if len(pending) > MAX_LINE_BYTES else _decode(bytes(pending))
-            pending.clear()
-            start = match.end()
-        if not skipping:
-            pending += chunk[start:]
-            if len(pending) > MAX_LINE_BYTES:
-                pending.clear()
-                skipping = True
-    if skipping:
-        yield number + 1, OVERLONG
-    elif pending:
-        yield number + 1, _decode(bytes(pending))
-
-
-def _decode(raw: bytes) -> str:
-    """One line as text: UTF-8, else Windows-1252 (what a spreadsheet on a till PC writes)."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252", errors="replace")
-    return text.lstrip(BOM)
-
-
-# ------------------------------------------------------------------------------------------------
-# CSV dialects
+# Baskets and card networks (both CSV dialects; the card network also in JSON)
 # ------------------------------------------------------------------------------------------------
 def _card_network(raw: str) -> str | None:
     """'visa16,4111...' -> 'visa' ('visa16' is Faker's code for a 16-digit visa); never the number."""
@@ -467,21 +465,13 @@ def _network_word(raw: str) -> str | None:
     return network if _CARD_NETWORK.match(network) else None
 
 
-def parse_csv_record(builder: SaleBuilder, line_no: int, fields: list[str], stats: ParseStats) -> Sale:
-    if len(fields) != EXPECTED_FIELDS:
-        raise Reject("wrong_field_count", f"the line has {len(fields)} cells, expected {EXPECTED_FIELDS} "
-                                          "(cut short, or a stray comma?)")
-    ts, branch, customer, basket, fifth, sixth, card = fields
-    if fifth.strip().upper() in METHODS:        # dialect B writes method before total, A after
-        method, total = fifth, sixth
-    elif sixth.strip().upper() in METHODS:
-        total, method = fifth, sixth
-    else:
-        raise Reject("bad_payment", "no payment method: expected CASH or CARD in column 5 or 6")
-    items, dialect = parse_basket(builder, basket)
-    stats.saw(dialect)
-    return builder.sale(line_no=line_no, ts=ts, branch=branch, customer=customer, items=items, total=total,
-                        method=method, card_network=_card_network(card))
+def _parse_basket_memo(builder: SaleBuilder, basket: str) -> tuple[list[Item], str, str] | Reject:
+    """parse_basket with the basket's identity, for the memo (the items list is shared, never changed)."""
+    try:
+        items, dialect = parse_basket(builder, basket)
+    except Reject as rej:
+        return rej
+    return items, dialect, _basket_identity(items)
 
 
 def parse_basket(builder: SaleBuilder, basket: str) -> tuple[list[Item], str]:
@@ -511,241 +501,19 @@ def _item_from(parsed: tuple[Product, int]) -> Item:
     return Item(parsed[0], 1, parsed[1])
 
 
-def iter_csv(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
-             stats: ParseStats) -> Iterator[Sale | Rejection]:
-    for line_no, line in lines:
-        if line is OVERLONG:
-            yield Rejection(line_no, "unreadable_line", f"the line is longer than {MAX_LINE_BYTES} bytes",
-                            "<hidden>")
-            continue
-        if "\x00" in line:
-            yield Rejection(line_no, "unreadable_line", "the line contains NUL bytes (binary data in the file?)",
-                            "<hidden>")
-            continue
-        if not line.strip():
-            continue
-        try:
-            fields = next(csv.reader((line,)))  # one record per line: a stray quote spoils only its line
-        except csv.Error:
-            yield Rejection(line_no, "unreadable_line", "the line cannot be read as CSV (a stray carriage "
-                            "return or quote?)", "<hidden>")
-            continue
-        if fields[0].strip().lower() == "timestamp":
-            continue                          # header lines, possibly repeated; columns come from the values
-        try:
-            yield parse_csv_record(builder, line_no, fields, stats)
-        except Reject as rej:
-            yield Rejection(line_no, rej.code, rej.reason, builder.masked_csv(fields))
-
-
-# ------------------------------------------------------------------------------------------------
-# JSON
-# ------------------------------------------------------------------------------------------------
-def iter_json(builder: SaleBuilder, pieces: Iterator[str], stats: ParseStats) -> Iterator[Sale | Rejection]:
-    """Newline-delimited objects, or one or more arrays of objects; read incrementally either way."""
-    for number, record in _json_records(pieces):
-        if isinstance(record, Rejection):
-            yield record
-            continue
-        try:
-            yield json_sale(builder, number, record, stats)
-        except Reject as rej:
-            yield Rejection(number, rej.code, rej.reason, builder.masked_json(record))
-        except RecursionError:
-            yield Rejection(number, "bad_json", "the record is nested too deeply", "<unreadable>")
-
-
-def _json_text(chunks: Iterable[bytes]) -> Iterator[str]:
-    """JSON is UTF-8 (RFC 8259): decoded incrementally, any invalid byte replaced, a BOM dropped."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    first = True
-    for chunk in chunks:
-        text = decoder.decode(chunk)
-        if first and text:
-            text, first = text.lstrip(BOM), False
-        if text:
-            yield text
-    tail = decoder.decode(b"", final=True)
-    if tail:
-        yield tail
-
-
-def _json_records(pieces: Iterator[str]) -> Iterator[tuple[int, Any]]:
-    """Yields (record number, object or Rejection), records numbered in order. A broken record is
-    rejected and reading resumes right after it (found by bracket depth), so nothing else is lost;
-    no record may exceed MAX_JSON_RECORD characters."""
-    decoder = json.JSONDecoder()
-    buffer, position, in_array, eof, number = "", 0, False, False, 0
-    source = iter(pieces)
-
-    def more() -> bool:
-        nonlocal buffer, position, eof
-        piece = next(source, None)
-        if piece is None:
-            eof = True
-            return False
-        buffer, position = buffer[position:] + piece, 0
-        return True
-
-    while True:
-        while position < len(buffer) and (buffer[position].isspace() or buffer[position] == ","):
-            position += 1
-        if position >= len(buffer):
-            if eof or not more():
-                return
-            continue
-        char = buffer[position]
-        if char == "[" and not in_array:
-            in_array, position = True, position + 1
-            continue
-        if char == "]" and in_array:
-            in_array, position = False, position + 1
-            continue
-        try:
-            value, end = decoder.raw_decode(buffer, position)
-        except (json.JSONDecodeError, ValueError, RecursionError):
-            end = _value_end(buffer, position, in_array)
-            if end is None and not eof and len(buffer) - position < MAX_JSON_RECORD and more():
-                continue                      # the record continues in the next piece
-            number += 1
-            yield number, Rejection(number, "bad_json", "the record is not valid JSON (or is larger than "
-                                    f"{MAX_JSON_RECORD // 1024} KiB, or nested too deeply)", "<unreadable>")
-            position = end if end is not None else len(buffer)
-            continue
-        if end == len(buffer) and not eof and not isinstance(value, (dict, list)) and more():
-            continue                          # a bare number may go on in the next piece
-        number += 1
-        position = end
-        yield number, value
-
-
-def _value_end(buffer: str, start: int, in_array: bool) -> int | None:
-    """Where a broken record ends, so reading resumes right after it; None when the buffer ends first.
-    Outside an array records are one per line: the record's closing bracket if it is on that line,
-    else the line's end. Inside an array: the closing bracket, or a line that starts with "{" at the
-    broken record's own indentation (an object whose brace never closes would swallow the rest)."""
-    if not in_array:
-        newline = buffer.find("\n", start)
-        if newline < 0:
-            return None
-        closed = _closing_bracket(buffer, start, newline, None)
-        return closed if closed is not None else newline
-    line_start = buffer.rfind("\n", 0, start) + 1
-    indent = buffer[line_start:start]
-    sibling = "\n" + indent + "{" if not indent.strip() else None
-    return _closing_bracket(buffer, start, len(buffer), sibling)
-
-
-def _closing_bracket(buffer: str, start: int, stop: int, sibling: str | None) -> int | None:
-    """Index past the bracket that closes the value at `start` (depth counted outside strings; a JSON
-    string never spans a line), or past the newline before `sibling`; None if neither is before `stop`."""
-    depth, in_string, escaped = 0, False, False
-    for index in range(start, stop):
-        char = buffer[index]
-        if char == "\n" and sibling and buffer.startswith(sibling, index):
-            return index + 1
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char in '"\n':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "{[":
-            depth += 1
-        elif char in "}]":
-            depth -= 1
-            if depth <= 0:
-                return index + 1
-    return None
-
-
-def json_sale(builder: SaleBuilder, number: int, record: Any, stats: ParseStats) -> Sale:
-    if not isinstance(record, dict):
-        raise Reject("bad_json", "the record is not a JSON object")
-    stats.saw("json")
-    for name in ("timestamp", "branch", "items", "total", "payment_method"):
-        if record.get(name) in (None, ""):
-            raise Reject("missing_field", f"field {name!r} is missing")
-    raw_items = record["items"]
-    if not isinstance(raw_items, list):
-        raise Reject("bad_item", "field 'items' is not a list")
-    items = []
-    for position, raw in enumerate(raw_items, 1):
-        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-            raise Reject("bad_item", f"item {position} has no product name")
-        quantity = raw.get("quantity", 1)
-        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 < quantity <= MAX_QUANTITY:
-            raise Reject("bad_quantity", f"item {position}'s quantity must be a whole number from 1 to "
-                                         f"{MAX_QUANTITY}")
-        name = raw["name"]
-        if isinstance(raw.get("flavour"), str) and raw["flavour"].strip():
-            name = f"{name} - {raw['flavour']}"
-        size = raw.get("size")
-        product = builder.product(size if isinstance(size, str) else "", name)
-        items.append(Item(product, quantity, builder.pence(_scalar_text(raw.get("price"), "price"), "price of a basket item")))
-    customer = record.get("customer")
-    customer_text = customer if isinstance(customer, str) else None
-    extra = {}
-    for key, value in record.items():
-        if key in JSON_FIELDS:
-            continue
-        stats.extra_fields[key] = stats.extra_fields.get(key, 0) + 1
-        extra[key] = _clean_extra(builder, key, value, customer_text, stats)
-    network = record.get("card_network")
-    return builder.sale(
-        line_no=number, ts=_scalar_text(record["timestamp"], "timestamp"),
-        branch=_scalar_text(record["branch"], "branch"), customer=customer_text, items=items,
-        total=_scalar_text(record["total"], "total"), method=_scalar_text(record["payment_method"], "payment_method"),
-        card_network=(_card_network(network) if "," in network else _network_word(network))
-        if isinstance(network, str) else None, extra=extra or None)
-
-
-def _scalar_text(value: Any, what: str) -> str:
-    """Strings and plain numbers as text."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return str(value)
-    raise Reject("wrong_type", f"field {what!r} must be text or a number")
-
-
-def _clean_extra(builder: SaleBuilder, key: str, value: Any, customer: str | None, stats: ParseStats,
-                 depth: int = 0) -> Any:
-    """Unknown fields are kept, but nothing personal: fields named like personal data (at any depth)
-    become keyed pseudonyms; in free text, long numbers, e-mail addresses and the customer's own name
-    are masked."""
-    if depth > MAX_EXTRA_DEPTH:
-        return "<nested too deeply>"
-    if PERSONAL_FIELD.search(key):
-        stats.pseudonymised_fields.add(key)
-        return None if value is None else f"pseudonym:{builder.customer(json.dumps(value, sort_keys=True, default=str)) or ''}"
-    if isinstance(value, dict):
-        return {str(k)[:100]: _clean_extra(builder, str(k), v, customer, stats, depth + 1)
-                for k, v in list(value.items())[:100]}
-    if isinstance(value, list):
-        return [_clean_extra(builder, key, v, customer, stats, depth + 1) for v in value[:100]]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str):
-        text = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:1000]
-        if customer and customer.strip() and customer.strip().casefold() in text.casefold():
-            text = re.sub(re.escape(customer.strip()), "<customer>", text, flags=re.I)
-        return scrub_numbers(text)
-    return value
-
-
 def sniff_format(head: str) -> str:
     return "json" if head.lstrip().lstrip(BOM).lstrip()[:1] in ("[", "{") else "csv"
 
 
 def iter_records(builder: SaleBuilder, chunks: Iterable[bytes], stats: ParseStats) -> Iterator[Sale | Rejection]:
     """CSV or JSON, decided by the first non-blank character of the first chunk."""
+    # Imported here: both reader modules build on this one.
+    from services.transform.csv_records import iter_csv, iter_lines
+    from services.transform.json_records import iter_json, json_text
+
     chunks = iter(chunks)
     first = next(chunks, b"")
     stream = itertools.chain((first,), chunks)
     if sniff_format(first[:4096].decode("utf-8", errors="replace")) == "json":
-        return iter_json(builder, _json_text(stream), stats)
+        return iter_json(builder, json_text(stream), stats)
     return iter_csv(builder, iter_lines(stream), stats)

@@ -18,11 +18,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from services.common.logging import task_id_var, upload_id_var
 from services.common.metrics import (QUEUE_DEPTH, ROWS, TASK_DURATION, TASK_FAILURES, UPLOADS_FINISHED,
                                      UPLOADS_REQUEUED)
-from services.common.rawstore import RawCipher, RawFileCorrupt
+from services.common.rawstore import RawCipher
 from services.common.uploads import PROCESS_UPLOAD_TASK
 from services.transform.celery_app import PURGE_TASK, SWEEP_TASK
-from services.transform.load import load_upload
-from services.transform.parse import FileUnreadable, SaleBuilder
+from services.transform.load import BatchResult, UploadJob, load_uploads
+from services.transform.parse import SaleBuilder, ValueMemo
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,34 @@ _CLAIM = text("""
 UPDATE ingest.upload SET status = 'processing', attempts = attempts + 1, started_at = now(), updated_at = now()
 WHERE id = (SELECT id FROM ingest.upload WHERE id = :id AND status IN ('queued', 'processing')
             FOR UPDATE SKIP LOCKED)
-RETURNING attempts
+RETURNING attempts, size_bytes
+""")
+# Companions: other small queued uploads, loaded in the same transaction as the claimed one. Only
+# uploads never tried before: one that was interrupted is loaded alone, so a file that kills its
+# worker cannot take others down with it. Newest first: their own messages are the furthest back
+# in the queue, so when a worker receives them they are loaded and skipped instead of racing this
+# worker for the row lock.
+_CLAIM_COMPANIONS = text("""
+UPDATE ingest.upload SET status = 'processing', attempts = attempts + 1, started_at = now(), updated_at = now()
+WHERE id IN (SELECT id FROM ingest.upload
+             WHERE status = 'queued' AND attempts = 0 AND size_bytes <= :max_bytes AND id <> :id
+             ORDER BY id DESC LIMIT :limit FOR UPDATE SKIP LOCKED)
+RETURNING id
 """)
 # Held for the whole load: a second delivery of the same task gives up at once instead of waiting.
 _LOCK = text("""
-SELECT status, sha256, chunk_count, expected_branch_key, raw_purged_at
+SELECT id, status, sha256, chunk_count, expected_branch_key, raw_purged_at
 FROM ingest.upload WHERE id = :id FOR UPDATE NOWAIT
+""")
+# Companions another worker took in the meantime are skipped: that worker loads them.
+_LOCK_COMPANIONS = text("""
+SELECT id, status, sha256, chunk_count, expected_branch_key, raw_purged_at
+FROM ingest.upload WHERE id = ANY(:ids) AND status = 'processing' ORDER BY id FOR UPDATE SKIP LOCKED
+""")
+_REQUEUE = text("""
+UPDATE ingest.upload SET status = 'queued', enqueued_at = now(), updated_at = now()
+WHERE id IN (SELECT id FROM ingest.upload WHERE id = ANY(:ids) AND status = 'processing' FOR UPDATE SKIP LOCKED)
+RETURNING id
 """)
 _FAIL = text("""
 UPDATE ingest.upload SET status = 'failed', error = :error, finished_at = now(), updated_at = now()
@@ -79,8 +101,9 @@ def process_upload(self, upload_id: int) -> str:
     task_token, upload_token = task_id_var.set(self.request.id), upload_id_var.set(upload_id)
     started = time.perf_counter()
     outcome = "error"
+    companions: list[str] = []      # outcomes of the other uploads this task loaded in its batch
     try:
-        outcome = _process(ctx, upload_id)
+        outcome = _process(self, ctx, upload_id, companions)
         return outcome
     except SoftTimeLimitExceeded:
         outcome = "failed"
@@ -107,61 +130,118 @@ def process_upload(self, upload_id: int) -> str:
         outcome = "failed"
         raise LoadFailed(error) from None
     finally:
-        TASK_DURATION.labels(PROCESS_UPLOAD_TASK, outcome).observe(time.perf_counter() - started)
+        # One observation per upload the task settled, each its share of the time: a batch of 32 is 32
+        # loads (their own later deliveries then count as skipped).
+        share = (time.perf_counter() - started) / (1 + len(companions))
+        for settled in (outcome, *companions):
+            TASK_DURATION.labels(PROCESS_UPLOAD_TASK, settled).observe(share)
         task_id_var.reset(task_token)
         upload_id_var.reset(upload_token)
 
 
-def _process(ctx, upload_id: int) -> str:
+def _process(task, ctx, upload_id: int, settled: list[str]) -> str:
+    settings = ctx.settings
     with ctx.db.session() as session:
-        attempts = session.execute(_CLAIM, {"id": upload_id}).scalar()
+        claimed = session.execute(_CLAIM, {"id": upload_id}).one_or_none()
+        companions: list[int] = []
+        if claimed is not None and claimed.attempts == 1 and settings.load_batch_uploads > 1 \
+                and claimed.size_bytes <= settings.load_batch_file_bytes:
+            companions = list(session.execute(_CLAIM_COMPANIONS, {
+                "id": upload_id, "max_bytes": settings.load_batch_file_bytes,
+                "limit": settings.load_batch_uploads - 1}).scalars())
         session.commit()
-    if attempts is None:
+    if claimed is None:
         log.info("upload not claimable: finished, unknown, or being loaded by another worker")
         return "skipped"
-    if attempts > ctx.settings.max_load_attempts:
+    if claimed.attempts > settings.max_load_attempts:
         # A file that keeps killing its worker (memory, hard time limit) must not be retried forever.
-        _mark_failed(ctx, upload_id, f"loading did not complete in {attempts - 1} attempts (worker crashes, "
-                                     "memory or time limits, or a database that stayed unavailable); fix the "
-                                     "cause or split the file, then `cafeflow uploads retry`")
+        _mark_failed(ctx, upload_id, f"loading did not complete in {claimed.attempts - 1} attempts (worker "
+                                     "crashes, memory or time limits, or a database that stayed unavailable); fix "
+                                     "the cause or split the file, then `cafeflow uploads retry`")
         return "failed"
+    if not companions:
+        return _load(ctx, upload_id, [])
+    try:
+        return _load(ctx, upload_id, companions, settled)
+    except SoftTimeLimitExceeded:
+        _requeue(task, ctx, companions)
+        raise
+    except Exception as exc:  # noqa: BLE001 - one upload's failure must not fail the others
+        log.warning("batch load failed: loading this upload alone, re-queueing the others",
+                    extra={"error": type(getattr(exc, "orig", None) or exc).__name__, "batch": len(companions) + 1})
+        _requeue(task, ctx, companions)
+        return _load(ctx, upload_id, [])
+
+
+def _load(ctx, upload_id: int, companions: list[int], settled: list[str] | None = None) -> str:
+    """Loads the claimed upload and its companions in one transaction; returns the claimed upload's
+    outcome and appends the companions' outcomes to `settled`."""
+    settings = ctx.settings
+    secret = settings.secret_key.get_secret_value()
+    failed: dict[int, str] = {}
     with ctx.db.session() as session:
         try:
-            row = session.execute(_LOCK, {"id": upload_id}).one()
+            rows = [session.execute(_LOCK, {"id": upload_id}).one()]
         except DBAPIError as exc:
-            if isinstance(exc.orig, LockNotAvailable):
-                log.info("upload is being loaded by another worker")
-                return "skipped"
-            raise
-        if row.status != "processing":
+            if not isinstance(exc.orig, LockNotAvailable):
+                raise
+            log.info("upload is being loaded by another worker")
+            session.rollback()
+            rows = []
+        rows = [row for row in rows if row.status == "processing"]
+        if companions:
+            rows += session.execute(_LOCK_COMPANIONS, {"ids": companions}).all()
+        if not rows:
             return "skipped"
-        if row.raw_purged_at is not None:
-            session.rollback()
-            _mark_failed(ctx, upload_id, "the raw file was purged after its retention period; post the file "
-                                         "again to reload it")
-            return "failed"
-        settings = ctx.settings
         registered = session.execute(text("SELECT branch_key FROM ingest.branch")).scalars().all()
-        builder = SaleBuilder(settings.secret_key.get_secret_value(), expected_branch_key=row.expected_branch_key,
-                              registered_branch_keys=registered)
-        try:
-            result = load_upload(session, RawCipher(settings.secret_key.get_secret_value()), builder,
-                                 upload_id=upload_id, sha256_hex=row.sha256, chunk_count=row.chunk_count,
-                                 chunk_rows=settings.parse_chunk_rows)
-        except (FileUnreadable, RawFileCorrupt) as exc:
-            session.rollback()
-            _mark_failed(ctx, upload_id, str(exc))
-            log.warning("upload failed", extra={"error": str(exc)})
-            return "failed"
+        memo = ValueMemo()
+        jobs = []
+        for row in rows:
+            if row.raw_purged_at is not None:
+                failed[row.id] = "the raw file was purged after its retention period; post the file again to reload it"
+                continue
+            builder = SaleBuilder(secret, expected_branch_key=row.expected_branch_key,
+                                  registered_branch_keys=registered, memo=memo)
+            jobs.append(UploadJob(row.id, row.sha256, row.chunk_count, builder))
+        result = load_uploads(session, RawCipher(secret), jobs, chunk_rows=settings.parse_chunk_rows) \
+            if jobs else BatchResult({}, {})
+        failed.update(result.failed)
+        for failed_id, error in failed.items():
+            session.execute(_FAIL, {"id": failed_id, "error": error})
         session.commit()
-    ROWS.labels("loaded").inc(result.rows_loaded)
-    ROWS.labels("rejected").inc(result.rows_rejected)
-    ROWS.labels("duplicate").inc(result.rows_duplicate)
-    UPLOADS_FINISHED.labels("loaded").inc()
-    log.info("upload loaded", extra={"rows_loaded": result.rows_loaded, "rows_rejected": result.rows_rejected,
-                                     "rows_duplicate": result.rows_duplicate, "dialect": result.dialect,
-                                     "timings_ms": result.timings_ms})
-    return "loaded"
+    for failed_id, error in failed.items():
+        UPLOADS_FINISHED.labels("failed").inc()
+        token = upload_id_var.set(failed_id)
+        log.warning("upload failed", extra={"error": error})
+        upload_id_var.reset(token)
+    for loaded_id, loaded in result.loaded.items():
+        ROWS.labels("loaded").inc(loaded.rows_loaded)
+        ROWS.labels("rejected").inc(loaded.rows_rejected)
+        ROWS.labels("duplicate").inc(loaded.rows_duplicate)
+        UPLOADS_FINISHED.labels("loaded").inc()
+        token = upload_id_var.set(loaded_id)
+        log.info("upload loaded", extra={"rows_loaded": loaded.rows_loaded, "rows_rejected": loaded.rows_rejected,
+                                         "rows_duplicate": loaded.rows_duplicate, "dialect": loaded.dialect,
+                                         "batch": len(jobs), "timings_ms": loaded.timings_ms})
+        upload_id_var.reset(token)
+    if settled is not None:
+        settled += ["loaded" for loaded_id in result.loaded if loaded_id != upload_id]
+        settled += ["failed" for failed_id in failed if failed_id != upload_id]
+    if upload_id in result.loaded:
+        return "loaded"
+    return "failed" if upload_id in failed else "skipped"
+
+
+def _requeue(task, ctx, upload_ids: list[int]) -> None:
+    """Puts claimed companions back in the queue after a failed batch; each is then loaded alone."""
+    try:
+        with ctx.db.session() as session:
+            requeued = session.execute(_REQUEUE, {"ids": upload_ids}).scalars().all()
+            session.commit()
+        for requeued_id in sorted(requeued):
+            task.app.send_task(PROCESS_UPLOAD_TASK, args=[requeued_id], queue=ctx.settings.transform_queue)
+    except Exception as exc:  # noqa: BLE001 - they stay processing; the sweeper re-enqueues them
+        log.error("could not re-queue the rest of a failed batch", extra={"error": type(exc).__name__})
 
 
 def _mark_failed(ctx, upload_id: int, error: str) -> None:

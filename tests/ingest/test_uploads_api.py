@@ -97,6 +97,20 @@ def test_pagination_and_bad_query_parameters(client, clean, admin_headers):
     assert client.get("/v1/uploads/999999", headers=admin_headers).status_code == 404
 
 
+def test_listing_selected_uploads_by_id(client, clean, admin_headers, branch_token):
+    ids = [post(client, ROW.replace(b"A B", f"Person {n}".encode()), admin_headers).get_json()["id"]
+           for n in range(4)]
+    chosen = client.get(f"/v1/uploads?ids={ids[0]},{ids[2]},999999", headers=admin_headers).get_json()
+    assert sorted(u["id"] for u in chosen["items"]) == [ids[0], ids[2]] and chosen["total"] == 2
+    # A branch token still sees only its own uploads, whatever ids it asks for.
+    leeds = {"Authorization": f"Bearer {branch_token('Leeds')}"}
+    assert client.get(f"/v1/uploads?ids={ids[0]}", headers=leeds).get_json()["total"] == 0
+    for bad in ("ids=", "ids=a,b", "ids=0", "ids=" + ",".join(["1"] * 501)):
+        response = client.get(f"/v1/uploads?{bad}", headers=admin_headers)
+        assert response.status_code == 422, bad
+        assert response.get_json()["error"]["code"] == "validation_error"
+
+
 def test_service_endpoints(client, clean):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz").get_json()

@@ -1,0 +1,116 @@
+"""Branch till CSV: bytes read as lines (LF, CRLF or a bare CR; each line decoded on its own), each
+line parsed as one record of either dialect (decided from the values, not the header)."""
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator
+
+from services.transform.parse import (BOM, EXPECTED_FIELDS, MAX_LINE_BYTES, METHODS, ParseStats, Reject, Rejection,
+                                      Sale, SaleBuilder, _card_network)
+
+OVERLONG = object()
+_EOL = re.compile(rb"\r\n?|\n")
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, str | object]]:
+    """(line number, text) for every physical line, whatever its ending (LF, CRLF or a bare CR);
+    OVERLONG instead of the text of a line over MAX_LINE_BYTES, skipped without being held."""
+    number, pending, skipping, cr_at_end = 0, bytearray(), False, False
+    for chunk in chunks:
+        if cr_at_end and chunk.startswith(b"\n"):
+            chunk = chunk[1:]                      # the LF of a CRLF split across two chunks
+        cr_at_end = chunk.endswith(b"\r")
+        start = 0
+        for match in _EOL.finditer(chunk):
+            number += 1
+            if skipping:
+                skipping = False
+                yield number, OVERLONG
+            else:
+                pending += chunk[start:match.start()]
+                yield number, OVERLONG if len(pending) > MAX_LINE_BYTES else _decode(bytes(pending))
+            pending.clear()
+            start = match.end()
+        if not skipping:
+            pending += chunk[start:]
+            if len(pending) > MAX_LINE_BYTES:
+                pending.clear()
+                skipping = True
+    if skipping:
+        yield number + 1, OVERLONG
+    elif pending:
+        yield number + 1, _decode(bytes(pending))
+
+
+def _decode(raw: bytes) -> str:
+    """One line as text: UTF-8, else Windows-1252 (what a spreadsheet on a till PC writes)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", errors="replace")
+    return text.lstrip(BOM)
+
+
+def parse_csv_record(builder: SaleBuilder, line_no: int, fields: list[str], stats: ParseStats) -> Sale:
+    if len(fields) != EXPECTED_FIELDS:
+        raise Reject("wrong_field_count", f"the line has {len(fields)} cells, expected {EXPECTED_FIELDS} "
+                                          "(cut short, or a stray comma?)")
+    ts, branch, customer, basket, fifth, sixth, card = fields
+    if fifth.strip().upper() in METHODS:        # dialect B writes method before total, A after
+        method, total = fifth, sixth
+    elif sixth.strip().upper() in METHODS:
+        total, method = fifth, sixth
+    else:
+        raise Reject("bad_payment", "no payment method: expected CASH or CARD in column 5 or 6")
+    items, dialect, identity = builder.basket(basket)
+    stats.saw(dialect)
+    return builder.sale(line_no=line_no, ts=ts, branch=branch, customer=customer, items=items, total=total,
+                        method=method, card_network=_card_network(card), basket_identity=identity)
+
+
+def _split_record(line: str) -> list[str]:
+    """The cells of one CSV line. The usual till line has no quotes, or one quoted basket cell: split
+    on commas without building a csv reader (what the reader would return, exactly); anything else
+    goes to the csv module."""
+    quotes = line.count('"')
+    if quotes == 0:
+        return line.split(",") if line else []
+    if quotes == 2:
+        before, quoted, after = line.split('"')
+        if (not before or before[-1] == ",") and (not after or after[0] == ","):
+            cells = before[:-1].split(",") if before else []
+            cells.append(quoted)
+            if after:
+                cells += after[1:].split(",")
+            return cells
+    return next(csv.reader((line,)))
+
+
+def iter_csv(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
+             stats: ParseStats) -> Iterator[Sale | Rejection]:
+    for line_no, line in lines:
+        if line is OVERLONG:
+            yield Rejection(line_no, "unreadable_line", f"the line is longer than {MAX_LINE_BYTES} bytes",
+                            "<hidden>")
+            continue
+        if "\x00" in line:
+            yield Rejection(line_no, "unreadable_line", "the line contains NUL bytes (binary data in the file?)",
+                            "<hidden>")
+            continue
+        if not line.strip():
+            continue
+        try:
+            fields = _split_record(line)        # one record per line: a stray quote spoils only its line
+        except csv.Error:
+            yield Rejection(line_no, "unreadable_line", "the line cannot be read as CSV (a stray carriage "
+                            "return or quote?)", "<hidden>")
+            continue
+        if fields[0].strip().lower() == "timestamp":
+            continue                          # header lines, possibly repeated; columns come from the values
+        try:
+            yield parse_csv_record(builder, line_no, fields, stats)
+        except Reject as rej:
+            yield Rejection(line_no, rej.code, rej.reason, builder.masked_csv(fields))
+
+
