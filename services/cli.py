@@ -16,9 +16,9 @@ from services.tools.generate import generate_command
 # Web services and their default ports (DESIGN.md). The app factories are imported by gunicorn in the
 # service's own process, so this module imports no service code.
 WEB_SERVICES = {
-    "reporting": ("services.reporting.app:create_app()", 8003),
     "ingest": ("services.ingest.app:create_app()", 8001),
     "orders": ("services.orders.app:create_app()", 8002),
+    "reporting": ("services.reporting.app:create_app()", 8003),
 }
 
 

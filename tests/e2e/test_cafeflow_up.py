@@ -14,21 +14,28 @@ pytestmark = pytest.mark.e2e
 
 
 def test_up_runs_the_platform_and_stops_on_ctrl_c(clean, tmp_path):
-    port, orders_port = free_port(), free_port()
+    port, orders_port, reporting_port = free_port(), free_port(), free_port()
     up = Process("up", CLI + ["up", "--workers", "1", "--concurrency", "1"], tmp_path,
-                 env={"CAFEFLOW_INGEST_PORT": str(port), "CAFEFLOW_ORDERS_PORT": str(orders_port)})
+                 env={"CAFEFLOW_INGEST_PORT": str(port), "CAFEFLOW_ORDERS_PORT": str(orders_port),
+                      "CAFEFLOW_REPORTING_PORT": str(reporting_port)})
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _ready(url), 90, lambda: f"ingest never ready:\n{up.output()}")
-        wait_until(lambda: _ready(f"http://127.0.0.1:{orders_port}"), 90, lambda: f"orders never ready:\n{up.output()}")
+        for name, service_port in (("ingest", port), ("orders", orders_port), ("reporting", reporting_port)):
+            wait_until(lambda p=service_port: _ready(f"http://127.0.0.1:{p}"), 90,
+                       lambda n=name: f"{n} never ready:\n{up.output()}")
         children = psutil.Process(up.popen.pid).children(recursive=True)
         commands = " ".join(" ".join(c.cmdline()) for c in children)
-        for part in ("services.ingest.app:create_app()", "services.orders.app:create_app()", "cli worker", "cli beat"):
+        for part in ("services.ingest.app:create_app()", "services.orders.app:create_app()",
+                     "services.reporting.app:create_app()", "cli worker", "cli beat"):
             assert part in commands, commands
         result = subprocess.run(CLI + ["upload", str(REAL_FILES / "leeds_25-08-2021_09-00-00.csv"),
                                        "--url", url, "--token", ADMIN_TOKEN, "--timeout", "120"],
                                 capture_output=True, text=True, timeout=180)
         assert result.returncode == 0 and "382 loaded" in result.stdout, result.stdout + result.stderr
+        report = httpx.get(f"http://127.0.0.1:{reporting_port}/v1/reports/sales",
+                           params={"group_by": "branch", "from": "2021-08-25", "to": "2021-08-25"},
+                           headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+        assert report.status_code == 200 and report.json()["rows"][0]["transactions"] == 382, report.text
     finally:
         up.popen.send_signal(signal.SIGINT)
         up.popen.wait(timeout=60)
