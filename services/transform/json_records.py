@@ -157,7 +157,8 @@ def json_sale(builder: SaleBuilder, number: int, record: Any, stats: ParseStats)
             name = f"{name} - {raw['flavour']}"
         size = raw.get("size")
         product = builder.product(size if isinstance(size, str) else "", name)
-        items.append(Item(product, quantity, builder.pence(_scalar_text(raw.get("price"), "price"), "price of a basket item")))
+        price = builder.pence(_scalar_text(raw.get("price"), "price"), "price of a basket item")
+        items.append(Item(product, quantity, price))
     customer = record.get("customer")
     customer_text = customer if isinstance(customer, str) else None
     extra = {}
@@ -193,7 +194,9 @@ def _clean_extra(builder: SaleBuilder, key: str, value: Any, customer: str | Non
         return "<nested too deeply>"
     if PERSONAL_FIELD.search(key):
         stats.pseudonymised_fields.add(key)
-        return None if value is None else f"pseudonym:{builder.customer(json.dumps(value, sort_keys=True, default=str)) or ''}"
+        if value is None:
+            return None
+        return f"pseudonym:{builder.customer(json.dumps(value, sort_keys=True, default=str)) or ''}"
     if isinstance(value, dict):
         return {str(k)[:100]: _clean_extra(builder, str(k), v, customer, stats, depth + 1)
                 for k, v in list(value.items())[:100]}

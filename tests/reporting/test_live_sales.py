@@ -71,5 +71,6 @@ def test_live_sales_count_when_source_includes_them(reporting_app, clean, settin
     with clean.connect() as conn:
         total = conn.execute(text("SELECT sum(total) FROM warehouse.fact_transaction f JOIN warehouse.dim_branch b "
                                   "ON b.id = f.branch_id WHERE b.name = 'Leeds'")).scalar()
-        live_total = conn.execute(text("SELECT sum(total) FROM warehouse.fact_transaction WHERE source = 'live'")).scalar()
+        live_total = conn.execute(
+            text("SELECT sum(total) FROM warehouse.fact_transaction WHERE source = 'live'")).scalar()
     assert live_total == Decimal("7.35") and total > live_total

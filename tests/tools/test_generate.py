@@ -112,7 +112,8 @@ def test_same_bytes_in_a_fresh_interpreter(files, tmp_path):
     code = (
         "import sys, pathlib, datetime as dt\n"
         "from services.tools.generate import generate\n"
-        f"generate(pathlib.Path(sys.argv[1]), {BRANCHES}, {DAYS}, 'a', 7, dt.date.fromisoformat('{START}'), {PER_DAY})\n"
+        f"generate(pathlib.Path(sys.argv[1]), {BRANCHES}, {DAYS}, 'a', 7,"
+        f" dt.date.fromisoformat('{START}'), {PER_DAY})\n"
     )
     env = dict(os.environ, PYTHONHASHSEED="12345")
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, cwd=REPO, env=env)
