@@ -30,7 +30,13 @@ def identify(db_session: Session, settings: Settings, token: str) -> Reader | No
         return Reader(name="admin", kind="admin")
     claims = verify_user_token(settings.secret_key.get_secret_value(), token, settings.user_token_ttl_seconds)
     if claims is not None:
-        branch = claims.branch if claims.role != "admin" else None
+        # The signature proves who the user was when the token was issued; the row says what they may do
+        # now (deactivated, demoted or moved users lose access at once, as they do in orders).
+        user = db_session.execute(text("SELECT active, role, branch_key FROM orders.app_user WHERE id = :id"),
+                                  {"id": claims.user_id}).first()
+        if user is None or not user.active:
+            return None
+        branch = user.branch_key if user.role != "admin" else None
         return Reader(name=f"user:{claims.username}", kind="user", branch=branch)
     name = db_session.execute(text(
         "SELECT name FROM ingest.api_token WHERE digest = :digest AND scope = :scope AND revoked_at IS NULL"),

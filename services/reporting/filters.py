@@ -36,8 +36,9 @@ class Filters:
                 "sources": list(self.sources)}
 
     def cache_parts(self) -> list:
+        # branch_keys too: branches without sales yet all resolve to the id -1, and coverage reads the keys.
         return [self.date_from.isoformat(), self.date_to.isoformat(), sorted(self.branch_ids or ()) or None,
-                sorted(self.product_ids or ()) or None, sorted(self.sources)]
+                sorted(self.branch_keys or ()) or None, sorted(self.product_ids or ()) or None, sorted(self.sources)]
 
 
 def uk_today() -> dt.date:

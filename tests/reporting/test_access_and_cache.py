@@ -1,6 +1,8 @@
 """Who may read, what the read-only role may not do, bad parameters, and the cache following the loads."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
@@ -49,16 +51,55 @@ def test_reporting_token_from_the_cli_reads_and_an_upload_token_does_not(leeds_l
     assert leeds_loaded.get(ENDPOINTS[0], headers={"Authorization": f"Bearer {upload_token}"}).status_code == 401
 
 
+def _orders_user(name: str, role: str, branch: str | None = None) -> UserClaims:
+    args = ["user", "add", name, "--role", role] + (["--branch", branch] if branch else [])
+    result = CliRunner().invoke(cli, args, input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    user_id = int(result.output.rsplit("id", 1)[1])
+    return UserClaims(user_id=user_id, username=name, role=role, branch=branch)
+
+
 def test_orders_user_token_reads_and_a_staff_user_only_its_branch(leeds_loaded):
-    manager = issue_user_token(SECRET_KEY, UserClaims(user_id=1, username="ana", role="admin"))
+    manager = issue_user_token(SECRET_KEY, _orders_user("ana", "admin"))
     assert leeds_loaded.get(ENDPOINTS[0], headers={"Authorization": f"Bearer {manager}"}).status_code == 200
-    staff = issue_user_token(SECRET_KEY, UserClaims(user_id=2, username="bo", role="staff", branch="Chesterfield"))
+    staff = issue_user_token(SECRET_KEY, _orders_user("bo", "staff", "Chesterfield"))
     headers = {"Authorization": f"Bearer {staff}"}
     own = leeds_loaded.get("/v1/reports/sales?group_by=branch&from=2021-08-01&to=2021-08-31", headers=headers)
     assert own.status_code == 200 and own.get_json()["rows"] == []          # Chesterfield's files are not loaded
     assert leeds_loaded.get(ENDPOINTS[0] + "&branch=Leeds", headers=headers).status_code == 403
     forged = issue_user_token("another-secret-0123456789abcdef0123456789", UserClaims(1, "eve", "admin"))
     assert leeds_loaded.get(ENDPOINTS[0], headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+def test_a_token_outlives_no_deactivation_demotion_or_move(leeds_loaded, clean):
+    """Reporting reads the orders user's current row: a still-valid signature is not enough."""
+    claims = _orders_user("cy", "admin")
+    headers = {"Authorization": f"Bearer {issue_user_token(SECRET_KEY, claims)}"}
+    leeds_only = ENDPOINTS[0] + "&branch=Leeds"
+    assert leeds_loaded.get(leeds_only, headers=headers).status_code == 200
+    with clean.begin() as conn:      # demoted to staff of another branch, as an admin would in orders
+        conn.execute(text("UPDATE orders.app_user SET role = 'staff', branch = 'Chesterfield', "
+                          "branch_key = 'chesterfield' WHERE id = :id"), {"id": claims.user_id})
+    assert leeds_loaded.get(leeds_only, headers=headers).status_code == 403
+    with clean.begin() as conn:
+        conn.execute(text("UPDATE orders.app_user SET active = false WHERE id = :id"), {"id": claims.user_id})
+    assert leeds_loaded.get(ENDPOINTS[0], headers=headers).status_code == 401
+    ghost = issue_user_token(SECRET_KEY, UserClaims(user_id=999_999, username="ghost", role="admin"))
+    assert leeds_loaded.get(ENDPOINTS[0], headers={"Authorization": f"Bearer {ghost}"}).status_code == 401
+
+
+def test_coverage_of_two_branches_without_sales_is_not_shared_in_the_cache(reporting_app, clean):
+    from tests.support import register_branches
+
+    register_branches(clean, ["Newtown", "Oldham"])
+    client = reporting_app.test_client()
+    answers = {}
+    for branch in ("Newtown", "Oldham"):
+        body = client.get("/v1/reports/coverage", query_string={"from": "2021-08-25", "to": "2021-08-25",
+                                                                "branch": branch}, headers=ADMIN).get_json()
+        answers[branch] = json.dumps(body)
+    assert "Oldham" not in answers["Newtown"] and "Newtown" not in answers["Oldham"]
+    assert "Oldham" in answers["Oldham"]
 
 
 def test_the_service_engine_is_refused_an_insert(reporting_app):
@@ -155,3 +196,13 @@ def test_coverage_follows_failed_and_late_files(reporting_app, settings, celery_
     day = after.get_json()["branches"][0]["days"][1]
     assert (day["status"], day["arrived"], day["loaded"], day["upload_ids"]) == ("failed", True, False, [upload_id])
     assert after.get_json()["branches"][0]["missing_last_day"] is True
+
+
+def test_the_dashboard_login_refuses_the_admin_token(reporting_app):
+    from tests.support import ADMIN_TOKEN
+
+    client = reporting_app.test_client()
+    response = client.post("/dashboard/login", data={"token": ADMIN_TOKEN})
+    assert response.status_code == 403
+    assert "set-cookie" not in {k.lower() for k in response.headers.keys()}
+    assert client.get("/dashboard").status_code in (302, 303)        # still not signed in

@@ -70,6 +70,11 @@ def login_submit():
     if reader is None:
         return render_template("login.html", error="That token is unknown, expired, or not allowed to read "
                                "reports."), 401
+    if reader.kind == "admin":
+        # The session cookie is signed, not encrypted: the admin token (which also uploads files and manages
+        # users) must not sit in a browser's cookie store.
+        return render_template("login.html", error="The admin token cannot be used to log in here: create a "
+                               "reporting token with 'cafeflow token add NAME --scope reporting'."), 403
     session.clear()
     session.permanent = True
     session[SESSION_TOKEN] = token
