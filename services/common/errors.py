@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from flask import Flask, jsonify
@@ -57,8 +58,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        # The exception text may quote user data, so it goes to the log only as a type name + traceback.
-        log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+        # The exception text may quote user data (a database error's DETAIL quotes the row), so the log gets
+        # the type name and the traceback's frames, never the message.
+        log.error("unhandled error: %s", type(exc).__name__,
+                  extra={"traceback": "".join(traceback.format_tb(exc.__traceback__))})
         return error_response(500, "internal_error", "internal error; quote the request_id when reporting it")
 
 

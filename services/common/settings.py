@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(9808, ge=0, validation_alias=_env("WORKER_METRICS_PORT"))
     # Beat's /healthz, /readyz and /metrics (with the live queue length); 0 turns it off.
     beat_metrics_port: int = Field(9809, ge=0, validation_alias=_env("BEAT_METRICS_PORT"))
+    # Reverse proxies in front of the web services (the Kubernetes ingress: 1). Only then is the client
+    # address taken from X-Forwarded-For; trusting it without a proxy would let anyone pick their address.
+    trusted_proxies: int = Field(0, ge=0, le=5, validation_alias=_env("TRUSTED_PROXIES"))
     # Lifetime of a signed user token (services.common.auth), verified by every service.
     user_token_ttl_seconds: int = Field(8 * 3600, gt=0, validation_alias=_env("USER_TOKEN_TTL_SECONDS"))
 

@@ -11,6 +11,7 @@ import swagger_ui_bundle
 from flask import Flask, g, jsonify, request, send_from_directory
 from flask_smorest import Api
 from marshmallow import Schema, fields
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.common.db import Database, SqlStats, sql_stats
 from services.common.errors import error_response, register_error_handlers
@@ -40,6 +41,9 @@ class CafeflowApi(Api):
 def create_service_app(import_name: str, *, service: str, settings: Settings, title: str,
                        description: str) -> tuple[Flask, Api, Database]:
     app = Flask(import_name)
+    if settings.trusted_proxies:
+        # Per-client limits (the orders login throttle) need the real client address, not the ingress's.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     app.config.update(
         API_TITLE=title,
         API_VERSION="1.0.0",

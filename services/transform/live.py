@@ -77,6 +77,7 @@ SET quantity = r.quantity + EXCLUDED.quantity, revenue = r.revenue + EXCLUDED.re
 """)
 # Daily and chain-wide rollups and customer first-seen, kept by the same function the file load calls
 # (warehouse migration 0002), so reports that read them see live sales too.
+STUCK_AFTER_SENDS = 8     # with the doubling wait, about four hours of failed sends at the defaults
 _RECORD_NEW_SALES = text("SELECT warehouse.record_new_sales(CAST(:ids AS bigint[]))")
 _BUMP = text("UPDATE warehouse.version SET version = version + 1, updated_at = now()")
 _LOADED = text("UPDATE orders.outbox SET loaded_at = now() WHERE id = :id")
@@ -146,17 +147,27 @@ def load_live_order(self, outbox_id: int) -> str:
              retry_backoff=True, max_retries=3)
 def sweep_live_orders(self) -> int:
     """Resends delivered orders whose hand-off was not loaded within LIVE_ORDER_RESEND_SECONDS of the
-    last send (a broker outage at delivery time, a lost message, a failed load)."""
+    last send (a broker outage at delivery time, a lost message, a failed load).
+
+    The wait doubles with every send (up to 64x), so a row that fails to load for good costs a resend an
+    hour, not one a minute, and is never given up: a long broker outage must only delay a sale. Rows
+    resent that often are logged as an error for an operator to look at."""
     ctx = self.app.cafeflow
     with ctx.db.session() as session:
         ids = session.execute(text("""
             UPDATE orders.outbox SET sent_at = now(), send_count = send_count + 1
             WHERE id IN (SELECT id FROM orders.outbox
                          WHERE loaded_at IS NULL
-                           AND coalesce(sent_at, created_at) < now() - make_interval(secs => :resend)
+                           AND coalesce(sent_at, created_at) < now() - make_interval(
+                               secs => :resend * power(2, least(greatest(send_count, 1), 7) - 1))
                          ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)
-            RETURNING id"""), {"resend": ctx.settings.live_order_resend_seconds}).scalars().all()
+            RETURNING id, send_count"""), {"resend": ctx.settings.live_order_resend_seconds}).all()
         session.commit()
+    stuck = [row.id for row in ids if row.send_count > STUCK_AFTER_SENDS]
+    ids = [row.id for row in ids]
+    if stuck:
+        log.error("delivered orders still not in the warehouse after many sends", extra={
+            "outbox_ids": stuck[:20], "count": len(stuck), "sends_over": STUCK_AFTER_SENDS})
     for outbox_id in sorted(ids):
         self.app.send_task(LOAD_LIVE_ORDER_TASK, args=[outbox_id], queue=ctx.settings.transform_queue)
     if ids:

@@ -72,3 +72,22 @@ def test_admin_token_works_as_an_admin_bearer(api, admin):
     response = api.post("/v1/products", json={"name": "Cortado", "size": None, "flavour": None, "price": "2.05"},
                         headers=admin)
     assert response.status_code == 201 and response.get_json()["price"] == "2.05"
+
+
+def test_behind_the_ingress_the_throttle_counts_each_forwarded_client(settings, clean, redis_client):
+    """With TRUSTED_PROXIES=1 (the Kubernetes ConfigMap) the client address comes from X-Forwarded-For, so one
+    guesser behind the ingress does not lock everyone out; without a proxy the header is ignored."""
+    from services.orders.app import create_app
+
+    CliRunner().invoke(main, ["user", "add", "ann", "--role", "staff"], input="s3cret-pass\n")
+    for trusted, other_client_status in ((1, 200), (0, 429)):
+        redis_client.flushdb()
+        api = create_app(settings.model_copy(update={"trusted_proxies": trusted})).test_client()
+        ingress = {"REMOTE_ADDR": "10.0.0.2"}
+        for _ in range(settings.login_max_failures):
+            guess = api.post("/v1/auth/token", json={"username": "ann", "password": "guess"},
+                             headers={"X-Forwarded-For": "203.0.113.9"}, environ_base=ingress)
+            assert guess.status_code == 401
+        colleague = api.post("/v1/auth/token", json={"username": "ann", "password": "s3cret-pass"},
+                             headers={"X-Forwarded-For": "198.51.100.4"}, environ_base=ingress)
+        assert colleague.status_code == other_client_status, trusted

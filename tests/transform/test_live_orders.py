@@ -174,3 +174,25 @@ def test_real_worker_and_beat_load_a_delivery_made_during_a_broker_outage_exactl
     assert [tuple(f) for f in facts] == [(Decimal("8.60"), "live")]
     assert sends >= 2                                  # the first send failed; the sweeper's went through
     client.close()
+
+
+def test_the_sweeper_waits_longer_after_every_send_and_never_gives_up(api, clean, run_task, settings):
+    menu = _menu(api)
+    _deliver(api, menu)          # sent once at delivery; the message is never consumed here
+    resend = settings.live_order_resend_seconds
+
+    def age(seconds: float, sends: int) -> None:
+        with clean.begin() as conn:
+            conn.execute(text("UPDATE orders.outbox SET sent_at = now() - make_interval(secs => :s), "
+                              "send_count = :n"), {"s": seconds, "n": sends})
+
+    age(resend + 1, 1)
+    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 1          # after one send: resend after 1x
+    age(resend + 1, 2)
+    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 0          # after two: the wait doubled
+    age(2 * resend + 1, 2)
+    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 1
+    age(63 * resend, 50)
+    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 0          # capped at 64x ...
+    age(64 * resend + 1, 50)
+    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 1          # ... and still resent, never abandoned
