@@ -6,8 +6,9 @@ branch filter could not use it. customer_period_branch is the same table with th
 first so one branch's periods are one index range; record_new_sales keeps it like customer_period.
 
 The backfill is set-based: distinct (branch, day, source, customer) from the facts once, into a table
-without its key; weeks and months from those day rows (far fewer than sales); the primary key is built
-last (one sort instead of an index insert per row).
+without its key; weeks and months from those day rows; all written in key order (one branch's periods on
+adjacent pages), the primary key built last (one sort instead of an index insert per row). On the 10M-sale
+benchmark warehouse: 20.6M rows.
 
 Revision ID: 0004_customer_period_branch
 Revises: 0003_reporting_chain_rollups
@@ -70,14 +71,16 @@ def upgrade() -> None:
     SELECT DISTINCT branch_id, (occurred_at AT TIME ZONE 'Europe/London')::date AS local_date, source, customer_key
     FROM warehouse.fact_transaction WHERE customer_key IS NOT NULL;
 
+    -- In key order, so one branch's periods sit on a few adjacent pages instead of one row per page.
     INSERT INTO warehouse.customer_period_branch
-    SELECT branch_id, 'day', local_date, source, customer_key FROM customer_day_branch;
-    INSERT INTO warehouse.customer_period_branch
+    SELECT branch_id, 'day', local_date, source, customer_key FROM customer_day_branch
+    UNION ALL
     SELECT DISTINCT branch_id, 'week', date_trunc('week', local_date)::date, source, customer_key
-    FROM customer_day_branch;
-    INSERT INTO warehouse.customer_period_branch
+    FROM customer_day_branch
+    UNION ALL
     SELECT DISTINCT branch_id, 'month', date_trunc('month', local_date)::date, source, customer_key
-    FROM customer_day_branch;
+    FROM customer_day_branch
+    ORDER BY 1, 2, 3, 4, 5;
     ALTER TABLE warehouse.customer_period_branch
         ADD PRIMARY KEY (branch_id, period, period_start, source, customer_key);
     ANALYZE warehouse.customer_period_branch;
