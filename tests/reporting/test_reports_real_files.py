@@ -3,12 +3,15 @@ fact tables (exactly, decimals as decimals), revenue per branch matches the file
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 from decimal import Decimal
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from services import transform
 from tests.realdata import real_figures
 from tests.reporting.conftest import ALL_TIME, get_json
 
@@ -211,6 +214,25 @@ def test_customers_of_several_branches_are_counted_once(reporting, real_warehous
     total_apart = sum(p["customers"] for one in apart for p in one["series"])
     assert total_both <= total_apart
     assert (total_both < total_apart) == (shared > 0)
+
+
+def test_customer_period_branch_backfill_equals_what_loads_built(real_warehouse):
+    """Migration 0004 fills customer_period_branch from the facts in one pass; the loads above built it row by
+    row through record_new_sales. Both must hold the same rows (the 10M benchmark's table is the backfill's)."""
+    path = Path(transform.__file__).parent / "migrations" / "versions" / "0004_customer_period_branch.py"
+    spec = importlib.util.spec_from_file_location("migration_0004", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    table = "SELECT branch_id, period, period_start, source, customer_key FROM warehouse.customer_period_branch"
+    with real_warehouse.connect() as conn, conn.begin() as transaction:
+        conn.execute(text(migration.CUSTOMER_DAYS))
+        backfill = f"({migration.BACKFILL_ROWS})"
+        counts = conn.execute(text(f"""
+            SELECT (SELECT count(*) FROM {backfill} b), (SELECT count(*) FROM ({table}) t),
+                   (SELECT count(*) FROM ({backfill} EXCEPT ALL ({table})) missing),
+                   (SELECT count(*) FROM (({table}) EXCEPT ALL {backfill}) extra)""")).one()
+        transaction.rollback()
+    assert counts[0] > 1000 and tuple(counts) == (counts[0], counts[0], 0, 0)
 
 
 def test_coverage_equals_plain_sql(reporting, real_warehouse):

@@ -48,6 +48,24 @@ _BRANCH_STEP = """    ), customer_period_branch AS (
 """
 
 
+# The backfill, apart so a test can compare it with what record_new_sales builds: distinct day rows first.
+CUSTOMER_DAYS = """
+    CREATE TEMPORARY TABLE customer_day_branch ON COMMIT DROP AS
+    SELECT DISTINCT branch_id, (occurred_at AT TIME ZONE 'Europe/London')::date AS local_date, source, customer_key
+    FROM warehouse.fact_transaction WHERE customer_key IS NOT NULL;
+"""
+BACKFILL_ROWS = """
+    SELECT branch_id, 'day', local_date, source, customer_key FROM customer_day_branch
+    UNION ALL
+    SELECT DISTINCT branch_id, 'week', date_trunc('week', local_date)::date, source, customer_key
+    FROM customer_day_branch
+    UNION ALL
+    SELECT DISTINCT branch_id, 'month', date_trunc('month', local_date)::date, source, customer_key
+    FROM customer_day_branch
+    ORDER BY 1, 2, 3, 4, 5
+"""
+
+
 def record_new_sales() -> str:
     previous = _previous().RECORD_NEW_SALES
     assert previous.count(_LAST_STEP) == 1, "0003's record_new_sales no longer ends as expected"
@@ -67,20 +85,10 @@ def upgrade() -> None:
     COMMENT ON TABLE warehouse.customer_period_branch IS
         'customer_period per branch: customer pseudonyms that bought in a branch in a UK-local day, ISO week or month.';
 
-    CREATE TEMPORARY TABLE customer_day_branch ON COMMIT DROP AS
-    SELECT DISTINCT branch_id, (occurred_at AT TIME ZONE 'Europe/London')::date AS local_date, source, customer_key
-    FROM warehouse.fact_transaction WHERE customer_key IS NOT NULL;
-
+    """ + CUSTOMER_DAYS + """
     -- In key order, so one branch's periods sit on a few adjacent pages instead of one row per page.
     INSERT INTO warehouse.customer_period_branch
-    SELECT branch_id, 'day', local_date, source, customer_key FROM customer_day_branch
-    UNION ALL
-    SELECT DISTINCT branch_id, 'week', date_trunc('week', local_date)::date, source, customer_key
-    FROM customer_day_branch
-    UNION ALL
-    SELECT DISTINCT branch_id, 'month', date_trunc('month', local_date)::date, source, customer_key
-    FROM customer_day_branch
-    ORDER BY 1, 2, 3, 4, 5;
+    """ + BACKFILL_ROWS + """;
     ALTER TABLE warehouse.customer_period_branch
         ADD PRIMARY KEY (branch_id, period, period_start, source, customer_key);
     ANALYZE warehouse.customer_period_branch;
