@@ -1,8 +1,8 @@
 """What reporting's maintenance step (warehouse.record_new_sales, one statement per load) costs the loader.
 
-Loads the same generated day files into the benchmark warehouse through services.transform.load.load_upload,
-alternately with and without that statement, each load in a transaction that is rolled back afterwards (the
-warehouse is left as it was). Files are for days after the warehouse's last day, so every sale is new.
+Loads the same generated day files into the benchmark warehouse through
+services.transform.load.load_uploads (one file a call), alternately with and without that statement, each load
+in a transaction that is rolled back afterwards (the warehouse is left as it was). Files are for days after the warehouse's last day, so every sale is new.
 
 Usage: .venv/bin/python bench/reporting_load_overhead.py [--files 40 --per-day 334 --rounds 3]
 Uses BENCH_DATABASE_URL (default cafeflow_bench_reporting).
@@ -54,8 +54,9 @@ def load_rolled_back(engine, settings, cipher, raw: bytes, registered: list[str]
         builder = SaleBuilder(settings.secret_key.get_secret_value(), expected_branch_key=None,
                               registered_branch_keys=registered)
         started = time.perf_counter()
-        load_module.load_upload(session, cipher, builder, upload_id=upload_id, sha256_hex=sha,
-                                chunk_count=chunk_count(len(raw)), chunk_rows=settings.parse_chunk_rows)
+        # One file per call (the batched loader's smallest batch), so the step runs once per file.
+        job = load_module.UploadJob(upload_id, sha, chunk_count(len(raw)), builder)
+        load_module.load_uploads(session, cipher, [job], chunk_rows=settings.parse_chunk_rows)
         session.flush()
         elapsed = time.perf_counter() - started
         transaction.rollback()
@@ -89,7 +90,7 @@ def main() -> None:
     load_module._RECORD_NEW_SALES = WITH_STEP
     without, with_step = statistics.median(timings["without"]), statistics.median(timings["with"])
     per_file = (with_step - without) / len(raws) * 1000
-    print(f"load_upload, {len(raws)} files: without the step {without:.2f} s, with it {with_step:.2f} s "
+    print(f"load_uploads, {len(raws)} files: without the step {without:.2f} s, with it {with_step:.2f} s "
           f"(median of {args.rounds}): +{(with_step / without - 1) * 100:.1f}%, {per_file:.1f} ms per file")
 
 

@@ -1,6 +1,7 @@
 """Reporting service: `create_app(settings=None)`."""
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 
 from flask import Flask
@@ -29,6 +30,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_cache(app, settings)
     register_session(app, settings)
     register_blueprints(app, api)
+    # Everything built so far (modules, routes, the OpenAPI spec, SQLAlchemy's and marshmallow's state) lives
+    # as long as the process: take it out of the collector's view. Otherwise each full collection walks it
+    # all, and on the 10M-sale benchmark that was a 46 ms pause in every ~15th coverage answer (its p99).
+    gc.collect()
+    gc.freeze()
     return app
 
 

@@ -66,6 +66,11 @@ def test_live_sales_count_when_source_includes_them(reporting_app, clean, settin
     customers = get_json(reports, "/v1/reports/customers", {"from": window["from"], "to": window["to"],
                                                             "granularity": "day", "source": "live"})
     assert [(p["customers"], p["new_customers"]) for p in customers["series"] if p["customers"]] == [(1, 1)]
+    # Through customer_period_branch too (record_new_sales runs for the live sale as for a load).
+    leeds_live = get_json(reports, "/v1/reports/customers", {"from": window["from"], "to": window["to"],
+                                                             "granularity": "day", "source": "live", "branch": "Leeds"})
+    assert leeds_live["answered_from"] == "customer_period_branch"
+    assert [(p["customers"], p["new_customers"]) for p in leeds_live["series"] if p["customers"]] == [(1, 1)]
 
     # All-time, both sources: the file revenue plus the live order, as plain SQL says.
     with clean.connect() as conn:

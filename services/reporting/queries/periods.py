@@ -88,7 +88,18 @@ WHERE cp.period = :granularity AND cp.period_start BETWEEN :date_from AND :date_
 GROUP BY 1 ORDER BY 1
 """
 
-# With a branch or a product, which customers bought there is only in the facts; who is new still comes
+# With branches (and no product): customer_period_branch, counted distinct across the chosen branches.
+_CUSTOMERS_BRANCH_ROLLUP = """
+SELECT cp.period_start AS period, count(DISTINCT cp.customer_key) AS customers,
+       count(DISTINCT cp.customer_key) FILTER (WHERE fs.first_local_date >= cp.period_start) AS new_customers
+FROM warehouse.customer_period_branch cp
+JOIN warehouse.customer_first_seen fs ON fs.customer_key = cp.customer_key
+WHERE cp.branch_id = ANY(:branch_ids) AND cp.period = :granularity AND cp.period_start BETWEEN :date_from AND :date_to
+  AND cp.source = ANY(:sources)
+GROUP BY 1 ORDER BY 1
+"""
+
+# With a product, which customers bought it is only in the facts; who is new still comes
 # from customer_first_seen (first sale anywhere in the chain).
 _CUSTOMERS_FACTS = """
 WITH active AS (
@@ -112,6 +123,8 @@ def customers(session: Session, filters: Filters, granularity: str) -> tuple[dic
     whole = widen(filters, granularity)
     if whole.branch_ids is None and whole.product_ids is None:
         sql, source = _CUSTOMERS_ROLLUP, "customer_period"
+    elif whole.product_ids is None:
+        sql, source = _CUSTOMERS_BRANCH_ROLLUP, "customer_period_branch"
     else:
         branch = "AND f.branch_id = ANY(:branch_ids)" if whole.branch_ids is not None else ""
         product = ("AND EXISTS (SELECT 1 FROM warehouse.fact_transaction_item i WHERE i.transaction_id = f.id "

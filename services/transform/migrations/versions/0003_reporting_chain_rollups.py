@@ -21,38 +21,8 @@ down_revision = "0002_reporting_rollups_role"
 branch_labels = None
 depends_on = None
 
-
-def upgrade() -> None:
-    op.execute("""
-    CREATE TABLE warehouse.rollup_sales_hour_chain (
-        local_date    date NOT NULL,
-        local_hour    smallint NOT NULL,
-        source        text NOT NULL,
-        transactions  bigint NOT NULL,
-        items         bigint NOT NULL,
-        revenue       numeric(16, 2) NOT NULL,
-        PRIMARY KEY (local_date, local_hour, source)
-    );
-    CREATE TABLE warehouse.rollup_product_day_chain (
-        local_date    date NOT NULL,
-        product_id    integer NOT NULL,
-        source        text NOT NULL,
-        transactions  bigint NOT NULL,
-        quantity      bigint NOT NULL,
-        revenue       numeric(16, 2) NOT NULL,
-        PRIMARY KEY (local_date, product_id, source)
-    );
-    -- One branch's products (a manager's dashboard): its rows, not every branch's rows of the range.
-    CREATE INDEX rollup_product_day_branch_idx ON warehouse.rollup_product_day (branch_id, local_date);
-    COMMENT ON TABLE warehouse.rollup_sales_hour_chain IS 'rollup_sales_hour summed over branches and payment methods.';
-    COMMENT ON TABLE warehouse.rollup_product_day_chain IS 'rollup_product_day summed over branches (a sale is in one branch, so its counts add up).';
-
-    INSERT INTO warehouse.rollup_sales_hour_chain
-    SELECT local_date, local_hour, source, sum(transactions), sum(items), sum(revenue)
-    FROM warehouse.rollup_sales_hour GROUP BY 1, 2, 3;
-    INSERT INTO warehouse.rollup_product_day_chain
-    SELECT local_date, product_id, source, sum(transactions), sum(quantity), sum(revenue)
-    FROM warehouse.rollup_product_day GROUP BY 1, 2, 3;
+# Module-level so that 0004's downgrade can restore it.
+RECORD_NEW_SALES = """
     CREATE OR REPLACE FUNCTION warehouse.record_new_sales(transaction_ids bigint[]) RETURNS void
     LANGUAGE sql VOLATILE AS $fn$
     WITH sale AS MATERIALIZED (
@@ -124,6 +94,41 @@ def upgrade() -> None:
     ORDER BY 1, 2, 3, 4
     ON CONFLICT DO NOTHING
     $fn$;
+"""
+
+
+def upgrade() -> None:
+    op.execute("""
+    CREATE TABLE warehouse.rollup_sales_hour_chain (
+        local_date    date NOT NULL,
+        local_hour    smallint NOT NULL,
+        source        text NOT NULL,
+        transactions  bigint NOT NULL,
+        items         bigint NOT NULL,
+        revenue       numeric(16, 2) NOT NULL,
+        PRIMARY KEY (local_date, local_hour, source)
+    );
+    CREATE TABLE warehouse.rollup_product_day_chain (
+        local_date    date NOT NULL,
+        product_id    integer NOT NULL,
+        source        text NOT NULL,
+        transactions  bigint NOT NULL,
+        quantity      bigint NOT NULL,
+        revenue       numeric(16, 2) NOT NULL,
+        PRIMARY KEY (local_date, product_id, source)
+    );
+    -- One branch's products (a manager's dashboard): its rows, not every branch's rows of the range.
+    CREATE INDEX rollup_product_day_branch_idx ON warehouse.rollup_product_day (branch_id, local_date);
+    COMMENT ON TABLE warehouse.rollup_sales_hour_chain IS 'rollup_sales_hour summed over branches and payment methods.';
+    COMMENT ON TABLE warehouse.rollup_product_day_chain IS 'rollup_product_day summed over branches (a sale is in one branch, so its counts add up).';
+
+    INSERT INTO warehouse.rollup_sales_hour_chain
+    SELECT local_date, local_hour, source, sum(transactions), sum(items), sum(revenue)
+    FROM warehouse.rollup_sales_hour GROUP BY 1, 2, 3;
+    INSERT INTO warehouse.rollup_product_day_chain
+    SELECT local_date, product_id, source, sum(transactions), sum(quantity), sum(revenue)
+    FROM warehouse.rollup_product_day GROUP BY 1, 2, 3;
+    """ + RECORD_NEW_SALES + """
     """)
     # Default privileges of migration 0002 already grant SELECT on these new tables to cafeflow_reporting.
 
