@@ -99,7 +99,8 @@ REPORTS = [
         SELECT b.name, {LOCAL}::date, count(*) FROM warehouse.fact_transaction f
         JOIN warehouse.dim_branch b ON b.id = f.branch_id WHERE f.source = 'file' AND {WINDOW} GROUP BY 1, 2"""),
 ]
-DASHBOARD = [("/v1/reports/trend", {"granularity": "day"}), ("/v1/reports/sales", {"group_by": "branch", "order": "desc"}),
+DASHBOARD = [("/v1/reports/trend", {"granularity": "day"}),
+             ("/v1/reports/sales", {"group_by": "branch", "order": "desc"}),
              ("/v1/reports/sales", {"group_by": "product", "order": "desc", "limit": 10}),
              ("/v1/reports/sales", {"group_by": "product", "order": "asc", "limit": 10}),
              ("/v1/reports/peak-hours", {}), ("/v1/reports/sales", {"group_by": "payment_method"}),

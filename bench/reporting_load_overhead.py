@@ -2,7 +2,8 @@
 
 Loads the same generated day files into the benchmark warehouse through
 services.transform.load.load_uploads (one file a call), alternately with and without that statement, each load
-in a transaction that is rolled back afterwards (the warehouse is left as it was). Files are for days after the warehouse's last day, so every sale is new.
+in a transaction that is rolled back afterwards (the warehouse is left as it was). Files are for days after the
+warehouse's last day, so every sale is new.
 
 Usage: .venv/bin/python bench/reporting_load_overhead.py [--files 40 --per-day 334 --rounds 3]
 Uses BENCH_DATABASE_URL (default cafeflow_bench_reporting).

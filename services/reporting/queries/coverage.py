@@ -33,7 +33,8 @@ GROUP BY r.id, r.name, r.branch_key
 _UPLOADS = """
 SELECT id, status, filename, branch_id, expected_branch_key, file_branch_keys
 FROM ingest.upload
-WHERE substring(filename FROM '\\d{2}-\\d{2}-\\d{4}') = ANY(:dmy) OR substring(filename FROM '\\d{4}-\\d{2}-\\d{2}') = ANY(:iso)
+WHERE substring(filename FROM '\\d{2}-\\d{2}-\\d{4}') = ANY(:dmy)
+   OR substring(filename FROM '\\d{4}-\\d{2}-\\d{2}') = ANY(:iso)
 """
 # Everything about uploads and branches the answer depends on, beyond the warehouse version: new uploads,
 # ones that failed, are retried or still wait, new branches. (queued -> processing shows the same
