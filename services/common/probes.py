@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import psycopg2
@@ -15,25 +16,30 @@ from services.common.metrics import QueueLengthCollector
 from services.common.settings import Settings
 
 
-def dependency_checks(settings: Settings) -> dict[str, str]:
-    """The same checks as a web service's /readyz: PostgreSQL and Redis answer within 2 s."""
-    checks: dict[str, str] = {}
-    try:
+def dependency_checks(settings: Settings, ping_database: Callable[[], object] | None = None) -> dict[str, str]:
+    """What /readyz reports, for the web services (through their pool) and the worker and beat (a fresh
+    connection): PostgreSQL and Redis answer within 2 s."""
+    def ping_postgres() -> None:
         conn = psycopg2.connect(settings.psycopg2_dsn, connect_timeout=2)
         try:
             conn.cursor().execute("SELECT 1")
         finally:
             conn.close()
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        checks["database"] = f"unreachable: {type(exc).__name__}"
-    try:
+
+    def ping_redis() -> None:
         client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
-        client.ping()
-        client.close()
-        checks["redis"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        checks["redis"] = f"unreachable: {type(exc).__name__}"
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    checks: dict[str, str] = {}
+    for name, ping in (("database", ping_database or ping_postgres), ("redis", ping_redis)):
+        try:
+            ping()
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            checks[name] = f"unreachable: {type(exc).__name__}"
     return checks
 
 

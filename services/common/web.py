@@ -6,7 +6,6 @@ import logging
 import time
 import uuid
 
-import redis
 import swagger_ui_bundle
 from flask import Flask, g, jsonify, request, send_from_directory
 from flask_smorest import Api
@@ -17,6 +16,7 @@ from services.common.db import Database, SqlStats, sql_stats
 from services.common.errors import error_response, register_error_handlers
 from services.common.logging import request_id_var, upload_id_var
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, HTTP_SQL_QUERIES, metrics_payload
+from services.common.probes import dependency_checks
 from services.common.settings import Settings
 
 access_log = logging.getLogger("cafeflow.access")
@@ -113,19 +113,7 @@ def register_probes(app: Flask, database: Database, settings: Settings) -> None:
 
     @app.get("/readyz")
     def readyz():
-        checks: dict[str, str] = {}
-        try:
-            database.ping()
-            checks["database"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            checks["database"] = f"unreachable: {type(exc).__name__}"
-        try:
-            client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
-            client.ping()
-            client.close()
-            checks["redis"] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            checks["redis"] = f"unreachable: {type(exc).__name__}"
+        checks = dependency_checks(settings, database.ping)
         if all(v == "ok" for v in checks.values()):
             return jsonify(status="ready", checks=checks)
         return error_response(503, "not_ready", "a dependency is unreachable", checks)
