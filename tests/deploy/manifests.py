@@ -18,7 +18,6 @@ OVERLAYS = ("dev", "prod")
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 WEB_SERVICES = ("ingest", "orders", "reporting")
 # The services whose code is not on every branch yet (built in parallel); present once their folder exists.
-LATER_SERVICES = {"orders", "reporting"}
 
 
 def kubectl() -> str:

@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import text
 
 from tests.deploy.hostrun import Platform, metric, port_free, scrape, wait_for
-from tests.deploy.manifests import LATER_SERVICES, compose_specs, k8s_specs, render_overlay
-from tests.support import REAL_FILES, ROOT
+from tests.deploy.manifests import compose_specs, k8s_specs, render_overlay
+from tests.support import REAL_FILES
 
 pytestmark = pytest.mark.e2e
 
@@ -39,18 +39,13 @@ COMPOSE_DOTENV = {
 }
 
 
-def built(service: str) -> bool:
-    return service not in LATER_SERVICES or (ROOT / "services" / service).is_dir()
-
-
 # --- the flow both files must support ------------------------------------------------------------
-def exercise(platform: Platform, engine, *, upload_tool: bool) -> dict[str, str]:
-    """Runs the whole flow; returns what was not run (service not built on this branch) with the reason."""
+def exercise(platform: Platform, engine, *, upload_tool: bool) -> None:
+    """Runs the whole flow through every service; each step names itself when it fails."""
     specs = platform.specs
     missing = [name for name in ("migrate", *START_ORDER) if name not in specs]
     assert not missing, f"{platform.label}: no service/container for {missing}"
-    services = [name for name in START_ORDER if built(name)]
-    not_run = {name: "service not built on this branch yet" for name in START_ORDER if not built(name)}
+    services = list(START_ORDER)
     with platform.step("every process is given the database and the broker"):
         for name in ("migrate", *services):
             unset = {"DATABASE_URL", "REDIS_URL", "CAFEFLOW_SECRET_KEY", "CAFEFLOW_ADMIN_TOKEN"} - set(specs[name].env)
@@ -132,55 +127,53 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> dict[str, str]
                 files = conn.execute(text("SELECT count(*) FROM ingest.upload WHERE status = 'loaded'")).scalar()
             assert files == 1 + len(UPLOAD_TOOL_FILES)
 
-    if built("orders"):
-        orders_url = platform.url("orders")
-        with platform.step("orders: add a user with the CLI and get a token", ["orders"]):
-            password = "deploy-check-password-0123"
-            result = subprocess.run(
-                [specs["orders"].argv[0], "user", "add", "deploy-admin", "--role", "admin"], input=f"{password}\n",
-                cwd=platform.workdir, env=platform.env_for(specs["orders"]), capture_output=True, check=False,
-                text=True, timeout=60)
-            assert result.returncode == 0, result.stdout + result.stderr
-            response = httpx.post(f"{orders_url}/v1/auth/token", json={"username": "deploy-admin",
-                                                                        "password": password}, timeout=10)
+    orders_url = platform.url("orders")
+    with platform.step("orders: add a user with the CLI and get a token", ["orders"]):
+        password = "deploy-check-password-0123"
+        result = subprocess.run(
+            [specs["orders"].argv[0], "user", "add", "deploy-admin", "--role", "admin"], input=f"{password}\n",
+            cwd=platform.workdir, env=platform.env_for(specs["orders"]), capture_output=True, check=False,
+            text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        response = httpx.post(f"{orders_url}/v1/auth/token", json={"username": "deploy-admin",
+                                                                    "password": password}, timeout=10)
+        assert response.status_code == 200, response.text
+        staff = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    with platform.step("orders: create a product, a courier and an order", ["orders"]):
+        response = httpx.post(f"{orders_url}/v1/products", headers=staff, timeout=10, json={
+            "name": "Flavoured latte", "size": "Large", "flavour": "Vanilla", "price": "2.85"})
+        assert response.status_code == 201, response.text
+        product_id = response.json()["id"]
+        response = httpx.post(f"{orders_url}/v1/couriers", headers=staff, timeout=10, json={
+            "name": "Deploy Courier", "phone": "07700900123", "branch": "Leeds"})
+        assert response.status_code == 201, response.text
+        courier_id = response.json()["id"]
+        response = httpx.post(f"{orders_url}/v1/orders", headers=staff, timeout=10, json={
+            "branch": "Leeds", "customer_name": "Deploy Check", "customer_address": "1 Test Street, Leeds",
+            "customer_phone": "07700900456", "courier_id": courier_id, "payment_method": "CARD",
+            "items": [{"product_id": product_id, "quantity": 2}]})
+        assert response.status_code == 201, response.text
+        order_id, etag = response.json()["id"], response.headers["ETag"]
+        path = ["preparing", "out_for_delivery", "delivered"]
+        assert response.json()["status"] in path, response.text
+    for status in path[path.index(response.json()["status"]) + 1:]:
+        with platform.step(f"orders: order {order_id} -> {status}", ["orders"]):
+            response = httpx.post(f"{orders_url}/v1/orders/{order_id}/status", json={"status": status},
+                                  headers={**staff, "If-Match": etag}, timeout=10)
             assert response.status_code == 200, response.text
-            staff = {"Authorization": f"Bearer {response.json()['access_token']}"}
-        with platform.step("orders: create a product, a courier and an order", ["orders"]):
-            response = httpx.post(f"{orders_url}/v1/products", headers=staff, timeout=10, json={
-                "name": "Flavoured latte", "size": "Large", "flavour": "Vanilla", "price": "2.85"})
-            assert response.status_code == 201, response.text
-            product_id = response.json()["id"]
-            response = httpx.post(f"{orders_url}/v1/couriers", headers=staff, timeout=10, json={
-                "name": "Deploy Courier", "phone": "07700900123", "branch": "Leeds"})
-            assert response.status_code == 201, response.text
-            courier_id = response.json()["id"]
-            response = httpx.post(f"{orders_url}/v1/orders", headers=staff, timeout=10, json={
-                "branch": "Leeds", "customer_name": "Deploy Check", "customer_address": "1 Test Street, Leeds",
-                "customer_phone": "07700900456", "courier_id": courier_id, "payment_method": "CARD",
-                "items": [{"product_id": product_id, "quantity": 2}]})
-            assert response.status_code == 201, response.text
-            order_id, etag = response.json()["id"], response.headers["ETag"]
-            path = ["preparing", "out_for_delivery", "delivered"]
-            assert response.json()["status"] in path, response.text
-        for status in path[path.index(response.json()["status"]) + 1:]:
-            with platform.step(f"orders: order {order_id} -> {status}", ["orders"]):
-                response = httpx.post(f"{orders_url}/v1/orders/{order_id}/status", json={"status": status},
-                                      headers={**staff, "If-Match": etag}, timeout=10)
-                assert response.status_code == 200, response.text
-                etag = response.headers.get("ETag", etag)
-        with platform.step("the delivered order reaches the warehouse (worker)", ["orders", "worker", "beat"]):
-            def live_sales():
-                with engine.connect() as conn:
-                    return conn.execute(text("SELECT count(*) FROM warehouse.fact_transaction "
-                                             "WHERE source = 'live'")).scalar()
-            wait_for(live_sales, 90, "a live sale in warehouse.fact_transaction")
+            etag = response.headers.get("ETag", etag)
+    with platform.step("the delivered order reaches the warehouse (worker)", ["orders", "worker", "beat"]):
+        def live_sales():
+            with engine.connect() as conn:
+                return conn.execute(text("SELECT count(*) FROM warehouse.fact_transaction "
+                                         "WHERE source = 'live'")).scalar()
+        wait_for(live_sales, 90, "a live sale in warehouse.fact_transaction")
 
-    if built("reporting"):
-        with platform.step("reporting: sales by branch", ["reporting"]):
-            response = httpx.get(f"{platform.url('reporting')}/v1/reports/sales", params={"group_by": "branch"},
-                                 headers=admin, timeout=30)
-            assert response.status_code == 200, response.text
-            assert "Leeds" in response.text, response.text[:2000]
+    with platform.step("reporting: sales by branch", ["reporting"]):
+        response = httpx.get(f"{platform.url('reporting')}/v1/reports/sales", params={"group_by": "branch"},
+                             headers=admin, timeout=30)
+        assert response.status_code == 200, response.text
+        assert "Leeds" in response.text, response.text[:2000]
 
     after = {name: scrape(platform.url(name), flower_auth if name == "flower" else None) for name in services}
     with platform.step("ingest /metrics moved"):
@@ -205,10 +198,9 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> dict[str, str]
         assert metric(after["flower"], "flower_events_total", type="task-succeeded") > \
             metric(before["flower"], "flower_events_total", type="task-succeeded")
     for name in ("orders", "reporting"):
-        if built(name):
-            with platform.step(f"{name} /metrics moved"):
-                moved = metric(after[name], "cafeflow_http_requests_total", service=name)
-                assert moved > metric(before[name], "cafeflow_http_requests_total", service=name)
+        with platform.step(f"{name} /metrics moved"):
+            moved = metric(after[name], "cafeflow_http_requests_total", service=name)
+            assert moved > metric(before[name], "cafeflow_http_requests_total", service=name)
 
     with platform.step(f"a worker log line carries upload_id {upload_id}", ["worker"]):
         records = []
@@ -234,7 +226,6 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> dict[str, str]
     for name in services:
         with platform.step(f"{name} is still running", [name]):
             assert platform.processes[name].popen.poll() is None
-    return not_run
 
 
 @pytest.fixture
@@ -242,29 +233,19 @@ def platform_dir(tmp_path):
     return tmp_path
 
 
-def test_host_run_docker_compose_services(platform_dir, clean, capsys):
+def test_host_run_docker_compose_services(platform_dir, clean):
     specs = compose_specs(COMPOSE_DOTENV)
     platform = Platform("docker-compose.yml", specs, platform_dir)
     try:
-        not_run = exercise(platform, clean, upload_tool=True)
+        exercise(platform, clean, upload_tool=True)
     finally:
         platform.stop()
-    _report(not_run, capsys)
 
 
-def test_host_run_kubernetes_dev_overlay(platform_dir, clean, capsys):
+def test_host_run_kubernetes_dev_overlay(platform_dir, clean):
     specs = k8s_specs(render_overlay("dev"))
     platform = Platform("k8s overlays/dev", specs, platform_dir)
     try:
-        not_run = exercise(platform, clean, upload_tool=False)
+        exercise(platform, clean, upload_tool=False)
     finally:
         platform.stop()
-    _report(not_run, capsys)
-
-
-def _report(not_run: dict[str, str], capsys) -> None:
-    # Only the services built on other branches may be missing, and that is said out loud.
-    assert set(not_run) <= LATER_SERVICES
-    if not_run:
-        with capsys.disabled():
-            print(f"\n  host run: steps not run for {sorted(not_run)} (not on this branch yet)")
