@@ -188,6 +188,54 @@ def flower(port: int, host: str) -> None:
 
 
 @main.group()
+def db() -> None:
+    """Database roles for readers outside the services."""
+
+
+READ_ONLY_ROLE = "cafeflow_reporting"   # created by the warehouse migration 0002
+
+
+@db.command("reader")
+@click.argument("name")
+@click.option("--password-env", default="READER_PASSWORD", show_default=True,
+              help="environment variable holding the password (else a hidden prompt, or stdin when piped)")
+def db_reader(name: str, password_env: str) -> None:
+    """Create (or update the password of) a LOGIN role that reads only what reporting reads.
+
+    For Grafana and BI tools: a member of the read-only role cafeflow_reporting (the warehouse, a few
+    ingest columns), read-only by default, and never the orders schema's customer names, addresses or phones.
+    """
+    import re
+
+    import psycopg2
+    from psycopg2 import sql
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name) or name == READ_ONLY_ROLE:
+        raise click.BadParameter("a lower-case PostgreSQL identifier other than the read-only role itself",
+                                 param_hint="NAME")
+    password = os.environ.get(password_env) or click.prompt("password", hide_input=True)
+    if len(password) < 12:
+        raise click.ClickException("the password must have at least 12 characters")
+    conn = psycopg2.connect(_settings().psycopg2_dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READ_ONLY_ROLE,))
+            if cur.fetchone() is None:
+                raise click.ClickException(f"role {READ_ONLY_ROLE} does not exist: run 'cafeflow migrate' first")
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            role = sql.Identifier(name)
+            cur.execute(sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %s")
+                        .format(role), (password,))
+            cur.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READ_ONLY_ROLE), role))
+            cur.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role))
+    finally:
+        conn.close()
+    click.echo(f"reader role {name}: {'created' if verb == 'CREATE' else 'password updated'}, "
+               f"member of {READ_ONLY_ROLE}")
+
+
+@main.group()
 def branch() -> None:
     """Branches and their upload tokens."""
 

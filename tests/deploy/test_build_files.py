@@ -8,10 +8,12 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from tests.deploy.manifests import COMPOSE_FILE, load_compose, required_compose_variables
 from tests.support import ROOT
@@ -126,7 +128,7 @@ def test_lock_matches_pyproject_by_resolution():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_grafana_provisioning_and_dashboard(engine):
+def test_grafana_provisioning_and_dashboard(engine, clean, tmp_path):
     datasources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "cafeflow.yml").read_text())
     uids = {source["uid"]: source for source in datasources["datasources"]}
     assert uids["cafeflow-postgres"]["type"] == "grafana-postgresql-datasource"
@@ -136,8 +138,26 @@ def test_grafana_provisioning_and_dashboard(engine):
     dashboard = json.loads((GRAFANA / "dashboards" / "cafeflow-overview.json").read_text())
     panels = [panel for panel in dashboard["panels"] if panel["type"] != "row"]
     assert {panel["datasource"]["uid"] for panel in panels} == set(uids)
-    # Every SQL panel runs on the migrated warehouse (Grafana's time macros replaced by literals).
+    assert compose["environment"]["GRAFANA_DB_USER"] == "cafeflow_grafana"
+    # Compose's grafana-reader one-shot, run here with exactly its command and environment, creates that login.
+    from tests.deploy.hostrun import Platform
+    from tests.deploy.manifests import compose_specs
+    from tests.deploy.test_host_run import COMPOSE_DOTENV
+
+    platform = Platform("docker-compose.yml", compose_specs(COMPOSE_DOTENV), tmp_path)
+    created = platform.run("grafana-reader", timeout=120)
+    assert created.returncode == 0 and "member of cafeflow_reporting" in created.stdout, created.stdout + created.stderr
+    # Every SQL panel runs on the migrated warehouse as that login (Grafana's time macros replaced by literals),
+    # and the login cannot read the orders schema's customer data or write anything.
     with engine.connect() as conn:
+        conn.execute(text("SET ROLE cafeflow_grafana"))
+        for name in ("orders.customer_order", "ingest.upload_chunk"):
+            with pytest.raises(DBAPIError) as refused, conn.begin_nested():
+                conn.execute(text(f"SELECT * FROM {name} LIMIT 1"))
+            assert refused.value.orig.pgcode == "42501", name
+        with pytest.raises(DBAPIError) as refused, conn.begin_nested():
+            conn.execute(text("INSERT INTO warehouse.dim_branch (branch_key, name) VALUES ('x', 'X')"))
+        assert refused.value.orig.pgcode == "42501"
         for panel in panels:
             for target in panel["targets"]:
                 if "rawSql" in target:

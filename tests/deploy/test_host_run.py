@@ -36,6 +36,7 @@ COMPOSE_DOTENV = {
     "CAFEFLOW_ADMIN_TOKEN": "compose-test-admin-token-0123456789abcdef0123",
     "FLOWER_BASIC_AUTH": "flower:compose-test-flower-password",
     "GRAFANA_ADMIN_PASSWORD": "compose-test-grafana-password",
+    "GRAFANA_DB_PASSWORD": "compose-test-grafana-db-password",
 }
 
 
