@@ -1,0 +1,220 @@
+"""The admin commands of `cafeflow`: API tokens, database reader logins, branches, orders users and upload
+replays. Kept apart from services/cli.py, which runs the processes (serve, worker, beat, up, ...)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+
+def load_settings():
+    from services.common.settings import get_settings
+
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic ValidationError: say which variable is wrong, then stop
+        raise click.ClickException(f"configuration error: {exc}") from exc
+
+
+_settings = load_settings
+
+
+@click.group()
+def token() -> None:
+    """API tokens that are not a branch's (branch upload tokens: `cafeflow branch add`)."""
+
+
+TOKEN_SCOPES = ("reporting",)
+
+
+@token.command("add")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(TOKEN_SCOPES), required=True, help="what the token may do")
+def token_add(name: str, scope: str) -> None:
+    """Create a token and print it, once (only its digest is stored)."""
+    from services.common.db import Database
+    from services.common.tokens import new_token, token_digest
+    from services.common.uploads import ApiToken
+
+    if not name.strip() or len(name) > 100:
+        raise click.ClickException("NAME must be 1-100 characters")
+    secret = new_token("cfr")
+    db = Database(_settings().database_url)
+    with db.session() as session:
+        session.add(ApiToken(name=f"{scope}:{name.strip()}", digest=token_digest(secret), scope=scope))
+        session.commit()
+    click.echo(secret)
+
+
+
+@click.group()
+def db() -> None:
+    """Database roles for readers outside the services."""
+
+
+READ_ONLY_ROLE = "cafeflow_reporting"   # created by the warehouse migration 0002
+
+
+@db.command("reader")
+@click.argument("name")
+@click.option("--password-env", default="READER_PASSWORD", show_default=True,
+              help="environment variable holding the password (else a hidden prompt, or stdin when piped)")
+def db_reader(name: str, password_env: str) -> None:
+    """Create (or update the password of) a LOGIN role that reads only what reporting reads.
+
+    For Grafana and BI tools: a member of the read-only role cafeflow_reporting (the warehouse, a few
+    ingest columns), read-only by default, and never the orders schema's customer names, addresses or phones.
+    """
+    import re
+
+    import psycopg2
+    from psycopg2 import sql
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name) or name == READ_ONLY_ROLE:
+        raise click.BadParameter("a lower-case PostgreSQL identifier other than the read-only role itself",
+                                 param_hint="NAME")
+    password = os.environ.get(password_env) or click.prompt("password", hide_input=True)
+    if len(password) < 12:
+        raise click.ClickException("the password must have at least 12 characters")
+    conn = psycopg2.connect(_settings().psycopg2_dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READ_ONLY_ROLE,))
+            if cur.fetchone() is None:
+                raise click.ClickException(f"role {READ_ONLY_ROLE} does not exist: run 'cafeflow migrate' first")
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            role = sql.Identifier(name)
+            cur.execute(sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %s")
+                        .format(role), (password,))
+            cur.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READ_ONLY_ROLE), role))
+            cur.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role))
+    finally:
+        conn.close()
+    click.echo(f"reader role {name}: {'created' if verb == 'CREATE' else 'password updated'}, "
+               f"member of {READ_ONLY_ROLE}")
+
+
+@click.group()
+def branch() -> None:
+    """Branches and their upload tokens."""
+
+
+@branch.command("add")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--rotate", is_flag=True, help="revoke the branch's existing tokens first")
+@click.option("--token/--no-token", default=True, show_default=True,
+              help="print a new upload token (one line per branch); --no-token only registers the branches")
+def branch_add(names: tuple[str, ...], rotate: bool, token: bool) -> None:
+    """Register branches (or reuse them) and print a new upload token for each, once."""
+    from sqlalchemy import func, select, update
+
+    from services.common.db import Database
+    from services.common.naming import branch_key, collapse_spaces
+    from services.common.tokens import new_token, token_digest
+    from services.common.uploads import ApiToken, Branch
+
+    db = Database(_settings().database_url)
+    with db.session() as session:
+        for name in names:
+            key = branch_key(name)
+            if not key or len(name) > 100:
+                raise click.ClickException(f"{name!r} is not a branch name (1-100 characters, with a letter or digit)")
+            found = session.execute(select(Branch).where(Branch.branch_key == key)).scalar_one_or_none()
+            if found is None:
+                found = Branch(name=collapse_spaces(name), branch_key=key)
+                session.add(found)
+                session.flush()
+            if rotate:
+                session.execute(update(ApiToken).where(ApiToken.branch_id == found.id, ApiToken.revoked_at.is_(None))
+                                .values(revoked_at=func.now()))
+            if token:
+                secret = new_token("cfb")
+                session.add(ApiToken(name=f"branch:{found.name}", digest=token_digest(secret), scope="upload",
+                                     branch_id=found.id))
+                click.echo(secret if len(names) == 1 else f"{found.name}\t{secret}")
+        session.commit()
+    if not token:
+        click.echo(f"registered {len(names)} branch(es)", err=True)
+
+
+@click.group()
+def user() -> None:
+    """Orders-service users (who may log in at POST /v1/auth/token and /app)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "staff"]), required=True)
+@click.option("--branch", default=None, help="tie a staff user to one registered branch")
+def user_add(name: str, role: str, branch: str | None) -> None:
+    """Add a user; the password is read from a hidden prompt, or from stdin when piped."""
+    from services.common.db import Database
+    from services.common.errors import ApiError
+    from services.orders.api.users import create_user_record
+
+    if sys.stdin.isatty():
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        raise click.ClickException("the password must have at least 8 characters")
+    if not (0 < len(name.strip()) <= 100) or not name.isprintable():
+        raise click.ClickException("the user name must be 1-100 printable characters")
+    db = Database(_settings().database_url)
+    with db.session() as session:
+        try:
+            created = create_user_record(session, username=name, password=password, role=role, branch=branch)
+        except ApiError as exc:
+            raise click.ClickException(f"{exc.message}: {exc.details}" if exc.code == "validation_error"
+                                       else exc.message) from None
+        session.commit()
+        click.echo(f"user {created.username} ({role}{', ' + created.branch if created.branch else ''}) "
+                   f"added with id {created.id}")
+
+
+@click.group()
+def uploads() -> None:
+    """Operate on uploads."""
+
+
+@uploads.command("retry")
+@click.argument("upload_ids", nargs=-1, type=int)
+@click.option("--status", type=click.Choice(["failed", "queued", "processing", "loaded"]),
+              help="retry every upload in this status")
+def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
+    """Replay uploads from their kept raw bytes (idempotent: loaded rows are not loaded twice)."""
+    from sqlalchemy import text
+
+    from services.common.db import Database
+    from services.common.queue import producer
+    from services.common.uploads import PROCESS_UPLOAD_TASK
+
+    if not upload_ids and not status:
+        raise click.UsageError("give upload ids or --status")
+    settings = _settings()
+    db = Database(settings.database_url)
+    with db.session() as session:
+        # SKIP LOCKED: an upload being loaded right now is left to finish, not waited for.
+        rows = session.execute(text("""
+            UPDATE ingest.upload SET status = 'queued', error = NULL, attempts = 0, enqueued_at = now(),
+                   updated_at = now()
+            WHERE id IN (SELECT id FROM ingest.upload
+                         WHERE (id = ANY(:ids) OR status = :status) AND raw_purged_at IS NULL
+                         FOR UPDATE SKIP LOCKED)
+            RETURNING id"""), {"ids": list(upload_ids), "status": status}).scalars().all()
+        missing = sorted(set(upload_ids) - set(rows))
+        session.commit()
+    celery = producer(settings)
+    for upload_id in sorted(rows):
+        celery.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=settings.transform_queue)
+        click.echo(f"upload {upload_id}: queued again")
+    for upload_id in missing:
+        click.echo(f"upload {upload_id}: not found, being loaded right now, or its raw bytes were purged "
+                   "(then post the file again)", err=True)
+    if missing:
+        sys.exit(1)
+
+
+ADMIN_GROUPS = (token, db, branch, user, uploads)
