@@ -206,3 +206,15 @@ def test_the_dashboard_login_refuses_the_admin_token(reporting_app):
     assert response.status_code == 403
     assert "set-cookie" not in {k.lower() for k in response.headers.keys()}
     assert client.get("/dashboard").status_code in (302, 303)        # still not signed in
+
+
+def test_coverage_finds_uploads_by_file_day_through_the_indexes(clean):
+    """The coverage query's file-name expressions must match ingest migration 0002's index expressions
+    exactly, or every uncached coverage request reads every upload ever posted."""
+    from services.reporting.queries.coverage import _UPLOADS
+
+    with clean.connect() as conn:
+        conn.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(conn.execute(text("EXPLAIN " + _UPLOADS),
+                                      {"dmy": ["25-08-2021"], "iso": ["2021-08-25"]}).scalars())
+    assert "upload_file_day_dmy" in plan and "upload_file_day_iso" in plan, plan
