@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.common.logging import configure_logging
 from services.common.queue import producer
 from services.common.settings import Settings, get_settings
 from services.common.web import create_service_app
@@ -13,7 +12,6 @@ from services.orders.auth import LoginThrottle
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
-    configure_logging("orders", settings.log_level)
     app, api, _db = create_service_app(
         __name__, service="orders", settings=settings, title="cafeflow orders",
         description="Live delivery orders: products, couriers, orders and their status; delivered orders "

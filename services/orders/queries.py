@@ -14,6 +14,7 @@ from services.common.naming import branch_key
 from services.common.uploads import Branch
 from services.orders.auth import Principal
 from services.orders.models import CustomerOrder, OrderItem
+from services.orders.schemas import INT32_MAX
 from services.orders.workflow import allowed_next
 
 BIGINT_MAX = 2 ** 63 - 1
@@ -46,6 +47,21 @@ def resolve_branch(session: Session, name: str, path: list[str | int]) -> tuple[
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"no such {what}")
+
+
+def get_or_404(session: Session, model, item_id: int, what: str):
+    """A row by its serial id; ids past int4 (which PostgreSQL would refuse) are simply not found."""
+    found = session.get(model, item_id) if item_id <= INT32_MAX else None
+    if found is None:
+        raise not_found(what)
+    return found
+
+
+def page_of(session: Session, query: Select, args: dict, public) -> dict:
+    """`{items, page, page_size, total}` of an ordered query, each row made public by `public`."""
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = session.execute(query.offset((args["page"] - 1) * args["page_size"]).limit(args["page_size"])).scalars()
+    return {"items": [public(r) for r in rows], "page": args["page"], "page_size": args["page_size"], "total": total}
 
 
 def order_for_change(session: Session, principal: Principal, order_id: int) -> CustomerOrder:

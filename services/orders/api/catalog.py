@@ -11,9 +11,8 @@ from services.common.errors import ApiError
 from services.common.naming import branch_key
 from services.orders.auth import authenticate, require_admin
 from services.orders.models import Courier, Product
-from services.orders.queries import not_found, resolve_branch
+from services.orders.queries import get_or_404, page_of, resolve_branch
 from services.orders.schemas import (
-    INT32_MAX,
     CourierCreate,
     CourierListArgs,
     CourierPage,
@@ -45,21 +44,8 @@ def _courier_public(c: Courier) -> dict:
             "created_at": c.created_at, "updated_at": c.updated_at}
 
 
-def _get(session, model, item_id: int, what: str):
-    found = session.get(model, item_id) if item_id <= INT32_MAX else None
-    if found is None:
-        raise not_found(what)
-    return found
-
-
 def _duplicate_product() -> ApiError:
     return ApiError(409, "duplicate", "a product with this name, size and flavour exists (reactivate or change it)")
-
-
-def _page(session, query, args: dict, public) -> dict:
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.execute(query.offset((args["page"] - 1) * args["page_size"]).limit(args["page_size"])).scalars()
-    return {"items": [public(r) for r in rows], "page": args["page"], "page_size": args["page_size"], "total": total}
 
 
 # --- products -------------------------------------------------------------------------------------------
@@ -94,7 +80,7 @@ def list_products(args: dict):
             query = query.where(Product.active.is_(args["active"]))
         if "name" in args:
             query = query.where(func.lower(Product.name) == args["name"].lower())
-        return _page(session, query, args, _product_public)
+        return page_of(session, query, args, _product_public)
 
 
 @products.route("/<int:product_id>", methods=["GET"])
@@ -104,7 +90,7 @@ def get_product(product_id: int):
     db, settings = _ctx()
     with db.session() as session:
         authenticate(session, settings)
-        return _product_public(_get(session, Product, product_id, "product"))
+        return _product_public(get_or_404(session, Product, product_id, "product"))
 
 
 @products.route("/<int:product_id>", methods=["PATCH"])
@@ -116,7 +102,7 @@ def update_product(data: dict, product_id: int):
     db, settings = _ctx()
     with db.session() as session:
         require_admin(authenticate(session, settings))
-        product = _get(session, Product, product_id, "product")
+        product = get_or_404(session, Product, product_id, "product")
         for name, value in data.items():
             setattr(product, name, value)
         try:
@@ -135,7 +121,7 @@ def deactivate_product(product_id: int):
     db, settings = _ctx()
     with db.session() as session:
         require_admin(authenticate(session, settings))
-        product = _get(session, Product, product_id, "product")
+        product = get_or_404(session, Product, product_id, "product")
         product.active = False
         session.commit()
         return _product_public(product)
@@ -170,7 +156,7 @@ def list_couriers(args: dict):
             query = query.where(Courier.active.is_(args["active"]))
         if "branch" in args:
             query = query.where(Courier.branch_key == branch_key(args["branch"]))
-        return _page(session, query, args, _courier_public)
+        return page_of(session, query, args, _courier_public)
 
 
 @couriers.route("/<int:courier_id>", methods=["GET"])
@@ -180,7 +166,7 @@ def get_courier(courier_id: int):
     db, settings = _ctx()
     with db.session() as session:
         authenticate(session, settings)
-        return _courier_public(_get(session, Courier, courier_id, "courier"))
+        return _courier_public(get_or_404(session, Courier, courier_id, "courier"))
 
 
 @couriers.route("/<int:courier_id>", methods=["PATCH"])
@@ -191,7 +177,7 @@ def update_courier(data: dict, courier_id: int):
     db, settings = _ctx()
     with db.session() as session:
         require_admin(authenticate(session, settings))
-        courier = _get(session, Courier, courier_id, "courier")
+        courier = get_or_404(session, Courier, courier_id, "courier")
         if "branch" in data:
             courier.branch, courier.branch_key = resolve_branch(session, data.pop("branch"), ["branch"])
         for name, value in data.items():
@@ -207,7 +193,7 @@ def deactivate_courier(courier_id: int):
     db, settings = _ctx()
     with db.session() as session:
         require_admin(authenticate(session, settings))
-        courier = _get(session, Courier, courier_id, "courier")
+        courier = get_or_404(session, Courier, courier_id, "courier")
         courier.active = False
         session.commit()
         return _courier_public(courier)

@@ -13,9 +13,8 @@ from services.common.errors import ApiError
 from services.orders.auth import authenticate, client_address, login_throttle, require_admin
 from services.orders.models import AppUser
 from services.orders.passwords import dummy_verify, hash_password, verify_password
-from services.orders.queries import not_found, resolve_branch
+from services.orders.queries import get_or_404, page_of, resolve_branch
 from services.orders.schemas import (
-    INT32_MAX,
     PageArgs,
     TokenPublic,
     TokenRequest,
@@ -100,18 +99,7 @@ def list_users(args: dict):
     db, settings = _ctx()
     with db.session() as session:
         require_admin(authenticate(session, settings))
-        total = session.execute(select(func.count()).select_from(AppUser)).scalar_one()
-        rows = session.execute(select(AppUser).order_by(AppUser.id).offset((args["page"] - 1) * args["page_size"])
-                               .limit(args["page_size"])).scalars()
-        return {"items": [_user_public(u) for u in rows], "page": args["page"], "page_size": args["page_size"],
-                "total": total}
-
-
-def _user(session, user_id: int) -> AppUser:
-    user = session.get(AppUser, user_id) if user_id <= INT32_MAX else None
-    if user is None:
-        raise not_found("user")
-    return user
+        return page_of(session, select(AppUser).order_by(AppUser.id), args, _user_public)
 
 
 @users.route("/<int:user_id>", methods=["GET"])
@@ -121,7 +109,7 @@ def get_user(user_id: int):
     db, settings = _ctx()
     with db.session() as session:
         require_admin(authenticate(session, settings))
-        return _user_public(_user(session, user_id))
+        return _user_public(get_or_404(session, AppUser, user_id, "user"))
 
 
 @users.route("/<int:user_id>", methods=["PATCH"])
@@ -133,7 +121,7 @@ def update_user(data: dict, user_id: int):
     db, settings = _ctx()
     with db.session() as session:
         require_admin(authenticate(session, settings))
-        user = _user(session, user_id)
+        user = get_or_404(session, AppUser, user_id, "user")
         if "password" in data:
             user.password_hash = hash_password(data["password"])
         if "branch" in data:
