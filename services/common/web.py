@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.common.db import Database, SqlStats, sql_stats
 from services.common.errors import error_response, register_error_handlers
-from services.common.logging import request_id_var, upload_id_var
+from services.common.logging import configure_logging, request_id_var, upload_id_var
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, HTTP_SQL_QUERIES, metrics_payload
 from services.common.probes import dependency_checks
 from services.common.settings import Settings
@@ -40,6 +40,7 @@ class CafeflowApi(Api):
 
 def create_service_app(import_name: str, *, service: str, settings: Settings, title: str,
                        description: str) -> tuple[Flask, Api, Database]:
+    configure_logging(service, settings.log_level)
     app = Flask(import_name)
     if settings.trusted_proxies:
         # Per-client limits (the orders login throttle) need the real client address, not the ingress's.

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.common.logging import configure_logging
 from services.common.queue import producer
 from services.common.settings import Settings, get_settings
 from services.common.web import create_service_app
@@ -14,7 +13,6 @@ MULTIPART_OVERHEAD = 1024 * 1024
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
-    configure_logging("ingest", settings.log_level)
     app, api, _db = create_service_app(
         __name__, service="ingest", settings=settings, title="cafeflow ingest",
         description="Branches post their till files here; each new file is stored encrypted and loaded once.")

@@ -7,7 +7,6 @@ from datetime import timedelta
 from flask import Flask
 
 from services.common.crypto import derive_key
-from services.common.logging import configure_logging
 from services.common.settings import Settings, get_settings
 from services.common.web import create_service_app
 from services.reporting.api import dashboard, exports, reports
@@ -19,7 +18,6 @@ SESSION_KEY = b"cafeflow reporting dashboard session v1"
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
-    configure_logging("reporting", settings.log_level)
     app, api, database = create_service_app(
         __name__, service="reporting", settings=settings, title="cafeflow reporting",
         description="The chain's sales as JSON reports, streamed exports and a dashboard. Every endpoint but "
