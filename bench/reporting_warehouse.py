@@ -1,5 +1,5 @@
 """Builds the benchmark warehouse for bench/reporting_latency.py: generated branch files loaded through the
-transform code (the same load_upload the worker runs, called in-process to skip HTTP), resumable.
+transform code (the same load_uploads the worker runs, called in-process to skip HTTP), resumable.
 
 Shape: --branches branches (default 100) x --per-day sales a day (default 334) x as many days from
 2024-01-01 as --transactions needs. Each branch's month is one upload (a month-long till export,
@@ -36,7 +36,7 @@ from services.common.migrate import upgrade_all  # noqa: E402
 from services.common.rawstore import RawCipher, chunk_count, store_raw  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
 from services.tools.generate import branch_name  # noqa: E402
-from services.transform.load import load_upload  # noqa: E402
+from services.transform.load import UploadJob, load_uploads  # noqa: E402
 from services.transform.parse import SaleBuilder  # noqa: E402
 from tests.support import ensure_database, register_branches  # noqa: E402
 
@@ -95,10 +95,12 @@ def load_month(job: tuple[int, dt.date, int, int, int]) -> int:
                 store_raw(session, cipher, upload_id=upload_id, sha256_hex=sha, size=len(raw), source=io.BytesIO(raw))
                 builder = SaleBuilder(settings.secret_key.get_secret_value(), expected_branch_key=None,
                                       registered_branch_keys=registered)
-                result = load_upload(session, cipher, builder, upload_id=upload_id, sha256_hex=sha,
-                                     chunk_count=chunk_count(len(raw)), chunk_rows=settings.parse_chunk_rows)
+                job = UploadJob(upload_id, sha, chunk_count(len(raw)), builder)
+                result = load_uploads(session, cipher, [job], chunk_rows=settings.parse_chunk_rows)
+                if result.failed:
+                    raise SystemExit(f"{name} did not load: {result.failed[upload_id]}")
                 session.commit()
-            loaded += result.rows_loaded
+            loaded += result.loaded[upload_id].rows_loaded
     engine.dispose()
     return loaded
 
