@@ -67,7 +67,7 @@ def resolve_dates(session: Session, args: dict, max_days: int, *, coverage: bool
         if coverage:
             date_to = uk_today() - dt.timedelta(days=1)
         else:
-            latest = session.execute(text("SELECT max(local_date) FROM warehouse.rollup_sales_day")).scalar()
+            latest = session.execute(text("SELECT max(local_date) FROM warehouse.rollup_branch_day")).scalar()
             date_to = latest or uk_today()
     date_from = args.get("date_from")
     if date_from is None:

@@ -130,22 +130,24 @@ class CustomersReport(ReportMeta):
     series = fields.List(fields.Nested(CustomerPoint))
 
 
-class CoverageDay(Schema):
-    date = fields.Str()
-    status = fields.Str(metadata={"enum": ["loaded", "pending", "failed", "no_sales", "missing"]})
-    arrived = fields.Bool()
-    loaded = fields.Bool()
-    transactions = fields.Int()
-    upload_ids = fields.List(fields.Int())
+COVERAGE_STATUSES = ["loaded", "pending", "failed", "no_sales", "missing"]
 
 
 class CoverageBranch(Schema):
     branch = fields.Str()
     missing_last_day = fields.Bool()
-    days_missing = fields.Int()
-    days = fields.List(fields.Nested(CoverageDay))
+    days_missing = fields.Int(metadata={"description": "days in range without file sales in the warehouse"})
+    status = fields.List(fields.Str(metadata={"enum": COVERAGE_STATUSES}), metadata={
+        "description": "one per entry of the report's `days`: loaded (file sales in the warehouse), pending or "
+                       "failed (a file for that day arrived and is not loaded), no_sales (its file loaded without "
+                       "sales for the day) or missing"})
+    transactions = fields.List(fields.Int(), metadata={"description": "file sales loaded, one per entry of `days`"})
+    upload_ids = fields.Dict(keys=fields.Str(), values=fields.List(fields.Int()), metadata={
+        "description": "the uploads of this branch per day (by the date in their file name); days without any "
+                       "are left out"})
 
 
 class CoverageReport(ReportMeta):
     last_day = fields.Str()
+    days = fields.List(fields.Str(), metadata={"description": "the days of the grid, oldest first"})
     branches = fields.List(fields.Nested(CoverageBranch))

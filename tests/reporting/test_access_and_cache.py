@@ -182,19 +182,20 @@ def test_coverage_follows_failed_and_late_files(reporting_app, settings, celery_
     load_files(settings, celery_app, leeds)
     url = "/v1/reports/coverage?from=2021-08-25&to=2021-08-26&branch=Leeds"
     before = client.get(url, headers=ADMIN)
-    assert [d["status"] for d in before.get_json()["branches"][0]["days"]] == ["loaded", "missing"]
+    assert before.get_json()["branches"][0]["status"] == ["loaded", "missing"]
     assert client.get(url, headers=ADMIN).headers["X-Cache"] == "hit"
 
     ingest = create_ingest(settings).test_client()
     posted = ingest.post("/v1/uploads", headers=ADMIN, data={
         "file": (io.BytesIO(b"this,is,not,a,till,file\n"), "leeds_26-08-2021_09-00-00.csv")})
     upload_id = posted.get_json()["id"]
-    assert client.get(url, headers=ADMIN).get_json()["branches"][0]["days"][1]["status"] == "pending"
+    assert client.get(url, headers=ADMIN).get_json()["branches"][0]["status"] == ["loaded", "pending"]
     celery_app.tasks[PROCESS_UPLOAD_TASK].apply(args=[upload_id])
     after = client.get(url, headers=ADMIN)
     assert after.headers["X-Cache"] == "miss"
-    day = after.get_json()["branches"][0]["days"][1]
-    assert (day["status"], day["arrived"], day["loaded"], day["upload_ids"]) == ("failed", True, False, [upload_id])
+    leeds = after.get_json()["branches"][0]
+    assert (leeds["status"], leeds["transactions"]) == (["loaded", "failed"], [leeds["transactions"][0], 0])
+    assert leeds["upload_ids"]["2021-08-26"] == [upload_id] and leeds["transactions"][0] > 0
     assert after.get_json()["branches"][0]["missing_last_day"] is True
 
 

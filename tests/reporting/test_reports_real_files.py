@@ -50,8 +50,9 @@ def test_sales_grouped_equals_plain_sql(reporting, real_warehouse, group_by, bra
     params = {**ALL_TIME, "group_by": group_by, **({"branch": branch} if branch else {})}
     body = get_json(reporting, "/v1/reports/sales", params)
     hourly = "rollup_sales_hour" if branch or group_by == "payment_method" else "rollup_sales_hour_chain"
-    assert body["answered_from"] == ("rollup_sales_day" if group_by in ("branch", "day", "week", "month",
-                                                                        "payment_method") else hourly)
+    daily = {"branch": "rollup_branch_day", "day": "rollup_branch_day", "week": "rollup_branch_day",
+             "month": "rollup_branch_day", "payment_method": "rollup_sales_day"}
+    assert body["answered_from"] == daily.get(group_by, hourly)
     answer = {row[ROW_KEYS[group_by]]: figures(row) for row in body["rows"]}
     assert answer == plain_sales(real_warehouse, group_by, branch)
 
@@ -244,13 +245,32 @@ def test_coverage_equals_plain_sql(reporting, real_warehouse):
     loaded = {(r[0], r[1].isoformat()): r[2] for r in rows}
     registered = [r[0] for r in plain(real_warehouse, "SELECT name FROM ingest.branch")]
     assert sorted(b["branch"] for b in body["branches"]) == sorted(registered)
+    assert body["days"] == [f"2021-08-{d}" for d in range(24, 32)]
     for branch in body["branches"]:
-        assert len(branch["days"]) == 8
-        for day in branch["days"]:
-            assert day["transactions"] == loaded.get((branch["branch"], day["date"]), 0)
-            assert day["loaded"] == (day["transactions"] > 0)
-            assert day["status"] in (("loaded",) if day["loaded"] else ("missing", "no_sales"))
+        assert branch["transactions"] == [loaded.get((branch["branch"], day), 0) for day in body["days"]]
+        for count, status in zip(branch["transactions"], branch["status"], strict=True):
+            assert status in (("loaded",) if count else ("missing", "no_sales"))
+        assert branch["days_missing"] == branch["transactions"].count(0)
+        assert branch["missing_last_day"] == (branch["transactions"][-1] == 0)
     missing_first = [b["missing_last_day"] for b in body["branches"]]
     assert missing_first == sorted(missing_first, reverse=True)
     assert any(missing_first) and not all(missing_first)
-    assert body["branches"][0]["days"][-1]["status"] == "missing"
+    assert body["branches"][0]["status"][-1] == "missing"
+
+
+def test_rollup_branch_day_backfill_equals_what_loads_built(real_warehouse):
+    """Migration 0005 fills rollup_branch_day by summing rollup_sales_day; the loads above built it through
+    record_new_sales. Both must hold the same rows, and they must agree with the facts."""
+    path = Path(transform.__file__).parent / "migrations" / "versions" / "0005_rollup_branch_day.py"
+    spec = importlib.util.spec_from_file_location("migration_0005", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    table = "SELECT local_date, branch_id, source, transactions, items, revenue FROM warehouse.rollup_branch_day"
+    facts = f"""SELECT {LOCAL}::date, f.branch_id, f.source, count(*), sum({ITEMS}), sum(f.total)
+                FROM warehouse.fact_transaction f GROUP BY 1, 2, 3"""
+    counts = plain(real_warehouse, f"""
+        SELECT (SELECT count(*) FROM ({table}) t),
+               (SELECT count(*) FROM (({migration.BACKFILL_ROWS}) EXCEPT ALL ({table})) missing),
+               (SELECT count(*) FROM (({table}) EXCEPT ALL ({migration.BACKFILL_ROWS})) extra),
+               (SELECT count(*) FROM (({facts}) EXCEPT ALL ({table})) not_in_facts)""")[0]
+    assert counts[0] > 50 and tuple(counts[1:]) == (0, 0, 0)

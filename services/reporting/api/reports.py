@@ -123,5 +123,5 @@ def customers(granularity: str, **args):
 @bp.alt_response(422, description="bad parameters")
 def coverage(**args):
     """Per registered branch and day: did its file arrive and load? Branches missing the last day come first."""
-    return answer("coverage", args, lambda s, f: (coverage_queries.coverage(s, f), "rollup_sales_day + ingest.upload"),
+    return answer("coverage", args, lambda s, f: (coverage_queries.coverage(s, f), "rollup_branch_day + ingest.upload"),
                   coverage=True)

@@ -1,6 +1,7 @@
 """Sales figures grouped by any of the report dimensions, from the smallest table that can answer exactly.
 
-  rollup_sales_day         branch, day, week, month, payment method           (no product filter)
+  rollup_branch_day        branch, day, week, month                           (no product filter)
+  rollup_sales_day         ... and payment method
   rollup_sales_hour_chain  day, week, month, hour, weekday                    (no product, no branch)
   rollup_sales_hour        ... and by branch or payment method                (no product filter)
   rollup_product_day_chain product, day, week, month                          (product lines, no branch)
@@ -52,6 +53,7 @@ class Source:
 
 SALES_DAY = Source("rollup_sales_day", "warehouse.rollup_sales_day r",
                    "sum(r.transactions) AS transactions, sum(r.items) AS items, sum(r.revenue) AS revenue")
+BRANCH_DAY = Source("rollup_branch_day", "warehouse.rollup_branch_day r", SALES_DAY.measures)
 SALES_HOUR = Source("rollup_sales_hour", "warehouse.rollup_sales_hour r", SALES_DAY.measures)
 SALES_HOUR_CHAIN = Source("rollup_sales_hour_chain", "warehouse.rollup_sales_hour_chain r", SALES_DAY.measures)
 PRODUCT_DAY = Source("rollup_product_day", "warehouse.rollup_product_day r",
@@ -67,6 +69,8 @@ def choose_source(dims: tuple[str, ...], filters: Filters) -> Source:
     by_product = "product" in dims or filters.product_ids is not None
     whole_chain = filters.branch_ids is None and "branch" not in dims
     if not by_product:
+        if set(dims) <= {"branch", "day", "week", "month"}:
+            return BRANCH_DAY
         if set(dims) <= {"branch", "day", "week", "month", "payment_method"}:
             return SALES_DAY
         return SALES_HOUR_CHAIN if whole_chain and "payment_method" not in dims else SALES_HOUR
