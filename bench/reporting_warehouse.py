@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
-import io
 import math
 import os
 import sys
@@ -33,11 +31,12 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from services.common.migrate import upgrade_all  # noqa: E402
-from services.common.rawstore import RawCipher, chunk_count, store_raw  # noqa: E402
+from services.common.rawstore import RawCipher  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
 from services.tools.generate import branch_name  # noqa: E402
 from services.transform.load import UploadJob, load_uploads  # noqa: E402
 from services.transform.parse import SaleBuilder  # noqa: E402
+from bench.stored_uploads import store_upload  # noqa: E402
 from tests.support import ensure_database, register_branches  # noqa: E402
 
 START = dt.date(2024, 1, 1)
@@ -84,23 +83,16 @@ def load_month(job: tuple[int, dt.date, int, int, int]) -> int:
             raw = b"".join(p.read_bytes() for p in files)
             for p in files:
                 p.unlink()
-            sha = hashlib.sha256(raw).hexdigest()
-            with conn.begin():
-                upload_id = conn.execute(text("""
-                    INSERT INTO ingest.upload (sha256, poster_key, filename, size_bytes, chunk_count, submitted_by,
-                                               status, attempts, started_at)
-                    VALUES (:sha, 'admin', :f, :size, :chunks, 'bench', 'processing', 1, now()) RETURNING id"""),
-                    {"sha": sha, "f": name, "size": len(raw), "chunks": chunk_count(len(raw))}).scalar()
+            stored = store_upload(conn, cipher, raw, name)
             with Session(bind=conn) as session:
-                store_raw(session, cipher, upload_id=upload_id, sha256_hex=sha, size=len(raw), source=io.BytesIO(raw))
                 builder = SaleBuilder(settings.secret_key.get_secret_value(), expected_branch_key=None,
                                       registered_branch_keys=registered)
-                job = UploadJob(upload_id, sha, chunk_count(len(raw)), builder)
+                job = UploadJob(stored.upload_id, stored.sha256_hex, stored.chunk_count, builder)
                 result = load_uploads(session, cipher, [job], chunk_rows=settings.parse_chunk_rows)
                 if result.failed:
-                    raise SystemExit(f"{name} did not load: {result.failed[upload_id]}")
+                    raise SystemExit(f"{name} did not load: {result.failed[stored.upload_id]}")
                 session.commit()
-            loaded += result.loaded[upload_id].rows_loaded
+            loaded += result.loaded[stored.upload_id].rows_loaded
     engine.dispose()
     return loaded
 

@@ -57,20 +57,24 @@ DELETE FROM stage_reject WHERE upload_id = :upload_id;
 # Each sale's identity is its content key plus its repeat number within its file: two customers with
 # the same basket in the same minute differ by customer key; the same till line twice in one file
 # differs by repeat number; the same file re-encoded or re-sent collides and is skipped.
-_MERGE = """
+# Each step is its own statement, so the worker's log times every step (timings_ms).
+_MERGE_STEPS = (
+    ("dim_branch", """
 -- New dimension rows only: the anti-join spares sorting every staged row by its text key.
 INSERT INTO warehouse.dim_branch (branch_key, name)
 SELECT DISTINCT ON (branch_key) branch_key, branch_name FROM stage_sale s
 WHERE NOT EXISTS (SELECT FROM warehouse.dim_branch b WHERE b.branch_key = s.branch_key)
 ORDER BY branch_key, upload_id, line_no
-ON CONFLICT (branch_key) DO NOTHING;
-
+ON CONFLICT (branch_key) DO NOTHING
+"""),
+    ("dim_product", """
 INSERT INTO warehouse.dim_product (product_key, name, size, flavour)
 SELECT DISTINCT ON (product_key) product_key, name, size, flavour FROM stage_item i
 WHERE NOT EXISTS (SELECT FROM warehouse.dim_product p WHERE p.product_key = i.product_key)
 ORDER BY product_key, upload_id, line_no, item_no
-ON CONFLICT (product_key) DO NOTHING;
-
+ON CONFLICT (product_key) DO NOTHING
+"""),
+    ("facts", """
 WITH numbered AS (
     SELECT s.*, row_number() OVER (PARTITION BY upload_id, content_key ORDER BY line_no) AS repeat_no FROM stage_sale s
 ), inserted AS (
@@ -88,14 +92,16 @@ WITH numbered AS (
 INSERT INTO new_sale
 SELECT *, (occurred_at AT TIME ZONE 'Europe/London')::date,
        extract(hour FROM occurred_at AT TIME ZONE 'Europe/London')::smallint
-FROM inserted;
-
+FROM inserted
+"""),
+    ("items", """
 INSERT INTO warehouse.fact_transaction_item (transaction_id, line_no, product_id, quantity, unit_price)
 SELECT n.id, i.item_no, p.id, i.quantity, i.unit_price
 FROM new_sale n
 JOIN stage_item i ON i.upload_id = n.upload_id AND i.line_no = n.source_line
-JOIN warehouse.dim_product p ON p.product_key = i.product_key;
-
+JOIN warehouse.dim_product p ON p.product_key = i.product_key
+"""),
+    ("rollup_sales_hour", """
 -- Rollups by UK-local day and hour, summed only from the sales this load inserted. ORDER BY keeps
 -- concurrent loads locking rollup rows in one order (no deadlock between two workers).
 INSERT INTO warehouse.rollup_sales_hour AS r
@@ -107,8 +113,9 @@ JOIN (SELECT upload_id, line_no, sum(quantity) AS items FROM stage_item GROUP BY
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (local_date, local_hour, branch_id, payment_method, source) DO UPDATE
 SET transactions = r.transactions + EXCLUDED.transactions, items = r.items + EXCLUDED.items,
-    revenue = r.revenue + EXCLUDED.revenue;
-
+    revenue = r.revenue + EXCLUDED.revenue
+"""),
+    ("rollup_product_hour", """
 INSERT INTO warehouse.rollup_product_hour AS r
     (local_date, local_hour, branch_id, product_id, source, quantity, revenue)
 SELECT n.local_date, n.local_hour, n.branch_id, p.id, 'file', sum(i.quantity), sum(i.quantity * i.unit_price)
@@ -117,13 +124,17 @@ JOIN stage_item i ON i.upload_id = n.upload_id AND i.line_no = n.source_line
 JOIN warehouse.dim_product p ON p.product_key = i.product_key
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (local_date, local_hour, branch_id, product_id, source) DO UPDATE
-SET quantity = r.quantity + EXCLUDED.quantity, revenue = r.revenue + EXCLUDED.revenue;
-
-DELETE FROM ingest.upload_rejection WHERE upload_id = ANY(:upload_ids);
+SET quantity = r.quantity + EXCLUDED.quantity, revenue = r.revenue + EXCLUDED.revenue
+"""),
+    ("clear_rejections", """
+DELETE FROM ingest.upload_rejection WHERE upload_id = ANY(:upload_ids)
+"""),
+    ("rejections", """
 INSERT INTO ingest.upload_rejection (upload_id, line_no, code, reason, masked_row)
 SELECT upload_id, line_no, code, reason, masked_row FROM stage_reject
-ON CONFLICT (upload_id, line_no) DO NOTHING;
-"""
+ON CONFLICT (upload_id, line_no) DO NOTHING
+"""),
+)
 
 # Reporting's daily rollups and customer tables (warehouse migration 0002), from the sales this load
 # inserted; the live path calls the same function with its own new ids.
@@ -308,9 +319,12 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
         return BatchResult({}, failed)
     if sum(c.valid for c in counted.values()) >= ANALYZE_FROM_ROWS:
         session.execute(text(_ANALYZE))
-    session.execute(text(_MERGE), {"upload_ids": list(counted)})
+    upload_ids = {"upload_ids": list(counted)}
+    for step, sql in _MERGE_STEPS:
+        session.execute(text(sql), upload_ids if ":upload_ids" in sql else {})
+        clock.lap(step)
     session.execute(text(_RECORD_NEW_SALES))
-    clock.lap("merge")
+    clock.lap("record_new_sales")
     jobs_json = []
     for upload_id, c in counted.items():
         extra = None

@@ -49,9 +49,12 @@ def answer(report: str, args: dict, compute: Callable[[Session, Filters], tuple[
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         reader = authenticate(session)
         filters = resolve_filters(session, args, reader, settings.reporting_max_range_days, coverage=coverage)
-        version = warehouse_version(session)
-        # Coverage also shows uploads that did not load (which leave the version alone): key it on their state too.
-        state = coverage_queries.upload_state(session) if coverage else None
+        # Coverage also shows uploads that did not load (which leave the version alone): key it on their state
+        # too, read with the version in one round trip.
+        if coverage:
+            version, *state = coverage_queries.version_and_upload_state(session)
+        else:
+            version, state = warehouse_version(session), None
         key = cache_key(report, version, [filters.cache_parts(), extra or [], state])
         body = cache.get(key)
         if body is not None:

@@ -40,8 +40,9 @@ WHERE substring(filename FROM '\\d{2}-\\d{2}-\\d{4}') = ANY(:dmy)
 # Everything about uploads and branches the answer depends on, beyond the warehouse version: new uploads,
 # ones that failed, are retried or still wait, new branches. (queued -> processing shows the same
 # 'pending'; a load ends with one fewer waiting.) Index-only scans on upload_status_idx.
-_UPLOAD_STATE = """
-SELECT (SELECT coalesce(max(id), 0) FROM ingest.upload),
+_VERSION_AND_UPLOAD_STATE = """
+SELECT (SELECT coalesce(max(version), 0) FROM warehouse.version),
+       (SELECT coalesce(max(id), 0) FROM ingest.upload),
        (SELECT count(*) FROM ingest.upload WHERE status = 'failed'),
        (SELECT count(*) FROM ingest.upload WHERE status IN ('queued', 'processing')),
        (SELECT count(*) FROM ingest.branch), (SELECT coalesce(max(id), 0) FROM ingest.branch)
@@ -51,8 +52,9 @@ _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _WORDS = re.compile(r"[^a-z0-9]+")
 
 
-def upload_state(session: Session) -> list[int]:
-    return list(session.execute(text(_UPLOAD_STATE)).one())
+def version_and_upload_state(session: Session) -> list[int]:
+    """The warehouse version, then the upload and branch state (see above)."""
+    return list(session.execute(text(_VERSION_AND_UPLOAD_STATE)).one())
 
 
 def _file_day(filename: str) -> dt.date | None:
