@@ -87,14 +87,19 @@ def openapi(service: str) -> None:
 @click.option("--port", type=int, default=None, help="default: the service's port from DESIGN.md")
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--workers", type=int, default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")))
-def serve(service: str, port: int | None, host: str, workers: int) -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=lambda: int(os.environ.get("WEB_THREADS", "4")),
+              help="threads per worker (gunicorn's gthread workers; 1 = sync workers)  [default: WEB_THREADS or 4]")
+def serve(service: str, port: int | None, host: str, workers: int, threads: int) -> None:
     """Run a web service under gunicorn."""
     _settings()
     _multiproc_dir()
     target, default_port = WEB_SERVICES[service]
+    # Threaded workers keep connections alive (sync workers close each one, so every request through an
+    # ingress or a client pays a new TCP connection) and serve other requests while one waits on the database.
+    worker_class = ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []
     argv = [
         sys.executable, "-m", "gunicorn", target,
-        "--bind", f"{host}:{port or default_port}", "--workers", str(workers),
+        "--bind", f"{host}:{port or default_port}", "--workers", str(workers), *worker_class,
         "--worker-tmp-dir", tempfile.gettempdir(),
         # Recycle workers now and then (leaks), with jitter so they do not all restart at once.
         "--max-requests", "2000", "--max-requests-jitter", "200",

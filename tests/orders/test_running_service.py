@@ -2,6 +2,8 @@
 the staff page works in headless Chromium."""
 from __future__ import annotations
 
+import concurrent.futures
+
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -93,3 +95,19 @@ def test_staff_page_log_in_take_an_order_deliver_it_and_find_it(stack, browser, 
         order = conn.execute(text("SELECT status, total, created_by FROM orders.customer_order")).one()
         assert conn.execute(text("SELECT count(*) FROM orders.outbox")).scalar() == 1
     assert (order.status, str(order.total), order.created_by) == ("delivered", "4.90", "sam")
+
+
+def test_the_service_keeps_connections_alive_and_answers_concurrent_requests(stack):
+    """`cafeflow serve` runs threaded workers: a client's connection is reused (sync workers close every
+    one), and 16 requests at once all get their answer."""
+    url = stack.start_orders()
+    _seed(url)
+    with httpx.Client(base_url=url, headers=ADMIN, timeout=10) as client:
+        first = client.get("/v1/products")
+        assert first.status_code == 200 and first.headers.get("connection", "").lower() != "close"
+        assert client.get("/v1/products").status_code == 200
+
+    def fetch(_):
+        return httpx.get(f"{url}/v1/products", headers=ADMIN, timeout=10).json()["total"]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(fetch, range(16))) == [1] * 16
