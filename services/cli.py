@@ -118,11 +118,14 @@ def worker(concurrency: int, loglevel: str) -> None:
     _multiproc_dir()
     from services.transform.celery_app import create_celery
 
+    app = create_celery(settings)
     if settings.worker_metrics_port:
         from services.common.probes import start_probe_server
+        from services.transform import liveness
 
-        start_probe_server(settings, settings.worker_metrics_port)
-    app = create_celery(settings)
+        heartbeat = liveness.ConsumerHeartbeat(settings.redis_url, settings.worker_stall_seconds)
+        liveness.install(app, heartbeat)
+        start_probe_server(settings, settings.worker_metrics_port, liveness=heartbeat.check)
     app.worker_main(["worker", "--queues", settings.transform_queue, "--concurrency", str(concurrency),
                      "--loglevel", loglevel, "--hostname", "transform@%h", "--task-events"])
 

@@ -43,13 +43,20 @@ def dependency_checks(settings: Settings, ping_database: Callable[[], object] | 
     return checks
 
 
-def probe_app(settings: Settings, registry: CollectorRegistry):
+def probe_app(settings: Settings, registry: CollectorRegistry,
+              liveness: Callable[[], tuple[bool, dict]] | None = None):
+    """`liveness` decides /healthz beyond "this process answers" (the worker: its consumer loop turns)."""
     metrics = make_wsgi_app(registry)
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path == "/healthz":
-            return _json(start_response, 200, {"status": "ok"})
+            alive, details = liveness() if liveness else (True, {})
+            if alive:
+                return _json(start_response, 200, {"status": "ok", **details})
+            return _json(start_response, 503, {"error": {
+                "code": "not_alive", "message": "the process answers but its work loop has stopped",
+                "details": details, "request_id": None}})
         if path == "/readyz":
             checks = dependency_checks(settings)
             if all(value == "ok" for value in checks.values()):
@@ -77,13 +84,14 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def start_probe_server(settings: Settings, port: int, host: str = "0.0.0.0") -> ThreadingWSGIServer:
+def start_probe_server(settings: Settings, port: int, host: str = "0.0.0.0",
+                       liveness: Callable[[], tuple[bool, dict]] | None = None) -> ThreadingWSGIServer:
     """Serves the probes and the multiprocess metrics (prefork children included) from a daemon thread,
     plus the transform queue's length read from Redis at scrape time."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     registry.register(QueueLengthCollector(settings.redis_url, [settings.transform_queue]))
-    server = make_server(host, port, probe_app(settings, registry), ThreadingWSGIServer,
+    server = make_server(host, port, probe_app(settings, registry, liveness), ThreadingWSGIServer,
                          handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="probe-server", daemon=True).start()
     return server

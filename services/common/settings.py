@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     load_batch_file_bytes: int = Field(1 * MiB, ge=0, validation_alias=_env("LOAD_BATCH_FILE_BYTES"))
     transform_queue: str = Field("transform", validation_alias=_env("TRANSFORM_QUEUE"))
     worker_metrics_port: int = Field(9808, ge=0, validation_alias=_env("WORKER_METRICS_PORT"))
+    # The worker's /healthz fails when its consumer loop has not ticked for this long while Redis answers.
+    worker_stall_seconds: float = Field(90.0, gt=0, validation_alias=_env("WORKER_STALL_SECONDS"))
     # Beat's /healthz, /readyz and /metrics (with the live queue length); 0 turns it off.
     beat_metrics_port: int = Field(9809, ge=0, validation_alias=_env("BEAT_METRICS_PORT"))
     # Reverse proxies in front of the web services (the Kubernetes ingress: 1). Only then is the client
