@@ -160,6 +160,7 @@ def order_public(order: CustomerOrder, items: list[dict], history: list[dict], c
         "status": order.status, "allowed_next": list(allowed_next(order.status)), "total": order.total,
         "version": order.version, "items": items, "history": history, "created_by": order.created_by,
         "created_at": order.created_at, "updated_at": order.updated_at, "delivered_at": order.delivered_at,
+        "customer_details_erased_at": order.customer_details_erased_at,
     }
 
 

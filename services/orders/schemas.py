@@ -266,9 +266,12 @@ class StatusChangePublic(Schema):
 class OrderPublic(Schema):
     id = fields.Int(required=True)
     branch = fields.Str(required=True)
-    customer_name = fields.Str()
-    customer_address = fields.Str()
-    customer_phone = fields.Str()
+    customer_name = fields.Str(allow_none=True, metadata={"description": "null once erased (see below)"})
+    customer_address = fields.Str(allow_none=True)
+    customer_phone = fields.Str(allow_none=True)
+    customer_details_erased_at = fields.DateTime(allow_none=True, metadata={
+        "description": "when the customer's name, address and phone were erased: ORDERS_CUSTOMER_RETENTION_DAYS "
+                       "after a delivered or cancelled order last changed"})
     courier_id = fields.Int(allow_none=True)
     courier_name = fields.Str(allow_none=True)
     payment_method = fields.Str()

@@ -14,6 +14,7 @@ from services.common.settings import Settings, get_settings
 
 SWEEP_TASK = "transform.sweep_uploads"
 PURGE_TASK = "transform.purge_raw_files"
+ERASE_CUSTOMERS_TASK = "transform.erase_order_customer_details"
 
 
 @dataclass
@@ -32,6 +33,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
         "transform.sweep_uploads": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_seconds,
                                     "options": {"expires": settings.sweep_interval_seconds}},
         "transform.purge_raw_files": {"task": PURGE_TASK, "schedule": 3600.0, "options": {"expires": 3600}},
+        ERASE_CUSTOMERS_TASK: {"task": ERASE_CUSTOMERS_TASK, "schedule": 3600.0, "options": {"expires": 3600}},
         # Delivered live orders whose hand-off message was lost or never sent (services/transform/live.py).
         SWEEP_LIVE_ORDERS_TASK: {"task": SWEEP_LIVE_ORDERS_TASK, "schedule": settings.sweep_interval_seconds,
                                  "options": {"expires": settings.sweep_interval_seconds}},

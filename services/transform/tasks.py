@@ -20,7 +20,7 @@ from services.common.metrics import (QUEUE_DEPTH, ROWS, TASK_DURATION, TASK_FAIL
                                      UPLOADS_REQUEUED)
 from services.common.rawstore import RawCipher
 from services.common.uploads import PROCESS_UPLOAD_TASK
-from services.transform.celery_app import PURGE_TASK, SWEEP_TASK
+from services.transform.celery_app import ERASE_CUSTOMERS_TASK, PURGE_TASK, SWEEP_TASK
 from services.transform.load import BatchResult, UploadJob, load_uploads
 from services.transform.parse import SaleBuilder, ValueMemo
 
@@ -312,3 +312,19 @@ def purge_raw_files(self) -> int:
     if ids:
         log.info("purged raw files", extra={"count": len(ids)})
     return len(ids)
+
+
+@shared_task(bind=True, name=ERASE_CUSTOMERS_TASK, acks_late=True, autoretry_for=(OperationalError,),
+             retry_backoff=True, max_retries=3)
+def erase_order_customer_details(self) -> int:
+    """Erases the customer name, address and phone of live orders finished longer ago than
+    ORDERS_CUSTOMER_RETENTION_DAYS. The rule is the orders schema's own function (orders migration 0003),
+    called here like the live-order hand-off: through SQL, so the worker imports no orders code."""
+    ctx = _context(self)
+    with ctx.db.session() as session:
+        erased = session.execute(text("SELECT orders.erase_customer_details(make_interval(secs => :seconds))"),
+                                 {"seconds": ctx.settings.orders_customer_retention_days * 86400}).scalar()
+        session.commit()
+    if erased:
+        log.info("erased customer details of finished orders", extra={"count": erased})
+    return erased

@@ -1,0 +1,90 @@
+"""A finished order's customer name, address and phone are erased after ORDERS_CUSTOMER_RETENTION_DAYS
+(orders migration 0003, run hourly by beat); open orders and recent ones keep them, and the warehouse's
+pseudonymised sale does not depend on them."""
+from __future__ import annotations
+
+from itertools import count
+
+from sqlalchemy import text
+
+from services.common.live_orders import LOAD_LIVE_ORDER_TASK
+from services.transform.celery_app import ERASE_CUSTOMERS_TASK
+from tests.orders.conftest import change_status, order_body
+
+NAME, ADDRESS, PHONE = "Ottilie Erasable-Customer", "7 Forget Lane, LS2", "07700 900777"
+_KEYS = count(1)
+
+
+def _order(api, admin, menu, **overrides) -> int:
+    body = order_body(menu, courier_id=menu.leeds_courier["id"], customer_name=NAME, customer_address=ADDRESS,
+                      customer_phone=PHONE, **overrides)
+    created = api.post("/v1/orders", json=body, headers={**admin, "Idempotency-Key": f"retention-{next(_KEYS)}"})
+    assert created.status_code == 201, created.get_json()
+    return created.get_json()["id"]
+
+
+def _finish(api, admin, order_id: int, status: str) -> None:
+    if status == "delivered":
+        assert change_status(api, admin, order_id, "out_for_delivery").status_code == 200
+    assert change_status(api, admin, order_id, status).status_code == 200
+
+
+def _age(engine, order_id: int, days: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE orders.customer_order SET updated_at = now() - make_interval(days => :d) "
+                          "WHERE id = :id"), {"d": days, "id": order_id})
+
+
+def test_finished_orders_lose_customer_details_after_the_retention_period(api, admin, menu, engine, run_task,
+                                                                          settings):
+    old_delivered = _order(api, admin, menu)
+    old_cancelled = _order(api, admin, menu)
+    recent_delivered = _order(api, admin, menu)
+    old_open = _order(api, admin, menu)
+    _finish(api, admin, old_delivered, "delivered")
+    _finish(api, admin, old_cancelled, "cancelled")
+    _finish(api, admin, recent_delivered, "delivered")
+    retention = settings.orders_customer_retention_days
+    for order_id in (old_delivered, old_cancelled, old_open):
+        _age(engine, order_id, int(retention) + 1)
+    etag_before = api.get(f"/v1/orders/{old_delivered}", headers=admin).headers["ETag"]
+
+    assert run_task(ERASE_CUSTOMERS_TASK) == 2
+    assert run_task(ERASE_CUSTOMERS_TASK) == 0                       # nothing left to erase
+
+    for order_id in (old_delivered, old_cancelled):
+        response = api.get(f"/v1/orders/{order_id}", headers=admin)
+        order = response.get_json()
+        assert (order["customer_name"], order["customer_address"], order["customer_phone"]) == (None, None, None)
+        assert order["customer_details_erased_at"] is not None and order["total"] and order["items"]
+    assert api.get(f"/v1/orders/{old_delivered}", headers=admin).headers["ETag"] != etag_before
+    for order_id in (recent_delivered, old_open):
+        assert api.get(f"/v1/orders/{order_id}", headers=admin).get_json()["customer_name"] == NAME
+
+    found = api.get("/v1/orders", query_string={"customer_phone": PHONE}, headers=admin).get_json()
+    assert sorted(o["id"] for o in found["items"]) == sorted([recent_delivered, old_open])
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT order_id FROM orders.idempotency_key ORDER BY 1")).scalars().all()
+        rows = conn.execute(text("SELECT customer_order::text FROM orders.customer_order WHERE id = ANY(:ids)"),
+                            {"ids": [old_delivered, old_cancelled]}).scalars().all()
+    assert sorted(kept) == sorted([recent_delivered, old_open])      # request hashes of erased bodies go too
+    assert not any(NAME in row or "Forget Lane" in row or "900777" in row for row in rows)
+
+
+def test_an_erased_delivered_order_still_reaches_the_warehouse_once(api, admin, menu, engine, run_task, settings):
+    order_id = _order(api, admin, menu)
+    _finish(api, admin, order_id, "delivered")
+    _age(engine, order_id, int(settings.orders_customer_retention_days) + 1)
+    assert run_task(ERASE_CUSTOMERS_TASK) == 1
+    with engine.connect() as conn:
+        outbox_id = conn.execute(text("SELECT id FROM orders.outbox WHERE order_id = :id"), {"id": order_id}).scalar()
+    assert run_task(LOAD_LIVE_ORDER_TASK, outbox_id) in ("loaded", "duplicate")
+    with engine.connect() as conn:
+        sales = conn.execute(text("SELECT count(*), min(customer_key::text) FROM warehouse.fact_transaction "
+                                  "WHERE source = 'live'")).one()
+    assert sales[0] == 1 and sales[1] is not None                    # the pseudonym was taken at delivery
+
+
+def test_beat_runs_the_erasure_hourly(celery_app):
+    entry = celery_app.conf.beat_schedule[ERASE_CUSTOMERS_TASK]
+    assert (entry["task"], entry["schedule"]) == (ERASE_CUSTOMERS_TASK, 3600.0)
