@@ -112,6 +112,11 @@ def register_probes(app: Flask, database: Database, settings: Settings) -> None:
     def healthz():
         return jsonify(status="ok")
 
+    @app.get("/favicon.ico")
+    def favicon():
+        # Browsers ask every page's origin for one; an empty answer keeps a 404 out of consoles and logs.
+        return "", 204
+
     @app.get("/readyz")
     def readyz():
         checks = dependency_checks(settings, database.ping)

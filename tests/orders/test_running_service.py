@@ -55,6 +55,9 @@ def test_staff_page_log_in_take_an_order_deliver_it_and_find_it(stack, browser, 
     page = browser.new_page()
     outside = []
     page.on("request", lambda request: None if request.url.startswith(url) else outside.append(request.url))
+    console_errors = []             # a CSP violation (say, an inline script) shows up here
+    page.on("console", lambda message: console_errors.append(f"{message.text} {message.location}")
+            if message.type == "error" else None)
     try:
         page.goto(f"{url}/app")
         page.fill("#login-username", "sam")
@@ -91,6 +94,7 @@ def test_staff_page_log_in_take_an_order_deliver_it_and_find_it(stack, browser, 
     finally:
         page.close()
     assert outside == []                           # no CDN, nothing outside the service
+    assert console_errors == [], console_errors
     with clean.connect() as conn:
         order = conn.execute(text("SELECT status, total, created_by FROM orders.customer_order")).one()
         assert conn.execute(text("SELECT count(*) FROM orders.outbox")).scalar() == 1

@@ -153,4 +153,7 @@ def test_service_probes_docs_and_metrics(api):
     assert b'route="/v1/orders"' in api.get("/metrics").data
     page = api.get("/app")
     assert page.status_code == 200 and b"<form id=\"login-form\">" in page.data
-    assert "connect-src 'self'" in page.headers["Content-Security-Policy"]
+    policy = page.headers["Content-Security-Policy"]
+    assert "connect-src 'self'" in policy and "script-src 'self';" in policy and "unsafe-inline" not in policy
+    assert b"<script src=\"/app.js\"></script>" in page.data and b"<script>" not in page.data
+    assert api.get("/app.js").status_code == 200 and api.get("/app.css").status_code == 200

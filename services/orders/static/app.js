@@ -1,0 +1,137 @@
+// The staff page's script (/app). Served as a file so the page's CSP needs no 'unsafe-inline'.
+"use strict";
+const $ = (sel) => document.querySelector(sel);
+let products = [], couriers = [];
+
+function token() { return sessionStorage.getItem("cafeflow-token"); }
+function say(text) { $("#message").textContent = text || ""; }
+
+async function api(method, path, body, headers) {
+  const response = await fetch(path, {
+    method, headers: {"Authorization": "Bearer " + token(), "Content-Type": "application/json", ...(headers || {})},
+    body: body === undefined ? undefined : JSON.stringify(body)});
+  const data = response.status === 204 ? null : await response.json();
+  if (!response.ok) {
+    if (response.status === 401 && path !== "/v1/auth/token") { sessionStorage.removeItem("cafeflow-token"); show(); }
+    throw new Error(data && data.error ? data.error.message : ("HTTP " + response.status));
+  }
+  return {data, etag: response.headers.get("ETag")};
+}
+
+function option(value, label) { const o = document.createElement("option"); o.value = value; o.textContent = label; return o; }
+
+async function loadLists() {
+  products = (await api("GET", "/v1/products?active=true&page_size=200")).data.items;
+  couriers = (await api("GET", "/v1/couriers?active=true&page_size=200")).data.items;
+  document.querySelectorAll(".product-select").forEach((select) => {
+    const keep = select.id === "filter-product" ? [option("", "any")] : [];
+    select.replaceChildren(...keep, ...products.map((p) =>
+      option(p.id, [p.size, p.name, p.flavour].filter(Boolean).join(" ") + " – " + p.price)));
+  });
+  document.querySelectorAll(".courier-select").forEach((select) => {
+    const first = select.id === "order-courier" ? option("", "(later)") : option("", "any");
+    select.replaceChildren(first, ...couriers.map((c) => option(c.id, c.name + " (" + c.branch + ")")));
+  });
+}
+
+function show() {
+  const loggedIn = Boolean(token());
+  $("#login-form").classList.toggle("hidden", loggedIn);
+  $("#work").classList.toggle("hidden", !loggedIn);
+  $("#who").textContent = loggedIn ? (sessionStorage.getItem("cafeflow-user") || "") : "";
+  if (loggedIn) { loadLists().then(search).catch((e) => say(e.message)); }
+}
+
+$("#login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    const response = await fetch("/v1/auth/token", {method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({username: $("#login-username").value, password: $("#login-password").value})});
+    const data = await response.json();
+    if (!response.ok) { throw new Error(data.error.message); }
+    sessionStorage.setItem("cafeflow-token", data.access_token);
+    sessionStorage.setItem("cafeflow-user", $("#login-username").value);
+    $("#login-password").value = "";
+    say(""); show();
+  } catch (e) { say(e.message); }
+});
+
+$("#add-item").addEventListener("click", () => {
+  const line = document.querySelector(".item-line").cloneNode(true);
+  line.querySelectorAll("[id]").forEach((el) => el.removeAttribute("id"));
+  line.querySelector(".item-quantity").value = "1";
+  $("#order-items").appendChild(line);
+});
+
+$("#order-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const items = [...document.querySelectorAll(".item-line")].map((line) => ({
+    product_id: Number(line.querySelector(".item-product").value),
+    quantity: Number(line.querySelector(".item-quantity").value)}));
+  const courier = $("#order-courier").value;
+  try {
+    const {data} = await api("POST", "/v1/orders", {
+      branch: $("#order-branch").value, customer_name: $("#order-name").value,
+      customer_address: $("#order-address").value, customer_phone: $("#order-phone").value,
+      payment_method: $("#order-payment").value, courier_id: courier ? Number(courier) : null, items},
+      {"Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()});
+    say("");
+    $("#order-name").value = $("#order-address").value = $("#order-phone").value = "";
+    $("#orders-count").textContent = "Order " + data.id + " taken: " + data.total;
+    await search();
+  } catch (e) { say(e.message); }
+});
+
+$("#filter-form").addEventListener("submit", (event) => { event.preventDefault(); search().catch((e) => say(e.message)); });
+
+async function search() {
+  const params = new URLSearchParams({page_size: "100"});
+  const add = (name, value) => { if (value) { params.set(name, value); } };
+  add("id", $("#filter-id").value); add("status", $("#filter-status").value);
+  add("courier_id", $("#filter-courier").value); add("product_id", $("#filter-product").value);
+  add("branch", $("#filter-branch").value); add("customer_phone", $("#filter-phone").value);
+  if ($("#filter-from").value) { params.set("created_from", $("#filter-from").value + "T00:00:00"); }
+  if ($("#filter-to").value) { params.set("created_to", $("#filter-to").value + "T23:59:59"); }
+  const {data} = await api("GET", "/v1/orders?" + params);
+  $("#orders-count").textContent = data.total + " order(s)";
+  $("#orders-table tbody").replaceChildren(...data.items.map(row));
+}
+
+function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
+
+function row(order) {
+  const tr = document.createElement("tr");
+  tr.dataset.orderId = order.id;
+  tr.append(cell(order.id), cell(order.branch), cell(order.customer_name ?? "(erased)"),
+    cell(order.items.map((i) => i.quantity + "× " + [i.size, i.name, i.flavour].filter(Boolean).join(" ")).join(", ")),
+    cell(order.total));
+  const courier = cell(order.courier_name || "—"); courier.className = "courier"; tr.append(courier);
+  const status = cell(order.status); status.className = "status"; tr.append(status);
+  const actions = document.createElement("td");
+  if (order.status === "preparing") {
+    const select = document.createElement("select");
+    select.className = "assign-courier";
+    select.append(option("", "courier…"), ...couriers.filter((c) => c.branch === order.branch).map((c) => option(c.id, c.name)));
+    select.addEventListener("change", () => select.value && change(order.id, "PATCH", "", {courier_id: Number(select.value)}));
+    actions.append(select);
+  }
+  for (const next of order.allowed_next) {
+    const button = document.createElement("button");
+    button.type = "button"; button.textContent = next.replaceAll("_", " ");
+    button.dataset.action = next;
+    button.addEventListener("click", () => change(order.id, "POST", "/status", {status: next}));
+    actions.append(button);
+  }
+  tr.append(actions);
+  return tr;
+}
+
+async function change(id, method, suffix, body) {
+  try {
+    const {etag} = await api("GET", "/v1/orders/" + id);
+    await api(method, "/v1/orders/" + id + suffix, body, {"If-Match": etag});
+    say(""); await search();
+  } catch (e) { say(e.message); }
+}
+
+show();
