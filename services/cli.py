@@ -96,7 +96,11 @@ def serve(service: str, port: int | None, host: str, workers: int, threads: int)
     target, default_port = WEB_SERVICES[service]
     # Threaded workers keep connections alive (sync workers close each one, so every request through an
     # ingress or a client pays a new TCP connection) and serve other requests while one waits on the database.
-    worker_class = ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []
+    # Idle connections must outlive the proxy's (ingress-nginx keeps upstream ones 60 s): if gunicorn closed
+    # first, the proxy could send a request on a closing connection and answer 502 (it does not retry a POST).
+    keep_alive = os.environ.get("WEB_KEEPALIVE_SECONDS", "75")
+    worker_class = ["--worker-class", "gthread", "--threads", str(threads), "--keep-alive", keep_alive] \
+        if threads > 1 else []
     argv = [
         sys.executable, "-m", "gunicorn", target,
         "--bind", f"{host}:{port or default_port}", "--workers", str(workers), *worker_class,

@@ -43,13 +43,17 @@ def _track_sql(engine: Engine) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, application_name: str = "cafeflow", pool_size: int = 5) -> None:
+    def __init__(self, url: str, *, application_name: str = "cafeflow", pool_size: int = 5,
+                 statement_timeout_ms: int | None = None) -> None:
+        connect_args = {"application_name": application_name}
+        if statement_timeout_ms:
+            connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
         self.engine = create_engine(
             url,
             pool_pre_ping=True,
             pool_size=pool_size,
             max_overflow=10,
-            connect_args={"application_name": application_name},
+            connect_args=connect_args,
         )
         _track_sql(self.engine)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)

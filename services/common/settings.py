@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # Reverse proxies in front of the web services (the Kubernetes ingress: 1). Only then is the client
     # address taken from X-Forwarded-For; trusting it without a proxy would let anyone pick their address.
     trusted_proxies: int = Field(0, ge=0, le=5, validation_alias=_env("TRUSTED_PROXIES"))
+    # Longest statement a web request may run (reporting sets its own, REPORTING_STATEMENT_TIMEOUT_MS).
+    web_statement_timeout_ms: int = Field(30_000, gt=0, validation_alias=_env("WEB_STATEMENT_TIMEOUT_MS"))
     # Lifetime of a signed user token (services.common.auth), verified by every service.
     user_token_ttl_seconds: int = Field(8 * 3600, gt=0, validation_alias=_env("USER_TOKEN_TTL_SECONDS"))
 

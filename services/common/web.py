@@ -57,7 +57,10 @@ def create_service_app(import_name: str, *, service: str, settings: Settings, ti
         JSON_SORT_KEYS=False,
     )
     app.extensions["cafeflow.settings"] = settings
-    database = Database(settings.database_url, application_name=f"cafeflow-{service}")
+    # A request's statements are bounded: threaded workers have no per-request kill (gunicorn's --timeout
+    # watches the worker process), so a stuck query would hold its thread and connection for good.
+    database = Database(settings.database_url, application_name=f"cafeflow-{service}",
+                        statement_timeout_ms=settings.web_statement_timeout_ms)
     app.extensions["cafeflow.db"] = database
     register_request_context(app, service)
     register_probes(app, database, settings)

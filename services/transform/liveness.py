@@ -4,14 +4,17 @@ The probe server answers from a thread of its own, so a plain /healthz stays 200
 event loop that fetches messages, acknowledges them and hands them to the pool) is wedged. A consumer
 bootstep ticks a timestamp from that loop's own timer; /healthz fails when the tick is older than
 `stale_after` seconds *and* the broker answers. When the broker is down the consumer is waiting to
-reconnect, which a restart would not fix: /readyz reports that, /healthz does not kill the pod for it."""
+reconnect, which a restart would not fix: /readyz reports that, /healthz does not kill the pod for it.
+A consumer that never starts counts as stalled after the same time; a worker shutting down (draining its
+tasks) stays alive. Only the prefork and thread-less pools run the consumer on an event loop whose timer
+this follows: `cafeflow worker` uses prefork."""
 from __future__ import annotations
 
 import threading
 import time
 
 import redis
-from celery import bootsteps
+from celery import bootsteps, signals
 
 TICK_SECONDS = 5.0
 
@@ -23,11 +26,17 @@ class ConsumerHeartbeat:
         self.redis_url = redis_url
         self.stale_after = stale_after
         self._last_tick: float | None = None
+        self._created = time.monotonic()
+        self._shutting_down = False
         self._lock = threading.Lock()
 
     def tick(self) -> None:
         with self._lock:
             self._last_tick = time.monotonic()
+
+    def shutting_down(self) -> None:
+        with self._lock:
+            self._shutting_down = True
 
     def age(self) -> float | None:
         with self._lock:
@@ -44,9 +53,17 @@ class ConsumerHeartbeat:
 
     def check(self) -> tuple[bool, dict]:
         """(alive, details) for /healthz."""
+        if self._shutting_down:
+            return True, {"consumer": "shutting down"}
         age = self.age()
         if age is None:
-            return True, {"consumer": "starting"}
+            waited = time.monotonic() - self._created
+            if waited <= self.stale_after:
+                return True, {"consumer": "starting"}
+            if not self._broker_answers():
+                return True, {"consumer": "waiting for the broker", "started_seconds_ago": round(waited, 1)}
+            return False, {"consumer": "never started", "started_seconds_ago": round(waited, 1),
+                           "stale_after_seconds": self.stale_after}
         if age <= self.stale_after:
             return True, {"consumer": "alive", "last_tick_seconds_ago": round(age, 1)}
         if not self._broker_answers():
@@ -74,3 +91,5 @@ def install(app, heartbeat: ConsumerHeartbeat) -> None:
                 self.timer_ref = None
 
     app.steps["consumer"].add(HeartbeatStep)
+    # A warm shutdown stops the consumer while tasks drain (up to the grace period): not a stall.
+    signals.worker_shutting_down.connect(lambda **_kwargs: heartbeat.shutting_down(), weak=False)

@@ -319,6 +319,7 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
         return BatchResult({}, failed)
     if sum(c.valid for c in counted.values()) >= ANALYZE_FROM_ROWS:
         session.execute(text(_ANALYZE))
+        clock.lap("analyze_staging")
     upload_ids = {"upload_ids": list(counted)}
     for step, sql in _MERGE_STEPS:
         session.execute(text(sql), upload_ids if ":upload_ids" in sql else {})

@@ -88,3 +88,33 @@ def test_an_erased_delivered_order_still_reaches_the_warehouse_once(api, admin, 
 def test_beat_runs_the_erasure_hourly(celery_app):
     entry = celery_app.conf.beat_schedule[ERASE_CUSTOMERS_TASK]
     assert (entry["task"], entry["schedule"]) == (ERASE_CUSTOMERS_TASK, 3600.0)
+
+
+def test_the_migration_downgrades_and_upgrades_again_with_erased_orders(api, admin, menu, engine, run_task,
+                                                                        settings):
+    """Downgrading 0003 cannot bring erased details back (they become empty strings under 0002's NOT NULL),
+    and upgrading again must not trip over them."""
+    from alembic import command
+
+    from services.common.migrate import HISTORIES, alembic_config
+
+    order_id = _order(api, admin, menu)
+    _finish(api, admin, order_id, "cancelled")
+    _age(engine, order_id, int(settings.orders_customer_retention_days) + 1)
+    assert run_task(ERASE_CUSTOMERS_TASK) == 1
+    orders_history = next(h for h in HISTORIES if h.schema == "orders")
+
+    def migrate(step, revision: str) -> None:
+        with engine.begin() as conn:
+            cfg = alembic_config(orders_history, settings.database_url)
+            cfg.attributes["connection"] = conn
+            step(cfg, revision)
+    try:
+        migrate(command.downgrade, "0002_reporting_reads_users")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT customer_name FROM orders.customer_order WHERE id = :id"),
+                                {"id": order_id}).scalar() == ""
+    finally:
+        migrate(command.upgrade, "head")
+    order = api.get(f"/v1/orders/{order_id}", headers=admin).get_json()
+    assert order["customer_name"] == "" and order["customer_details_erased_at"] is None

@@ -20,5 +20,6 @@ def test_there_are_benchmarks_to_check():
 def test_benchmark_script_imports_against_current_code(script: Path):
     # run_name other than __main__: module-level imports and definitions run, the benchmark does not.
     result = subprocess.run([sys.executable, "-c", f"import runpy; runpy.run_path({str(script)!r}, "
-                             "run_name='bench_import_check')"], capture_output=True, text=True, timeout=120)
+                             "run_name='bench_import_check')"], capture_output=True, text=True, timeout=120,
+                            cwd=BENCH.parent)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -44,3 +44,12 @@ def test_a_consumer_waiting_for_a_down_broker_is_not_restarted(settings):
     time.sleep(0.1)
     alive, details = heartbeat.check()
     assert (alive, details["consumer"]) == (True, "waiting for the broker")
+
+
+def test_a_consumer_that_never_starts_fails_liveness_and_a_shutting_down_one_does_not(settings):
+    heartbeat = ConsumerHeartbeat(TEST_REDIS_URL, stale_after=0.05)
+    time.sleep(0.1)
+    alive, details = heartbeat.check()
+    assert (alive, details["consumer"]) == (False, "never started")
+    heartbeat.shutting_down()
+    assert heartbeat.check() == (True, {"consumer": "shutting down"})

@@ -21,7 +21,8 @@ WITH loaded AS (
     FROM warehouse.rollup_branch_day s
     WHERE s.source = 'file' AND s.local_date BETWEEN :date_from AND :date_to
 ), per_branch AS (
-    SELECT branch_id, array_agg(day_no) AS day_nos, array_agg(transactions) AS transactions FROM loaded GROUP BY 1
+    SELECT branch_id, array_agg(day_no ORDER BY day_no) AS day_nos,
+           array_agg(transactions ORDER BY day_no) AS transactions FROM loaded GROUP BY 1
 )
 SELECT r.id, r.name, r.branch_key, p.day_nos, p.transactions
 FROM ingest.branch r

@@ -25,7 +25,8 @@ def upgrade() -> None:
         ALTER COLUMN customer_address DROP NOT NULL,
         ALTER COLUMN customer_phone DROP NOT NULL,
         ALTER COLUMN phone_digits DROP NOT NULL,
-        ADD COLUMN customer_details_erased_at timestamptz,
+        ADD COLUMN customer_details_erased_at timestamptz;
+    ALTER TABLE orders.customer_order
         -- Only an erasure may leave them empty.
         ADD CONSTRAINT customer_details_present CHECK (
             customer_details_erased_at IS NOT NULL OR (customer_name IS NOT NULL AND customer_address IS NOT NULL
@@ -52,9 +53,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Erased details cannot come back: revision 0002's NOT NULL columns get empty strings instead.
     op.execute("""
     DROP FUNCTION orders.erase_customer_details(interval);
     DROP INDEX orders.customer_order_finished_unerased;
     ALTER TABLE orders.customer_order DROP CONSTRAINT customer_details_present,
         DROP COLUMN customer_details_erased_at;
+    UPDATE orders.customer_order SET customer_name = coalesce(customer_name, ''),
+        customer_address = coalesce(customer_address, ''), customer_phone = coalesce(customer_phone, ''),
+        phone_digits = coalesce(phone_digits, '')
+    WHERE customer_name IS NULL OR customer_address IS NULL OR customer_phone IS NULL OR phone_digits IS NULL;
+    ALTER TABLE orders.customer_order
+        ALTER COLUMN customer_name SET NOT NULL, ALTER COLUMN customer_address SET NOT NULL,
+        ALTER COLUMN customer_phone SET NOT NULL, ALTER COLUMN phone_digits SET NOT NULL;
     """)
