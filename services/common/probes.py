@@ -16,6 +16,15 @@ from services.common.metrics import QueueLengthCollector
 from services.common.settings import Settings
 
 
+def ping_redis(url: str) -> None:
+    """Raises unless Redis at `url` answers a PING within 2 s."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
 def dependency_checks(settings: Settings, ping_database: Callable[[], object] | None = None) -> dict[str, str]:
     """What /readyz reports, for the web services (through their pool) and the worker and beat (a fresh
     connection): PostgreSQL and Redis answer within 2 s."""
@@ -26,15 +35,9 @@ def dependency_checks(settings: Settings, ping_database: Callable[[], object] | 
         finally:
             conn.close()
 
-    def ping_redis() -> None:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
-        try:
-            client.ping()
-        finally:
-            client.close()
-
     checks: dict[str, str] = {}
-    for name, ping in (("database", ping_database or ping_postgres), ("redis", ping_redis)):
+    for name, ping in (("database", ping_database or ping_postgres),
+                       ("redis", lambda: ping_redis(settings.redis_url))):
         try:
             ping()
             checks[name] = "ok"

@@ -16,6 +16,8 @@ import time
 import redis
 from celery import bootsteps, signals
 
+from services.common.probes import ping_redis
+
 TICK_SECONDS = 5.0
 
 
@@ -43,13 +45,11 @@ class ConsumerHeartbeat:
             return None if self._last_tick is None else time.monotonic() - self._last_tick
 
     def _broker_answers(self) -> bool:
-        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=2)
         try:
-            return bool(client.ping())
+            ping_redis(self.redis_url)
+            return True
         except redis.RedisError:
             return False
-        finally:
-            client.close()
 
     def check(self) -> tuple[bool, dict]:
         """(alive, details) for /healthz."""
