@@ -125,5 +125,22 @@ def test_the_service_keeps_connections_alive_and_answers_concurrent_requests(sta
     with socket.create_connection((host, int(port)), timeout=10) as conn:
         for _ in range(2):
             conn.sendall(request)
-            assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+            assert _read_response(conn).startswith(b"HTTP/1.1 200")
             time.sleep(3)
+
+
+def _read_response(conn: socket.socket) -> bytes:
+    """One whole HTTP response (headers, then Content-Length bytes): they may arrive in several packets."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = conn.recv(4096)
+        assert chunk, f"connection closed inside the body after {data!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
