@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(300, ge=1, validation_alias=_env("LOGIN_FAILURE_WINDOW_SECONDS"))
     # A delivered order's warehouse hand-off not loaded after this is sent again by beat's sweeper.
     live_order_resend_seconds: int = Field(60, ge=1, validation_alias=_env("LIVE_ORDER_RESEND_SECONDS"))
-    # A delivered or cancelled order's customer name, address and phone are erased this long after it finished.
+    # An order's customer name, address and phone are erased this long after its last change (finished or
+    # abandoned open).
     orders_customer_retention_days: float = Field(30.0, gt=0, validation_alias=_env("ORDERS_CUSTOMER_RETENTION_DAYS"))
 
     # --- reporting service ---

@@ -153,11 +153,12 @@ def orders_public(session: Session, orders: Iterable[CustomerOrder]) -> list[dic
 
 
 def order_public(order: CustomerOrder, items: list[dict], history: list[dict], courier_name: str | None) -> dict:
+    next_statuses = allowed_next(order.status, details_erased=order.customer_details_erased_at is not None)
     return {
         "id": order.id, "branch": order.branch, "customer_name": order.customer_name,
         "customer_address": order.customer_address, "customer_phone": order.customer_phone,
         "courier_id": order.courier_id, "courier_name": courier_name, "payment_method": order.payment_method,
-        "status": order.status, "allowed_next": list(allowed_next(order.status)), "total": order.total,
+        "status": order.status, "allowed_next": list(next_statuses), "total": order.total,
         "version": order.version, "items": items, "history": history, "created_by": order.created_by,
         "created_at": order.created_at, "updated_at": order.updated_at, "delivered_at": order.delivered_at,
         "customer_details_erased_at": order.customer_details_erased_at,

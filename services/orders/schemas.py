@@ -271,7 +271,8 @@ class OrderPublic(Schema):
     customer_phone = fields.Str(allow_none=True)
     customer_details_erased_at = fields.DateTime(allow_none=True, metadata={
         "description": "when the customer's name, address and phone were erased: ORDERS_CUSTOMER_RETENTION_DAYS "
-                       "after a delivered or cancelled order last changed"})
+                       "after the order last changed, finished or not (an order abandoned open cannot go out for "
+                       "delivery until they are entered again, which clears this)"})
     courier_id = fields.Int(allow_none=True)
     courier_name = fields.Str(allow_none=True)
     payment_method = fields.Str()

@@ -12,12 +12,17 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 # Moving to these states needs a courier assigned first.
 NEEDS_COURIER = frozenset({"out_for_delivery"})
+# ... and the customer's address, which an order abandoned open loses after the retention period.
+NEEDS_CUSTOMER_DETAILS = frozenset({"out_for_delivery"})
 # Details (customer, items, courier, payment) may change only while the order is being prepared.
 EDITABLE_STATUSES = frozenset({"preparing"})
 
 
-def allowed_next(status: str) -> tuple[str, ...]:
-    return TRANSITIONS.get(status, ())
+def allowed_next(status: str, *, details_erased: bool = False) -> tuple[str, ...]:
+    allowed = TRANSITIONS.get(status, ())
+    if details_erased:
+        allowed = tuple(s for s in allowed if s not in NEEDS_CUSTOMER_DETAILS)
+    return allowed
 
 
 def etag(order_id: int, version: int) -> str:

@@ -317,8 +317,8 @@ def purge_raw_files(self) -> int:
 @shared_task(bind=True, name=ERASE_CUSTOMERS_TASK, acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
 def erase_order_customer_details(self) -> int:
-    """Erases the customer name, address and phone of live orders finished longer ago than
-    ORDERS_CUSTOMER_RETENTION_DAYS. The rule is the orders schema's own function (orders migration 0003),
+    """Erases the customer name, address and phone of live orders not changed for ORDERS_CUSTOMER_RETENTION_DAYS
+    (finished, or abandoned open). The rule is the orders schema's own function (orders migrations 0003, 0004),
     called here like the live-order hand-off: through SQL, so the worker imports no orders code."""
     ctx = _context(self)
     with ctx.db.session() as session:
@@ -326,5 +326,5 @@ def erase_order_customer_details(self) -> int:
                                  {"seconds": ctx.settings.orders_customer_retention_days * 86400}).scalar()
         session.commit()
     if erased:
-        log.info("erased customer details of finished orders", extra={"count": erased})
+        log.info("erased customer details of orders", extra={"count": erased})
     return erased

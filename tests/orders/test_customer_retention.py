@@ -1,5 +1,6 @@
-"""A finished order's customer name, address and phone are erased after ORDERS_CUSTOMER_RETENTION_DAYS
-(orders migration 0003, run hourly by beat); open orders and recent ones keep them, and the warehouse's
+"""An order's customer name, address and phone are erased ORDERS_CUSTOMER_RETENTION_DAYS after its last
+change, finished or abandoned open (orders migrations 0003 and 0004, run hourly by beat); recent orders keep
+them, an erased open order cannot go out for delivery until staff enter them again, and the warehouse's
 pseudonymised sale does not depend on them."""
 from __future__ import annotations
 
@@ -35,40 +36,93 @@ def _age(engine, order_id: int, days: int) -> None:
                           "WHERE id = :id"), {"d": days, "id": order_id})
 
 
-def test_finished_orders_lose_customer_details_after_the_retention_period(api, admin, menu, engine, run_task,
-                                                                          settings):
+def test_orders_lose_customer_details_after_the_retention_period(api, admin, menu, engine, run_task, settings):
     old_delivered = _order(api, admin, menu)
     old_cancelled = _order(api, admin, menu)
+    old_open = _order(api, admin, menu)                              # abandoned in 'preparing'
     recent_delivered = _order(api, admin, menu)
-    old_open = _order(api, admin, menu)
+    recent_open = _order(api, admin, menu)
     _finish(api, admin, old_delivered, "delivered")
     _finish(api, admin, old_cancelled, "cancelled")
     _finish(api, admin, recent_delivered, "delivered")
     retention = settings.orders_customer_retention_days
-    for order_id in (old_delivered, old_cancelled, old_open):
+    erased_ids = [old_delivered, old_cancelled, old_open]
+    for order_id in erased_ids:
         _age(engine, order_id, int(retention) + 1)
+    _age(engine, recent_open, int(retention) - 1)
     etag_before = api.get(f"/v1/orders/{old_delivered}", headers=admin).headers["ETag"]
 
-    assert run_task(ERASE_CUSTOMERS_TASK) == 2
+    assert run_task(ERASE_CUSTOMERS_TASK) == 3
     assert run_task(ERASE_CUSTOMERS_TASK) == 0                       # nothing left to erase
 
-    for order_id in (old_delivered, old_cancelled):
+    for order_id in erased_ids:
         response = api.get(f"/v1/orders/{order_id}", headers=admin)
         order = response.get_json()
         assert (order["customer_name"], order["customer_address"], order["customer_phone"]) == (None, None, None)
         assert order["customer_details_erased_at"] is not None and order["total"] and order["items"]
     assert api.get(f"/v1/orders/{old_delivered}", headers=admin).headers["ETag"] != etag_before
-    for order_id in (recent_delivered, old_open):
+    for order_id in (recent_delivered, recent_open):
         assert api.get(f"/v1/orders/{order_id}", headers=admin).get_json()["customer_name"] == NAME
 
     found = api.get("/v1/orders", query_string={"customer_phone": PHONE}, headers=admin).get_json()
-    assert sorted(o["id"] for o in found["items"]) == sorted([recent_delivered, old_open])
+    assert sorted(o["id"] for o in found["items"]) == sorted([recent_delivered, recent_open])
     with engine.connect() as conn:
         kept = conn.execute(text("SELECT order_id FROM orders.idempotency_key ORDER BY 1")).scalars().all()
         rows = conn.execute(text("SELECT customer_order::text FROM orders.customer_order WHERE id = ANY(:ids)"),
-                            {"ids": [old_delivered, old_cancelled]}).scalars().all()
-    assert sorted(kept) == sorted([recent_delivered, old_open])      # request hashes of erased bodies go too
+                            {"ids": erased_ids}).scalars().all()
+    assert sorted(kept) == sorted([recent_delivered, recent_open])   # request hashes of erased bodies go too
     assert not any(NAME in row or "Forget Lane" in row or "900777" in row for row in rows)
+
+
+def test_an_order_abandoned_open_goes_out_again_only_once_its_details_are_entered(api, admin, menu, engine,
+                                                                                  run_task, settings):
+    order_id = _order(api, admin, menu)
+    _age(engine, order_id, int(settings.orders_customer_retention_days) + 1)
+    assert run_task(ERASE_CUSTOMERS_TASK) == 1
+    erased = api.get(f"/v1/orders/{order_id}", headers=admin)
+    assert erased.get_json()["status"] == "preparing" and erased.get_json()["allowed_next"] == ["cancelled"]
+
+    refused = change_status(api, admin, order_id, "out_for_delivery")
+    assert refused.status_code == 409, refused.get_json()
+    error = refused.get_json()["error"]
+    assert error["code"] == "customer_details_erased" and error["details"]["allowed_next"] == ["cancelled"]
+
+    # The name alone is not enough to deliver: still erased.
+    named = api.patch(f"/v1/orders/{order_id}", json={"customer_name": "Returned Caller"},
+                      headers={**admin, "If-Match": erased.headers["ETag"]})
+    assert named.status_code == 200 and named.get_json()["customer_details_erased_at"] is not None
+    assert change_status(api, admin, order_id, "out_for_delivery").status_code == 409
+
+    entered = api.patch(f"/v1/orders/{order_id}", json={"customer_address": "9 New Road, LS3",
+                                                        "customer_phone": "07700 900999"},
+                        headers={**admin, "If-Match": named.headers["ETag"]})
+    body = entered.get_json()
+    assert entered.status_code == 200 and body["customer_details_erased_at"] is None, body
+    assert body["allowed_next"] == ["out_for_delivery", "cancelled"]
+    out = change_status(api, admin, order_id, "out_for_delivery", entered.headers["ETag"])
+    assert out.status_code == 200 and out.get_json()["status"] == "out_for_delivery"
+    found = api.get("/v1/orders", query_string={"customer_phone": "07700 900999"}, headers=admin).get_json()
+    assert [o["id"] for o in found["items"]] == [order_id]
+
+
+def test_an_order_erased_while_out_can_still_be_delivered_without_a_customer(api, admin, menu, engine, run_task,
+                                                                             settings):
+    order_id = _order(api, admin, menu)
+    assert change_status(api, admin, order_id, "out_for_delivery").status_code == 200
+    _age(engine, order_id, int(settings.orders_customer_retention_days) + 1)
+    assert run_task(ERASE_CUSTOMERS_TASK) == 1
+    assert api.get(f"/v1/orders/{order_id}", headers=admin).get_json()["allowed_next"] == ["delivered", "cancelled"]
+
+    delivered = change_status(api, admin, order_id, "delivered")
+    assert delivered.status_code == 200, delivered.get_json()
+    with engine.connect() as conn:
+        outbox_id, payload = conn.execute(text("SELECT id, payload FROM orders.outbox WHERE order_id = :id"),
+                                          {"id": order_id}).one()
+    assert payload["customer_key"] is None                         # nobody to pseudonymise: not a customer
+    assert run_task(LOAD_LIVE_ORDER_TASK, outbox_id) in ("loaded", "duplicate")
+    with engine.connect() as conn:
+        sale = conn.execute(text("SELECT customer_key FROM warehouse.fact_transaction WHERE source = 'live'")).one()
+    assert sale.customer_key is None
 
 
 def test_an_erased_delivered_order_still_reaches_the_warehouse_once(api, admin, menu, engine, run_task, settings):

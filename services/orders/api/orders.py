@@ -42,6 +42,7 @@ from services.orders.workflow import (
     EDITABLE_STATUSES,
     INITIAL_STATUS,
     NEEDS_COURIER,
+    NEEDS_CUSTOMER_DETAILS,
     allowed_next,
     etag,
     if_match_satisfied,
@@ -222,6 +223,9 @@ def update_order(data: dict, order_id: int):
         if "customer_phone" in data:
             order.customer_phone = data["customer_phone"]
             order.phone_digits = phone_digits(data["customer_phone"])
+        if order.customer_details_erased_at is not None and None not in (
+                order.customer_name, order.customer_address, order.customer_phone):
+            order.customer_details_erased_at = None     # staff entered them again: an ordinary order once more
         if "items" in data:
             lines, order.total = _priced_items(session, data["items"])
             session.execute(delete(OrderItem).where(OrderItem.order_id == order.id))
@@ -247,7 +251,15 @@ def change_status(data: dict, order_id: int):
         principal = authenticate(session, settings)
         order = order_for_change(session, principal, order_id)
         _check_if_match(order)
-        allowed = allowed_next(order.status)
+        erased = order.customer_details_erased_at is not None
+        if erased and target in NEEDS_CUSTOMER_DETAILS and target in allowed_next(order.status):
+            raise ApiError(409, "customer_details_erased",
+                           "this order's customer name, address and phone were erased after "
+                           f"{settings.orders_customer_retention_days:g} days without a change: enter them again "
+                           "(PATCH) before it goes out, or cancel it",
+                           {"status": order.status,
+                            "allowed_next": list(allowed_next(order.status, details_erased=True))})
+        allowed = allowed_next(order.status, details_erased=erased)
         if target not in allowed:
             raise ApiError(409, "illegal_transition",
                            f"an order that is {order.status} cannot become {target}; allowed next: "
