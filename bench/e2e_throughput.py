@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import io
 import os
 import re
 import sys
@@ -38,6 +37,7 @@ os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 import psycopg2  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from bench.copy_floor import FACT_TABLES, LOAD_TABLES, run_copy_floor  # noqa: E402
 from services.common.crypto import CUSTOMER_PSEUDONYM_KEY, derive_key, keyed_hex  # noqa: E402
 from services.common.migrate import upgrade_all  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
@@ -45,15 +45,6 @@ from services.tools.generate import branch_name, generate  # noqa: E402
 from services.tools.upload_client import run as upload_files  # noqa: E402
 from tests.support import ADMIN_TOKEN, Stack, ensure_database, reset_state  # noqa: E402
 
-FACT_TABLES = ("warehouse.fact_transaction", "warehouse.fact_transaction_item")
-# Everything a file load writes to the warehouse but the two small dimensions (nothing references them by
-# foreign key, and they hold a few hundred rows).
-LOAD_TABLES = FACT_TABLES + tuple(f"warehouse.{name}" for name in (
-    "rollup_sales_hour", "rollup_product_hour", "rollup_sales_hour_chain", "rollup_product_day_chain",
-    "rollup_sales_day", "rollup_product_day", "rollup_branch_day",
-    "customer_first_seen", "customer_period", "customer_period_branch"))
-# rollup_branch_day is copied like the others: the trigger that keeps it would add every row twice.
-MAINTENANCE_TRIGGER = ("warehouse.rollup_sales_day", "rollup_branch_day_follows")
 ITEM = re.compile(r"^(?:(Regular|Large) )?(.+?)(?: - ([^-]+?))? - (\d+\.\d\d)$")
 
 
@@ -87,43 +78,6 @@ def run_ours(files_dir: Path, engine, redis_client, workdir: Path, branches: lis
     if code != 0:
         raise SystemExit(f"cafeflow upload exited {code}")
     return elapsed
-
-
-def run_copy_floor(settings: Settings, tables: tuple[str, ...] = FACT_TABLES, runs: int = 3) -> float:
-    """Exports the final rows of `tables`, then `runs` times empties them and times COPY of them back in
-    (one transaction, as a load is); returns the fastest run. The tables end as they started."""
-    dumps = {}
-    raw = psycopg2.connect(settings.psycopg2_dsn)
-    timings = []
-    try:
-        cur = raw.cursor()
-        for table in tables:
-            buffer = io.StringIO()
-            cur.copy_expert(f"COPY {table} TO STDOUT", buffer)
-            dumps[table] = buffer.getvalue()
-        table, trigger = MAINTENANCE_TRIGGER
-        if table in tables:
-            cur.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
-            raw.commit()
-        try:
-            for _ in range(runs):
-                cur.execute(f"TRUNCATE {', '.join(tables)}")
-                raw.commit()
-                started = time.perf_counter()
-                for name in tables:
-                    cur.copy_expert(f"COPY {name} FROM STDIN", io.StringIO(dumps[name]))
-                raw.commit()
-                timings.append(time.perf_counter() - started)
-        finally:
-            raw.rollback()
-            if table in tables:
-                cur.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
-                raw.commit()
-        rows = sum(dump.count("\n") for dump in dumps.values())
-        print(f"COPY floor, {len(tables)} tables ({rows:,} rows): " + ", ".join(f"{t:.2f} s" for t in timings))
-        return min(timings)
-    finally:
-        raw.close()
 
 
 def run_row_by_row(settings: Settings, files: list[Path]) -> float:
@@ -202,9 +156,9 @@ def main() -> None:
         transactions, items, revenue = counts(engine)
         print(f"loaded: {transactions} transactions, {items} items, revenue {revenue}")
 
-        floor = run_copy_floor(settings)
+        floor = run_copy_floor(settings.psycopg2_dsn)
         assert counts(engine) == (transactions, items, revenue), "COPY floor did not restore the same rows"
-        floor_all = run_copy_floor(settings, LOAD_TABLES)
+        floor_all = run_copy_floor(settings.psycopg2_dsn, LOAD_TABLES)
         assert counts(engine) == (transactions, items, revenue), "COPY floor did not restore the same rows"
         row_by_row = run_row_by_row(settings, files)
         assert counts(engine)[:2] == (transactions, items), "row-by-row loader loaded different rows"
