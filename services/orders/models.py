@@ -66,7 +66,7 @@ class CustomerOrder(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     branch: Mapped[str] = mapped_column(Text)
     branch_key: Mapped[str] = mapped_column(Text)
-    # None once erased after the retention period (orders migration 0003).
+    # None once erased after the retention period (orders migrations 0003, 0004).
     customer_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     customer_address: Mapped[str | None] = mapped_column(Text, nullable=True)
     customer_phone: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -105,6 +105,33 @@ def test_an_order_abandoned_open_goes_out_again_only_once_its_details_are_entere
     assert [o["id"] for o in found["items"]] == [order_id]
 
 
+def test_details_entered_again_are_erased_again_after_the_retention_period(api, admin, menu, engine, run_task,
+                                                                           settings):
+    """Half re-entered (the order stays erased and cannot go out) or whole: either way the new details are
+    kept no longer than the period after the order's last change."""
+    retention = int(settings.orders_customer_retention_days)
+    half, whole = _order(api, admin, menu), _order(api, admin, menu)
+    for order_id in (half, whole):
+        _age(engine, order_id, retention + 1)
+    assert run_task(ERASE_CUSTOMERS_TASK) == 2
+    for order_id, body in ((half, {"customer_name": "Half Entered"}),
+                           (whole, {"customer_name": "Whole Entered", "customer_address": "3 Back Road",
+                                    "customer_phone": "07700 900333"})):
+        etag = api.get(f"/v1/orders/{order_id}", headers=admin).headers["ETag"]
+        assert api.patch(f"/v1/orders/{order_id}", json=body, headers={**admin, "If-Match": etag}).status_code == 200
+    assert run_task(ERASE_CUSTOMERS_TASK) == 0                       # just changed: kept for now
+
+    for order_id in (half, whole):
+        _age(engine, order_id, retention + 1)
+    assert run_task(ERASE_CUSTOMERS_TASK) == 2
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT customer_order::text FROM orders.customer_order")).scalars().all()
+    assert not any("Entered" in row or "Back Road" in row or "900333" in row for row in rows)
+    for order_id in (half, whole):
+        order = api.get(f"/v1/orders/{order_id}", headers=admin).get_json()
+        assert order["customer_name"] is None and order["customer_details_erased_at"] is not None
+
+
 def test_an_order_erased_while_out_can_still_be_delivered_without_a_customer(api, admin, menu, engine, run_task,
                                                                              settings):
     order_id = _order(api, admin, menu)
@@ -146,8 +173,8 @@ def test_beat_runs_the_erasure_hourly(celery_app):
 
 def test_the_migration_downgrades_and_upgrades_again_with_erased_orders(api, admin, menu, engine, run_task,
                                                                         settings):
-    """Downgrading 0003 cannot bring erased details back (they become empty strings under 0002's NOT NULL),
-    and upgrading again must not trip over them."""
+    """Downgrading 0004 restores 0003's rule; downgrading 0003 cannot bring erased details back (they become
+    empty strings under 0002's NOT NULL), and upgrading again must not trip over them."""
     from alembic import command
 
     from services.common.migrate import HISTORIES, alembic_config
@@ -163,7 +190,11 @@ def test_the_migration_downgrades_and_upgrades_again_with_erased_orders(api, adm
             cfg = alembic_config(orders_history, settings.database_url)
             cfg.attributes["connection"] = conn
             step(cfg, revision)
+    abandoned = _order(api, admin, menu)                            # open: only 0004 erases it
     try:
+        migrate(command.downgrade, "0003_customer_details_retention")
+        _age(engine, abandoned, int(settings.orders_customer_retention_days) + 1)
+        assert run_task(ERASE_CUSTOMERS_TASK) == 0                   # 0003's rule again: finished orders only
         migrate(command.downgrade, "0002_reporting_reads_users")
         with engine.connect() as conn:
             assert conn.execute(text("SELECT customer_name FROM orders.customer_order WHERE id = :id"),
@@ -172,3 +203,5 @@ def test_the_migration_downgrades_and_upgrades_again_with_erased_orders(api, adm
         migrate(command.upgrade, "head")
     order = api.get(f"/v1/orders/{order_id}", headers=admin).get_json()
     assert order["customer_name"] == "" and order["customer_details_erased_at"] is None
+    _age(engine, abandoned, int(settings.orders_customer_retention_days) + 1)
+    assert run_task(ERASE_CUSTOMERS_TASK) == 1                       # 0004's rule: the open one

@@ -144,3 +144,46 @@ def _read_response(conn: socket.socket) -> bytes:
         assert chunk, f"connection closed inside the body after {data!r}"
         body += chunk
     return head + b"\r\n\r\n" + body
+
+
+def test_staff_page_enters_the_details_of_an_erased_open_order_again(stack, browser, clean, run_task):
+    url = stack.start_orders()
+    seeded = _seed(url)
+    with httpx.Client(base_url=url, headers=ADMIN, timeout=10) as client:
+        created = client.post("/v1/orders", json={
+            "branch": "Leeds", "customer_name": "Forgotten Caller", "customer_address": "1 Old Road",
+            "customer_phone": "07700900444", "payment_method": "CASH", "courier_id": seeded["courier"]["id"],
+            "items": [{"product_id": seeded["latte"]["id"], "quantity": 1}]})
+        assert created.status_code == 201
+    with clean.begin() as conn:
+        conn.execute(text("UPDATE orders.customer_order SET updated_at = now() - interval '400 days'"))
+    assert run_task("transform.erase_order_customer_details") == 1
+    added = CliRunner().invoke(main, ["user", "add", "sam", "--role", "staff", "--branch", "Leeds"],
+                               input="page-test-password\n")
+    assert added.exit_code == 0, added.output
+
+    page = browser.new_page()
+    try:
+        page.goto(f"{url}/app")
+        page.fill("#login-username", "sam")
+        page.fill("#login-password", "page-test-password")
+        page.click("#login-submit")
+        row = page.locator("#orders-table tbody tr").first
+        row.locator("td", has_text="(erased)").wait_for()
+        expect(row.locator("button[data-action]")).to_have_count(1)         # cancel only
+        row.locator("input[name=customer_name]").fill("Caller Again")
+        row.locator("input[name=customer_address]").fill("2 New Road")
+        row.locator("input[name=customer_phone]").fill("07700 900445")
+        row.locator(".reenter-details button").click()
+        row = page.locator("#orders-table tbody tr").first
+        row.locator("td", has_text="Caller Again").wait_for()
+        expect(row.locator(".reenter-details")).to_have_count(0)
+        row.locator("button[data-action=out_for_delivery]").click()
+        page.locator("#orders-table tbody tr .status", has_text="out_for_delivery").wait_for()
+    finally:
+        page.close()
+    with clean.connect() as conn:
+        order = conn.execute(text("SELECT status, customer_address, customer_details_erased_at "
+                                  "FROM orders.customer_order")).one()
+    assert (order.status, order.customer_address, order.customer_details_erased_at) == (
+        "out_for_delivery", "2 New Road", None)

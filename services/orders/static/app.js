@@ -115,6 +115,10 @@ function row(order) {
     select.addEventListener("change", () => select.value && change(order.id, "PATCH", "", {courier_id: Number(select.value)}));
     actions.append(select);
   }
+  if (order.status === "preparing" && order.customer_details_erased_at) {
+    // Erased after the retention period: it goes out for delivery only once all three are back.
+    actions.append(reenterForm(order.id));
+  }
   for (const next of order.allowed_next) {
     const button = document.createElement("button");
     button.type = "button"; button.textContent = next.replaceAll("_", " ");
@@ -124,6 +128,26 @@ function row(order) {
   }
   tr.append(actions);
   return tr;
+}
+
+function reenterForm(id) {
+  const form = document.createElement("form");
+  form.className = "reenter-details";
+  const fields = [["customer_name", "name"], ["customer_address", "address"], ["customer_phone", "phone"]];
+  for (const [name, label] of fields) {
+    const input = document.createElement("input");
+    input.name = name; input.placeholder = label; input.required = true; input.setAttribute("aria-label", "customer " + label);
+    form.append(input);
+  }
+  const submit = document.createElement("button");
+  submit.type = "submit"; submit.textContent = "enter customer details";
+  form.append(submit);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const values = new FormData(form);
+    change(id, "PATCH", "", Object.fromEntries(fields.map(([name]) => [name, values.get(name)])));
+  });
+  return form;
 }
 
 async function change(id, method, suffix, body) {
