@@ -27,15 +27,20 @@ def _seed(url: str) -> dict:
         return {"latte": latte.json(), "courier": courier.json()}
 
 
+def _create_order(client: httpx.Client, seeded: dict, name: str, address: str, phone: str, quantity: int) -> dict:
+    created = client.post("/v1/orders", json={
+        "branch": "Leeds", "customer_name": name, "customer_address": address, "customer_phone": phone,
+        "payment_method": "CASH", "courier_id": seeded["courier"]["id"],
+        "items": [{"product_id": seeded["latte"]["id"], "quantity": quantity}]})
+    assert created.status_code == 201, created.text
+    return created
+
+
 def test_orders_survive_a_restart_of_the_service(stack):
     url = stack.start_orders()
     seeded = _seed(url)
     with httpx.Client(base_url=url, headers=ADMIN, timeout=10) as client:
-        created = client.post("/v1/orders", json={
-            "branch": "Leeds", "customer_name": "Restart Tester", "customer_address": "1 Road",
-            "customer_phone": "07700900999", "payment_method": "CASH", "courier_id": seeded["courier"]["id"],
-            "items": [{"product_id": seeded["latte"]["id"], "quantity": 3}]})
-        assert created.status_code == 201
+        created = _create_order(client, seeded, "Restart Tester", "1 Road", "07700900999", quantity=3)
         before = client.get(created.headers["Location"]).json()
     stack.stop()                                   # every gunicorn process gone
     stack.processes.clear()
@@ -150,11 +155,7 @@ def test_staff_page_enters_the_details_of_an_erased_open_order_again(stack, brow
     url = stack.start_orders()
     seeded = _seed(url)
     with httpx.Client(base_url=url, headers=ADMIN, timeout=10) as client:
-        created = client.post("/v1/orders", json={
-            "branch": "Leeds", "customer_name": "Forgotten Caller", "customer_address": "1 Old Road",
-            "customer_phone": "07700900444", "payment_method": "CASH", "courier_id": seeded["courier"]["id"],
-            "items": [{"product_id": seeded["latte"]["id"], "quantity": 1}]})
-        assert created.status_code == 201
+        _create_order(client, seeded, "Forgotten Caller", "1 Old Road", "07700900444", quantity=1)
     with clean.begin() as conn:
         conn.execute(text("UPDATE orders.customer_order SET updated_at = now() - interval '400 days'"))
     assert run_task("transform.erase_order_customer_details") == 1
