@@ -164,9 +164,13 @@ def flower(port: int, host: str) -> None:
     if settings.env != "development" and (not user or len(password) < 16):
         raise click.ClickException("FLOWER_BASIC_AUTH must be user:password with a password of at least "
                                    "16 characters outside development")
+    from services.common.logging import configure_logging
     from services.transform.celery_app import create_celery
 
-    create_celery(settings).start(["flower", f"--port={port}", f"--address={host}"])
+    # Flower's (and Tornado's) loggers go through the JSON handler like every other process's;
+    # --logging=none keeps Tornado from resetting the root level (LOG_LEVEL stands) or adding a handler.
+    configure_logging("flower", settings.log_level)
+    create_celery(settings).start(["flower", f"--port={port}", f"--address={host}", "--logging=none"])
 
 
 

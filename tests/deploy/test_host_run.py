@@ -223,6 +223,11 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> None:
         assert httpx.get(f"{platform.url('flower')}/", auth=flower_auth, timeout=10).status_code == 200
         assert httpx.get(f"{platform.url('flower')}/api/workers", auth=("nobody", "wrong"), timeout=10
                          ).status_code == 401
+    with platform.step("flower logs JSON like every other process", ["flower"]):
+        lines = [line for line in platform.processes["flower"].output().splitlines() if line.strip()]
+        assert lines, "flower wrote no log lines"
+        records = [json.loads(line) for line in lines]      # a plain-text line fails here
+        assert {record["service"] for record in records} == {"flower"}
 
     for name in services:
         with platform.step(f"{name} is still running", [name]):
