@@ -78,7 +78,10 @@ def load_month(job: tuple[int, dt.date, int, int, int]) -> int:
                             {"f": name}).scalar():
                 conn.rollback()
                 continue
-            conn.rollback()
+            # A build killed mid-load left this month's upload row stored but not loaded (its load rolled
+            # back): drop it (its chunks go with it) rather than collide with it on the same sha256.
+            conn.execute(text("DELETE FROM ingest.upload WHERE filename = :f AND status <> 'loaded'"), {"f": name})
+            conn.commit()
             files = _generate_branch(Path(tmp), b, month_start, days, per_day)
             raw = b"".join(p.read_bytes() for p in files)
             for p in files:
