@@ -14,15 +14,17 @@ from services.reporting.filters import Filters
 
 # Per registered branch, its days in range with file sales as two arrays (day number from `from`, count):
 # one row per branch. Days without sales are absent and filled in by the caller, which is cheaper than
-# joining every branch to every day and sorting that grid here.
+# joining every branch to every day and sorting that grid here. The arrays are not sorted (an ORDER BY in
+# each array_agg was half this query's time): both come from one aggregate pass over the same rows, so they
+# stay aligned, and the caller places each count by its day number.
 _BRANCH_DAYS = """
 WITH loaded AS (
     SELECT s.branch_id, s.local_date - CAST(:date_from AS date) AS day_no, s.transactions::int AS transactions
     FROM warehouse.rollup_branch_day s
     WHERE s.source = 'file' AND s.local_date BETWEEN :date_from AND :date_to
 ), per_branch AS (
-    SELECT branch_id, array_agg(day_no ORDER BY day_no) AS day_nos,
-           array_agg(transactions ORDER BY day_no) AS transactions FROM loaded GROUP BY 1
+    SELECT branch_id, array_agg(day_no) AS day_nos, array_agg(transactions) AS transactions
+    FROM loaded GROUP BY 1
 )
 SELECT r.id, r.name, r.branch_key, p.day_nos, p.transactions
 FROM ingest.branch r
