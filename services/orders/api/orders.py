@@ -251,15 +251,13 @@ def change_status(data: dict, order_id: int):
         principal = authenticate(session, settings)
         order = order_for_change(session, principal, order_id)
         _check_if_match(order)
-        erased = order.customer_details_erased_at is not None
-        if erased and target in NEEDS_CUSTOMER_DETAILS and target in allowed_next(order.status):
+        allowed = allowed_next(order.status, details_erased=order.customer_details_erased_at is not None)
+        if target not in allowed and target in NEEDS_CUSTOMER_DETAILS and target in allowed_next(order.status):
             raise ApiError(409, "customer_details_erased",
                            "this order's customer name, address and phone were erased after "
                            f"{settings.orders_customer_retention_days:g} days without a change: enter them again "
                            "(PATCH) before it goes out, or cancel it",
-                           {"status": order.status,
-                            "allowed_next": list(allowed_next(order.status, details_erased=True))})
-        allowed = allowed_next(order.status, details_erased=erased)
+                           {"status": order.status, "allowed_next": list(allowed)})
         if target not in allowed:
             raise ApiError(409, "illegal_transition",
                            f"an order that is {order.status} cannot become {target}; allowed next: "
