@@ -127,7 +127,7 @@ def worker(concurrency: int, loglevel: str) -> None:
         from services.common.probes import start_probe_server
         from services.transform import liveness
 
-        heartbeat = liveness.ConsumerHeartbeat(settings.redis_url, settings.worker_stall_seconds)
+        heartbeat = liveness.Heartbeat(settings.redis_url, settings.worker_stall_seconds)
         liveness.install(app, heartbeat)
         start_probe_server(settings, settings.worker_metrics_port, liveness=heartbeat.check)
     app.worker_main(["worker", "--queues", settings.transform_queue, "--concurrency", str(concurrency),
@@ -143,11 +143,15 @@ def beat(schedule: str) -> None:
     _multiproc_dir()
     from services.transform.celery_app import create_celery
 
+    app = create_celery(settings)
     if settings.beat_metrics_port:
         from services.common.probes import start_probe_server
+        from services.transform import liveness
 
-        start_probe_server(settings, settings.beat_metrics_port)
-    create_celery(settings).start(["beat", "--schedule", schedule, "--loglevel", "INFO"])
+        heartbeat = liveness.Heartbeat(settings.redis_url, settings.beat_stall_seconds, subject="scheduler")
+        liveness.install_beat(app, heartbeat)
+        start_probe_server(settings, settings.beat_metrics_port, liveness=heartbeat.check)
+    app.start(["beat", "--schedule", schedule, "--loglevel", "INFO"])
 
 
 @main.command()

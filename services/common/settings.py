@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(9808, ge=0, validation_alias=_env("WORKER_METRICS_PORT"))
     # The worker's /healthz fails when its consumer loop has not ticked for this long while Redis answers.
     worker_stall_seconds: float = Field(90.0, gt=0, validation_alias=_env("WORKER_STALL_SECONDS"))
+    # ... and beat's, when its scheduler has not passed over the schedule for this long.
+    beat_stall_seconds: float = Field(90.0, gt=0, validation_alias=_env("BEAT_STALL_SECONDS"))
     # Beat's /healthz, /readyz and /metrics (with the live queue length); 0 turns it off.
     beat_metrics_port: int = Field(9809, ge=0, validation_alias=_env("BEAT_METRICS_PORT"))
     # Reverse proxies in front of the web services (the Kubernetes ingress: 1). Only then is the client

@@ -1,4 +1,4 @@
-"""The worker's /healthz follows its consumer loop, not just its probe thread."""
+"""The worker's and beat's /healthz follow the loops that do their work, not just their probe threads."""
 from __future__ import annotations
 
 import time
@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from werkzeug.test import Client
 
 from services.common.probes import probe_app
-from services.transform.liveness import TICK_SECONDS, ConsumerHeartbeat
+from services.transform.liveness import BEAT_TICK_SECONDS, TICK_SECONDS, Heartbeat
 from tests.support import TEST_REDIS_URL, free_port, wait_until
 
 
@@ -23,8 +23,34 @@ def test_a_running_worker_reports_its_consumer_ticking(stack):
     assert body["status"] == "ok" and body["consumer"] == "alive"
     assert body["last_tick_seconds_ago"] <= 2 * TICK_SECONDS
 
+def test_a_running_beat_reports_its_scheduler_ticking(stack):
+    port = free_port()
+    stack.start_beat(env={"BEAT_METRICS_PORT": str(port)})
+    url = f"http://127.0.0.1:{port}/healthz"
+
+    def ticking():
+        try:
+            return httpx.get(url, timeout=5).json().get("scheduler") == "alive"
+        except httpx.HTTPError:
+            return False
+    wait_until(ticking, 60, "beat's scheduler never ticked")
+    time.sleep(2 * BEAT_TICK_SECONDS + 1)
+    body = httpx.get(url, timeout=5).json()
+    # Beat's next task is a minute away; without the capped loop interval it would sleep until then.
+    assert body["status"] == "ok" and body["scheduler"] == "alive"
+    assert body["last_tick_seconds_ago"] <= 2 * BEAT_TICK_SECONDS
+
+
+def test_a_stalled_scheduler_fails_liveness_under_its_own_name(settings):
+    heartbeat = Heartbeat(TEST_REDIS_URL, stale_after=0.05, subject="scheduler")
+    heartbeat.tick()
+    time.sleep(0.1)
+    alive, details = heartbeat.check()
+    assert alive is False and details["scheduler"] == "stalled" and "consumer" not in details
+
+
 def test_a_stale_consumer_fails_liveness_while_the_broker_answers(settings):
-    heartbeat = ConsumerHeartbeat(TEST_REDIS_URL, stale_after=0.05)
+    heartbeat = Heartbeat(TEST_REDIS_URL, stale_after=0.05)
     assert heartbeat.check() == (True, {"consumer": "starting"})
     heartbeat.tick()
     assert heartbeat.check()[0] is True
@@ -39,7 +65,7 @@ def test_a_stale_consumer_fails_liveness_while_the_broker_answers(settings):
 
 def test_a_consumer_waiting_for_a_down_broker_is_not_restarted(settings):
     """Restarting the pod would not bring Redis back; /readyz reports the outage instead."""
-    heartbeat = ConsumerHeartbeat(f"redis://127.0.0.1:{free_port()}/0", stale_after=0.05)
+    heartbeat = Heartbeat(f"redis://127.0.0.1:{free_port()}/0", stale_after=0.05)
     heartbeat.tick()
     time.sleep(0.1)
     alive, details = heartbeat.check()
@@ -47,7 +73,7 @@ def test_a_consumer_waiting_for_a_down_broker_is_not_restarted(settings):
 
 
 def test_a_consumer_that_never_starts_fails_liveness_and_a_shutting_down_one_does_not(settings):
-    heartbeat = ConsumerHeartbeat(TEST_REDIS_URL, stale_after=0.05)
+    heartbeat = Heartbeat(TEST_REDIS_URL, stale_after=0.05)
     time.sleep(0.1)
     alive, details = heartbeat.check()
     assert (alive, details["consumer"]) == (False, "never started")
