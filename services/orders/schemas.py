@@ -243,6 +243,8 @@ class OrderUpdate(Schema):
 
 class StatusChangeIn(Schema):
     status = fields.Str(required=True, validate=validate.OneOf(STATUSES))
+    reason = fields.Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=500),
+                        metadata={"description": "why (required for refunded; kept in the order's history)"})
 
 
 class OrderItemPublic(Schema):
@@ -261,6 +263,7 @@ class StatusChangePublic(Schema):
     to_status = fields.Str()
     changed_by = fields.Str()
     changed_at = fields.DateTime()
+    reason = fields.Str(allow_none=True)
 
 
 class OrderPublic(Schema):
