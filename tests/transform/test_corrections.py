@@ -192,7 +192,8 @@ def test_retracting_keeps_sales_another_standing_upload_contains(ingest, reporti
                      for table in ("rollup_sales_hour", "rollup_branch_day", "rollup_product_day_chain",
                                    "customer_first_seen", "customer_period", "customer_period_branch",
                                    "upload_sale")}
-        log = conn.execute(text("SELECT kind, upload_id, sales_removed FROM warehouse.correction_log ORDER BY id")).all()
+        log = conn.execute(text("SELECT kind, upload_id, sales_removed FROM warehouse.correction_log "
+                                "ORDER BY id")).all()
     assert set(leftovers.values()) == {0}, leftovers
     assert log == [("retract", whole["id"], 282), ("retract", part["id"], 100)]
     exact()
