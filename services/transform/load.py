@@ -365,8 +365,7 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
     finished = session.execute(text(_FINISH), {"jobs": json.dumps(jobs_json)}).all()
     clock.lap("finish")
     # Every derived table, from the sales this load added (and, replacing, took away).
-    rollups.apply_delta(session)
-    clock.lap("rollups")
+    rollups.apply_delta(session, lap=clock.lap)
     for upload_id in replacing:
         corrections.log_correction(session, "replace", actor="upload", upload_id=upload_id,
                                    sales_removed=retracted[upload_id])

@@ -23,6 +23,7 @@ A new derived table is one more entry in `DEFINITIONS` (and a migration creating
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -227,13 +228,16 @@ def add_stored_sales(session: Session, ids_query: str, params: dict | None = Non
     return count
 
 
-def apply_delta(session: Session) -> None:
+def apply_delta(session: Session, lap: Callable[[str], None] | None = None) -> None:
     """Brings every derived table up to date with the delta, then empties the delta. Call it after the
-    facts have been inserted and deleted: taking away checks the remaining facts."""
+    facts have been inserted and deleted: taking away checks the remaining facts. `lap(table)`, if given,
+    is called after each table (the loader's step timings)."""
     taking_away = session.execute(text("SELECT EXISTS (SELECT FROM delta_sale WHERE sign < 0)")).scalar()
     for definition in DEFINITIONS:
         for statement in definition.delta_statements(taking_away):
             session.execute(text(statement))
+        if lap is not None:
+            lap(definition.table)
     session.execute(text("DELETE FROM delta_sale; DELETE FROM delta_line;"))
 
 
