@@ -153,7 +153,9 @@ def retract_upload(session: Session, upload_id: int) -> str:
     removed = retract_upload_sales(session, upload_id)
     session.execute(text("""
         UPDATE ingest.upload SET status = 'retracted', retracted_at = now(), rows_retracted = :removed,
-               finished_at = coalesce(finished_at, now()), updated_at = now()
+               finished_at = coalesce(finished_at, now()), updated_at = now(),
+               -- no longer "these bytes were posted before": the same file posted again loads again
+               poster_key = poster_key || ' retracted ' || id
         WHERE id = :id"""), {"id": upload_id, "removed": removed})
     log_correction(session, "retract", actor=row.retract_requested_by, upload_id=upload_id, sales_removed=removed)
     return "retracted"

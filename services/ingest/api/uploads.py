@@ -96,16 +96,17 @@ def _first_line(text: str) -> str:
         window *= 4
 
 
-def _existing(session, sha256_hex: str, poster_key: str, mode: str):
-    """The standing upload of these bytes by this poster in this mode (a retracted one no longer counts)."""
+def _existing(session, sha256_hex: str, poster_key: str):
     return session.execute(
         select(Upload, Branch.name).join(Branch, Branch.id == Upload.branch_id, isouter=True)
-        .where(Upload.sha256 == sha256_hex, Upload.poster_key == poster_key, Upload.mode == mode,
-               Upload.status != "retracted")).first()
+        .where(Upload.sha256 == sha256_hex, Upload.poster_key == poster_key)).first()
 
 
-def _poster_key(caller: Caller) -> str:
-    return "admin" if caller.is_admin else f"branch:{caller.branch_id}"
+def _poster_key(caller: Caller, mode: str) -> str:
+    """What makes two posts of the same bytes one upload: the same poster and mode. A retraction renames
+    it (services/transform/corrections.py), so the same file posted again is a new upload."""
+    poster = "admin" if caller.is_admin else f"branch:{caller.branch_id}"
+    return poster if mode == "append" else f"{poster} {mode}"
 
 
 def _printable(value: str | None, limit: int) -> str | None:
@@ -144,14 +145,14 @@ def create_upload(args):
         _refuse_non_text(head)
 
         filename = _printable(os.path.basename(upload_file.filename or ""), 255) or "upload"
-        poster = _poster_key(caller)
+        poster = _poster_key(caller, mode)
         chunks = chunk_count(size)
         created = session.execute(text("""
             INSERT INTO ingest.upload (sha256, poster_key, mode, filename, content_type, size_bytes, chunk_count,
                                        branch_id, expected_branch_key, submitted_by, status, enqueued_at)
             VALUES (:sha, :poster, :mode, :filename, :content_type, :size, :chunks, :branch_id, :branch_key, :by,
                     'queued', now())
-            ON CONFLICT (sha256, poster_key, mode) WHERE status <> 'retracted' DO NOTHING RETURNING *"""), {
+            ON CONFLICT (sha256, poster_key) DO NOTHING RETURNING *"""), {
             "sha": sha256_hex, "poster": poster, "mode": mode, "filename": filename,
             "content_type": _printable(upload_file.mimetype, 100), "size": size, "chunks": chunks,
             "branch_id": caller.branch_id, "branch_key": caller.branch_key, "by": caller.name}).first()
@@ -174,9 +175,9 @@ def create_upload(args):
 def _repeat(session, settings, celery, caller: Caller, sha256_hex: str, mode: str, size: int, stream):
     """A repeat answers 200 with the existing upload; a repeat of a failed one retries it (202) from
     the bytes just posted, which replace whatever was kept (purged, or the cause of the failure)."""
-    found = _existing(session, sha256_hex, _poster_key(caller), mode)
+    found = _existing(session, sha256_hex, _poster_key(caller, mode))
     if found is None:
-        # The standing upload was retracted between our insert and this read: the poster may post again.
+        # The earlier upload was retracted between our insert and this read: the poster may post again.
         raise ApiError(409, "conflict", "these bytes were just retracted; post the file again to load it again")
     upload, branch_name = found
     if upload.status != "failed":
@@ -186,7 +187,7 @@ def _repeat(session, settings, celery, caller: Caller, sha256_hex: str, mode: st
                              {"id": upload.id}).first()
     if locked is None:           # someone else retried it just now
         session.rollback()
-        return _public(*_existing(session, sha256_hex, _poster_key(caller), mode)), 200
+        return _public(*_existing(session, sha256_hex, _poster_key(caller, mode))), 200
     session.execute(text("DELETE FROM ingest.upload_chunk WHERE upload_id = :id"), {"id": upload.id})
     store_raw(session, RawCipher(settings.secret_key.get_secret_value()), upload_id=upload.id,
               sha256_hex=sha256_hex, size=size, source=stream)
@@ -199,7 +200,7 @@ def _repeat(session, settings, celery, caller: Caller, sha256_hex: str, mode: st
     _enqueue(celery, settings, upload.id)
     log.info("failed upload posted again: queued for another try", extra={"upload_id": upload.id})
     session.expire_all()      # the session still holds the upload as it was read before the update
-    response = _public(*_existing(session, sha256_hex, _poster_key(caller), mode))
+    response = _public(*_existing(session, sha256_hex, _poster_key(caller, mode)))
     return response, 202, {"Location": response["status_url"]}
 
 

@@ -2,12 +2,16 @@
 
 - `mode`: `append` (the default: the file's sales are added, duplicates skipped) or `replace` (the file is the
   complete record of every branch-day it covers: the sales earlier files gave those branch-days and this one
-  lacks are retracted when it loads). The same bytes posted in the other mode are another upload.
+  lacks are retracted when it loads).
 - `retracted`: a new status. An admin or the posting branch asks (`retract_requested_*`, with a reason); the
   transform retracts the upload's sales that no other standing upload contains (`rows_retracted`) and sets
-  `retracted_at`. A retracted upload stays listed (the audit trail) and no longer counts as "these bytes were
-  posted before": the same file posted again is a new upload that loads again.
+  `retracted_at`. A retracted upload stays listed (the audit trail).
 - `rows_retracted` also counts, for a replacing upload, the earlier sales it retracted.
+
+"These bytes were posted before" stays decided by the unique (sha256, poster_key), so ingest pods of the
+previous release keep working during a rolling upgrade (expand, deploy, contract): the new code puts the mode
+into poster_key (`admin replace`: the same bytes posted to replace are another upload than when appended), and
+a retraction renames it (`admin retracted 17`), so the same file posted again is a new upload that loads again.
 
 Revision ID: 0003_upload_corrections
 Revises: 0002_upload_file_day_indexes
@@ -33,9 +37,6 @@ def upgrade() -> None:
     ALTER TABLE ingest.upload DROP CONSTRAINT upload_status_known;
     ALTER TABLE ingest.upload ADD CONSTRAINT upload_status_known
         CHECK (status IN ('queued', 'processing', 'loaded', 'failed', 'retracted'));
-    DROP INDEX ingest.upload_sha256_poster_key;
-    CREATE UNIQUE INDEX upload_sha256_poster_mode_key ON ingest.upload (sha256, poster_key, mode)
-        WHERE status <> 'retracted';
     -- The sweeper resends retractions whose message was lost.
     CREATE INDEX upload_retract_pending_idx ON ingest.upload (retract_requested_at)
         WHERE retract_requested_at IS NOT NULL AND retracted_at IS NULL;
@@ -45,9 +46,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("""
     DROP INDEX ingest.upload_retract_pending_idx;
-    DROP INDEX ingest.upload_sha256_poster_mode_key;
-    DELETE FROM ingest.upload WHERE status = 'retracted' OR mode = 'replace';
-    CREATE UNIQUE INDEX upload_sha256_poster_key ON ingest.upload (sha256, poster_key);
+    UPDATE ingest.upload SET status = 'failed', error = 'retracted (migration 0003 downgraded)'
+    WHERE status = 'retracted';
     ALTER TABLE ingest.upload DROP CONSTRAINT upload_status_known;
     ALTER TABLE ingest.upload ADD CONSTRAINT upload_status_known
         CHECK (status IN ('queued', 'processing', 'loaded', 'failed'));
