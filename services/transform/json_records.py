@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from services.transform.parse import (BOM, JSON_FIELDS, MAX_EXTRA_DEPTH, MAX_JSON_RECORD, MAX_QUANTITY, PERSONAL_FIELD,
-                                      Item, ParseStats, Reject, Rejection, Sale, SaleBuilder, _card_network,
-                                      _network_word, scrub_numbers)
+                                      UNSTORABLE_REASON, Item, ParseStats, Reject, Rejection, Sale, SaleBuilder,
+                                      _card_network, _network_word, scrub_numbers, storable)
 
 def iter_json(builder: SaleBuilder, pieces: Iterator[str], stats: ParseStats) -> Iterator[Sale | Rejection]:
     """Newline-delimited objects, or one or more arrays of objects; read incrementally either way."""
@@ -137,6 +137,7 @@ def _closing_bracket(buffer: str, start: int, stop: int, sibling: str | None) ->
 def json_sale(builder: SaleBuilder, number: int, record: Any, stats: ParseStats) -> Sale:
     if not isinstance(record, dict):
         raise Reject("bad_json", "the record is not a JSON object")
+    _check_storable(record)
     stats.saw("json")
     for name in ("timestamp", "branch", "items", "total", "payment_method"):
         if record.get(name) in (None, ""):
@@ -174,6 +175,28 @@ def json_sale(builder: SaleBuilder, number: int, record: Any, stats: ParseStats)
         total=_scalar_text(record["total"], "total"), method=_scalar_text(record["payment_method"], "payment_method"),
         card_network=(_card_network(network) if "," in network else _network_word(network))
         if isinstance(network, str) else None, extra=extra or None)
+
+
+def _check_storable(record: dict) -> None:
+    """A NUL or a lone surrogate anywhere in the record (JSON's \\u escapes can spell both) rejects the
+    record: PostgreSQL stores neither, and letting one through failed the whole file's load. The reason
+    names a known field, never an unknown field's name (that is the producer's text)."""
+    for key, value in record.items():
+        if not storable(key):
+            raise Reject("bad_text", f"{UNSTORABLE_REASON} in a field name; fix the export")
+        if _holds_unstorable(value):
+            where = f"field {key!r}" if key in JSON_FIELDS else "an unknown field"
+            raise Reject("bad_text", f"{UNSTORABLE_REASON} in {where}; fix the export")
+
+
+def _holds_unstorable(value: Any) -> bool:
+    if isinstance(value, str):
+        return not storable(value)
+    if isinstance(value, dict):
+        return any(not storable(key) or _holds_unstorable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_unstorable(item) for item in value)
+    return False
 
 
 def _scalar_text(value: Any, what: str) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from services.common.rawstore import RawCipher, RawFileCorrupt, iter_raw
 from services.transform.parse import (FileUnreadable, ParseStats, Product, Rejection, Sale, SaleBuilder, iter_records,
-                                     money_text)
+                                     money_text, storable_copy)
 
 STAGE_FLUSH_ROWS = 5_000
 STRUCTURAL_CODES = {"wrong_field_count", "unreadable_line", "bad_json"}   # "not a sales row at all"
@@ -222,7 +222,7 @@ class _Staging:
         sales, items, products, amount = self._sales, self._items, self._products, self._amount
         for r in records:
             if r.__class__ is not Sale:
-                self._reject_writer.writerow((upload_id, r.line_no, r.code, r.reason, r.masked_row))
+                self._reject_writer.writerow((upload_id, r.line_no, r.code, r.reason, storable_copy(r.masked_row)))
                 continue
             branch = self._branches.get((r.branch_key, r.branch_name))
             if branch is None:

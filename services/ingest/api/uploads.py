@@ -62,8 +62,10 @@ def _digest_and_sniff(stream: BinaryIO, limit: int) -> tuple[str, int, bytes]:
 
 
 def _refuse_non_text(head: bytes) -> None:
-    """415 for anything that is not a CSV or JSON text file."""
-    if head.startswith(_BINARY_MAGIC) or b"\x00" in head:
+    """415 for anything that is not a CSV or JSON text file. A stray NUL is not binary data: the control
+    characters are counted (UTF-16 without a BOM has one every other byte), and the line holding a NUL is
+    rejected on its own when the file is loaded."""
+    if head.startswith(_BINARY_MAGIC):
         raise ApiError(415, "unsupported_media_type", "the file is binary; send the till's CSV or JSON export")
     sample = head[:-4] if len(head) == SNIFF_BYTES else head   # may end inside a UTF-8 character
     try:
