@@ -328,10 +328,7 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
     clock.lap("record_new_sales")
     jobs_json = []
     for upload_id, c in counted.items():
-        extra = None
-        if c.stats.extra_fields:
-            extra = {"fields": c.stats.extra_fields, "pseudonymised": sorted(c.stats.pseudonymised_fields)}
-        jobs_json.append({"id": upload_id, "dialect": c.stats.dialect(), "extra_fields": extra,
+        jobs_json.append({"id": upload_id, "dialect": c.stats.dialect(), "extra_fields": c.stats.extra_report(),
                           "rejected": c.rejected, "valid": c.valid})
     finished = session.execute(text(_FINISH), {"jobs": json.dumps(jobs_json)}).all()
     clock.lap("finish")

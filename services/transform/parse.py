@@ -42,7 +42,7 @@ BASKET_MEMO_LIMIT = 10_000  # a basket entry holds its items: the common baskets
 OLDEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 TIMESTAMP_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
                      "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
-# JSON fields we understand; anything else is kept, cleaned of personal data.
+# JSON fields we understand; of anything else, what services/transform/extra_fields.py allows is kept.
 JSON_FIELDS = {"timestamp", "branch", "customer", "items", "total", "payment_method", "card_number", "card_network"}
 PERSONAL_FIELD = re.compile(r"name|mail|phone|mobile|addr|card|\bcc\b|^cc$|pan|iban|account|birth|dob|postcode|"
                             r"zip|customer|person|contact|staff|employee|cashier|user|member", re.I)
@@ -54,7 +54,10 @@ _YMD = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?")
 _ISO_WITH_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _TIMESTAMP_SHAPE = re.compile(r"^\d{1,4}[/-]\d{1,2}[/-]\d{1,4}(?:[ T][\d:.+Z-]{1,20})?$")
 _TRAILING_DIGITS = re.compile(r"\d+$")
-_CARD_NETWORK = re.compile(r"^[a-z][a-z ]{1,30}$")
+# The card networks a sale may name; any other word there is free text (a name in the wrong column) and is
+# dropped, so nothing but this vocabulary reaches the warehouse through card_network.
+CARD_NETWORKS = frozenset({"visa", "visaelectron", "mastercard", "maestro", "americanexpress", "amex", "discover",
+                           "dinersclub", "diners", "jcb", "unionpay"})
 # Card, phone and account numbers: 9+ digits, maybe grouped by spaces or hyphens (amounts have a
 # point, so prices and totals are left alone); and spreadsheet-mangled numbers like 5.49E+15.
 _LONG_NUMBER = re.compile(r"(?<![\d.])\d(?:[ \-]?\d){8,}(?![\d.])|\d\.\d+E\+\d+", re.I)
@@ -121,7 +124,16 @@ class FileUnreadable(Exception):
 class ParseStats:
     dialects: dict[str, int] = field(default_factory=dict)
     extra_fields: dict[str, int] = field(default_factory=dict)
-    pseudonymised_fields: set[str] = field(default_factory=set)
+    extra_types: dict[str, set[str]] = field(default_factory=dict)
+    withheld_fields: set[str] = field(default_factory=set)
+
+    def extra_report(self) -> dict | None:
+        """What the upload reports about unknown JSON fields: counts and types by name, and the paths
+        whose values were withheld (services/transform/extra_fields.py)."""
+        if not self.extra_fields:
+            return None
+        return {"fields": self.extra_fields, "types": {k: sorted(v) for k, v in self.extra_types.items()},
+                "withheld": sorted(self.withheld_fields)}
 
     def dialect(self) -> str | None:
         if not self.dialects:
@@ -241,13 +253,16 @@ class SaleBuilder:
     """Validates one sale's raw values. Memo tables make repeated values nearly free."""
 
     def __init__(self, secret: str, *, expected_branch_key: str | None, registered_branch_keys: Iterable[str] = (),
-                 now: datetime | None = None, memo: ValueMemo | None = None) -> None:
+                 now: datetime | None = None, memo: ValueMemo | None = None,
+                 allowed_extra_fields: Iterable[str] = ()) -> None:
         self._customer_key = derive_key(secret, CUSTOMER_PSEUDONYM_KEY)
         self._identity_key = derive_key(secret, SALE_IDENTITY_KEY)
         self.expected_branch_key = expected_branch_key
         # Rows load only for registered branches: a typo, or a name shifted into the branch column,
         # must not become a branch of the warehouse.
         self.registered_branch_keys = frozenset(registered_branch_keys)
+        # Unknown JSON fields whose free text an admin allow-listed (`cafeflow fields allow`).
+        self.allowed_extra_fields = frozenset(allowed_extra_fields)
         self.latest = (now or datetime.now(timezone.utc)) + timedelta(days=1)
         # Branch names accepted in this file: the only branch cells a rejected row may show.
         self.known_branch_keys: set[str] = {expected_branch_key} if expected_branch_key else set()
@@ -502,8 +517,9 @@ def _card_network(raw: str) -> str | None:
 
 
 def _network_word(raw: str) -> str | None:
-    network = _TRAILING_DIGITS.sub("", raw.strip().lower())
-    return network if _CARD_NETWORK.match(network) else None
+    """'visa16' (Faker's code for a 16-digit visa) -> 'visa'; 'American Express' -> 'americanexpress'."""
+    network = _TRAILING_DIGITS.sub("", raw.strip().lower()).replace(" ", "")
+    return network if network in CARD_NETWORKS else None
 
 
 def _parse_basket_memo(builder: SaleBuilder, basket: str) -> tuple[list[Item], str, str] | Reject:
