@@ -37,8 +37,8 @@ def token_add(name: str, scope: str) -> None:
     from services.common.tokens import new_token, token_digest
     from services.common.uploads import ApiToken
 
-    if not name.strip() or len(name) > 100:
-        raise click.ClickException("NAME must be 1-100 characters")
+    if not name.strip() or len(name) > 100 or not name.isprintable():
+        raise click.ClickException("NAME must be 1-100 printable characters")
     secret = new_token("cfr")
     db = Database(_settings().database_url)
     with db.session() as session:
@@ -119,8 +119,9 @@ def branch_add(names: tuple[str, ...], rotate: bool, token: bool) -> None:
     with db.session() as session:
         for name in names:
             key = branch_key(name)
-            if not key or len(name) > 100:
-                raise click.ClickException(f"{name!r} is not a branch name (1-100 characters, with a letter or digit)")
+            if not key or len(name) > 100 or not name.isprintable():
+                raise click.ClickException(f"{name!r} is not a branch name (1-100 printable characters, with a "
+                                           "letter or digit)")
             found = session.execute(select(Branch).where(Branch.branch_key == key)).scalar_one_or_none()
             if found is None:
                 found = Branch(name=collapse_spaces(name), branch_key=key)

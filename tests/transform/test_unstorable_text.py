@@ -74,3 +74,17 @@ def test_a_nul_byte_near_the_top_of_a_csv_rejects_its_line_not_the_file(client, 
     assert rejections(client, upload["id"], admin_headers)[0]["code"] == "unreadable_line"
     utf16 = "25/08/2021 09:00,Leeds,A B,x,2.30,CASH,\n".encode("utf-16-le")      # no BOM: NUL every other byte
     assert post(client, utf16, admin_headers).status_code == 415
+
+
+def test_admin_commands_refuse_names_postgresql_cannot_store(clean):
+    """argv bytes that are not UTF-8 reach Python as lone surrogates: a clear refusal, not a driver traceback."""
+    from click.testing import CliRunner
+
+    from services.cli import main
+
+    for args in (["branch", "add", "Newtown\udcff"], ["token", "add", "bi\udcff", "--scope", "reporting"],
+                 ["fields", "allow", "note\udcff"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code in (1, 2) and result.exception.__class__ is SystemExit, (args, result.exception)
+        assert "printable" in result.output, result.output
+    assert scalar(clean, "SELECT count(*) FROM ingest.api_token") == 0
