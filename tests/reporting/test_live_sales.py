@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 
 from tests.realdata import real_files
-from tests.reporting.conftest import ADMIN, deliver_order, get_json, load_files
+from tests.reporting.conftest import deliver_order, get_json, load_files
 
 
 def test_live_sales_count_when_source_includes_them(reporting_app, clean, settings, celery_app):
