@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from services.cli import main as cli
-from tests.support import Stack, free_port, wait_until
+from tests.support import Stack
 
 pytestmark = pytest.mark.e2e
 CHARTS = ["chart-trend", "chart-branches", "chart-top-products", "chart-bottom-products", "chart-peak",
@@ -18,26 +18,27 @@ CHARTS = ["chart-trend", "chart-branches", "chart-top-products", "chart-bottom-p
 @pytest.fixture(scope="module")
 def served(real_warehouse, tmp_path_factory):
     stack = Stack(tmp_path_factory.mktemp("reporting"))
-    port = free_port()
-    process = stack.start("reporting", ["serve", "reporting", "--port", str(port), "--host", "127.0.0.1",
-                                        "--workers", "1"])
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-    wait_until(ready, 60, f"reporting did not become ready:\n{process.output()}")
-    yield url
+    yield stack.start_reporting()
     stack.stop()
 
 
 @pytest.fixture
 def reporting_token(served):
+    return new_reporting_token()
+
+
+def new_reporting_token() -> str:
     result = CliRunner().invoke(cli, ["token", "add", "dashboard", "--scope", "reporting"])
     assert result.exit_code == 0, result.output
     return result.output.strip()
+
+
+def sign_in(page, url: str, token: str) -> None:
+    """Through the login form, as a person does; waits until every chart has its data."""
+    page.goto(f"{url}/dashboard")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("body[data-loaded=true]", timeout=30_000)
 
 
 def test_dashboard_loads_with_data_and_renders_every_chart(browser, served, reporting_token):
