@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     trusted_proxies: int = Field(0, ge=0, le=5, validation_alias=_env("TRUSTED_PROXIES"))
     # Longest statement a web request may run (reporting sets its own, REPORTING_STATEMENT_TIMEOUT_MS).
     web_statement_timeout_ms: int = Field(30_000, gt=0, validation_alias=_env("WEB_STATEMENT_TIMEOUT_MS"))
+    # Every JSON request body of every service (services/common/json_limits.py): larger is 413, deeper is 400.
+    json_max_bytes: int = Field(1 * MiB, gt=0, validation_alias=_env("JSON_MAX_BYTES"))
+    json_max_depth: int = Field(32, ge=1, le=200, validation_alias=_env("JSON_MAX_DEPTH"))
     # Lifetime of a signed user token (services.common.auth), verified by every service.
     user_token_ttl_seconds: int = Field(8 * 3600, gt=0, validation_alias=_env("USER_TOKEN_TTL_SECONDS"))
 

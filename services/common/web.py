@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.common.db import Database, SqlStats, sql_stats
 from services.common.errors import error_response, register_error_handlers
+from services.common.json_limits import register_json_limits
 from services.common.logging import configure_logging, request_id_var, upload_id_var
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, HTTP_SQL_QUERIES, metrics_payload
 from services.common.probes import dependency_checks
@@ -63,6 +64,7 @@ def create_service_app(import_name: str, *, service: str, settings: Settings, ti
                         statement_timeout_ms=settings.web_statement_timeout_ms)
     app.extensions["cafeflow.db"] = database
     register_request_context(app, service)
+    register_json_limits(app, settings)
     register_probes(app, database, settings)
     api = CafeflowApi(app)
     register_error_handlers(app)   # after Api(), whose own HTTPException handler it replaces
