@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     user_token_ttl_seconds: int = Field(8 * 3600, gt=0, validation_alias=_env("USER_TOKEN_TTL_SECONDS"))
 
     # --- orders service ---
-    # Failed logins from one client address within the window before POST /v1/auth/token answers 429.
+    # Login attempts per window, per client address and per account, before POST /v1/auth/token answers 429
+    # (services/orders/throttle.py; a successful login gives its attempt back).
     login_max_failures: int = Field(5, ge=1, validation_alias=_env("LOGIN_MAX_FAILURES"))
     login_failure_window_seconds: int = Field(300, ge=1, validation_alias=_env("LOGIN_FAILURE_WINDOW_SECONDS"))
     # A delivered order's warehouse hand-off not loaded after this is sent again by beat's sweeper.
