@@ -90,3 +90,31 @@ def test_behind_the_ingress_the_throttle_counts_each_forwarded_client(settings, 
         colleague = api.post("/v1/auth/token", json={"username": "bob", "password": "s3cret-pass"},
                              headers={"X-Forwarded-For": "198.51.100.4"}, environ_base=ingress)
         assert colleague.status_code == other_client_status, trusted
+
+
+def test_every_refused_login_costs_one_password_hash(api, clean, admin, monkeypatch):
+    """No account is revealed by a fast answer: an unknown user, a deactivated user, a wrong password and a
+    right one each run scrypt exactly once, with the same cost parameters (counted, not timed)."""
+    import hashlib
+
+    CliRunner().invoke(main, ["user", "add", "ann", "--role", "staff"], input="s3cret-pass\n")
+    CliRunner().invoke(main, ["user", "add", "gone", "--role", "staff"], input="s3cret-pass\n")
+    gone_id = api.get("/v1/users", headers=admin).get_json()["items"][1]["id"]
+    assert api.patch(f"/v1/users/{gone_id}", json={"active": False}, headers=admin).status_code == 200
+
+    real_scrypt, calls = hashlib.scrypt, []
+
+    def counting_scrypt(password, **kwargs):
+        calls.append((kwargs["n"], kwargs["r"], kwargs["p"]))
+        return real_scrypt(password, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting_scrypt)
+    cases = {"unknown user": ("nobody-at-all", "guess", 401), "deactivated user": ("gone", "s3cret-pass", 401),
+             "deactivated user, wrong password": ("gone", "guess", 401), "wrong password": ("ann", "guess", 401),
+             "right password": ("ann", "s3cret-pass", 200)}
+    for case, (username, password, status) in cases.items():
+        calls.clear()
+        response = api.post("/v1/auth/token", json={"username": username, "password": password},
+                            environ_base={"REMOTE_ADDR": f"10.0.0.{len(username)}"})
+        assert response.status_code == status, case
+        assert calls == [(2 ** 14, 8, 1)], case

@@ -12,7 +12,7 @@ from services.common.auth import UserClaims, issue_user_token
 from services.common.errors import ApiError
 from services.orders.auth import authenticate, require_admin
 from services.orders.models import AppUser
-from services.orders.passwords import dummy_verify, hash_password, verify_password
+from services.orders.passwords import dummy_hash, hash_password, verify_password
 from services.orders.queries import get_or_404, page_of, resolve_branch
 from services.orders.schemas import (
     PageArgs,
@@ -52,9 +52,10 @@ def issue_token(data: dict):
     with db.session() as session:
         user = session.execute(select(AppUser).where(func.lower(AppUser.username) == data["username"].lower())
                                ).scalar_one_or_none()
-    if user is None:
-        dummy_verify(data["password"])
-    if user is None or not user.active or not verify_password(data["password"], user.password_hash):
+    # One scrypt run whatever the account: unknown and deactivated ones are checked against a dummy hash.
+    usable = user is not None and user.active
+    password_ok = verify_password(data["password"], user.password_hash if usable else dummy_hash())
+    if not (usable and password_ok):
         log.info("login refused")
         raise ApiError(401, "unauthorized", "wrong username or password")
     give_back_login_attempt(current_app)
