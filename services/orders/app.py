@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     app.extensions["cafeflow.celery"] = producer(settings)
-    register_login_throttle(app, settings, users.auth)
+    register_login_throttle(app, settings, users.auth, "auth.issue_token")
     dummy_hash()   # built now, so the first login naming an unknown account is not slower than the rest
 
 

@@ -49,12 +49,13 @@ def authenticate(session: Session, settings: Settings) -> Principal:
     claims = verify_user_token(settings.secret_key.get_secret_value(), token, settings.user_token_ttl_seconds)
     if claims is None:
         raise _unauthorized("the token is invalid or expired; log in again")
-    # One primary-key read per request: a deactivated user or a changed role takes effect at once,
-    # not when the token expires.
-    user = session.execute(select(AppUser.role, AppUser.branch, AppUser.branch_key, AppUser.active, AppUser.username)
-                           .where(AppUser.id == claims.user_id)).first()
-    if user is None or not user.active:
-        raise _unauthorized("the user is unknown or deactivated")
+    # One primary-key read per request: a deactivated user, a changed role or branch, a new password or a
+    # logout takes effect at once (the token's version is no longer the row's), not when the token expires.
+    user = session.execute(select(AppUser.role, AppUser.branch, AppUser.branch_key, AppUser.active, AppUser.username,
+                                  AppUser.token_version).where(AppUser.id == claims.user_id)).first()
+    if user is None or not user.active or user.token_version != claims.token_version:
+        raise _unauthorized("the token was ended (logout, password, role or branch change) or the user is "
+                            "unknown or deactivated; log in again")
     return Principal(user_id=claims.user_id, username=user.username, role=user.role, branch=user.branch,
                      branch_key=user.branch_key)
 

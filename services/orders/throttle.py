@@ -50,8 +50,9 @@ def login_account() -> str:
     return hashlib.sha256(folded.encode()).hexdigest()[:32]
 
 
-def register_login_throttle(app: Flask, settings: Settings, blueprint) -> Limiter:
-    """Both limits on every route of `blueprint` (the login), in this app's own Limiter."""
+def register_login_throttle(app: Flask, settings: Settings, blueprint, login_endpoint: str) -> Limiter:
+    """Both limits on `login_endpoint` of `blueprint`, in this app's own Limiter (the blueprint's other routes,
+    such as logout, are not counted)."""
     limit = f"{settings.login_max_failures} per {settings.login_failure_window_seconds} seconds"
     limiter = Limiter(
         key_func=client_address, storage_uri=settings.redis_url, strategy="fixed-window",
@@ -59,6 +60,7 @@ def register_login_throttle(app: Flask, settings: Settings, blueprint) -> Limite
         storage_options={"socket_connect_timeout": 1, "socket_timeout": 1})
     limiter.limit(limit, key_func=client_address, scope="address")(blueprint)
     limiter.limit(limit, key_func=login_account, scope="account")(blueprint)
+    limiter.request_filter(lambda: request.endpoint != login_endpoint)
     limiter.init_app(app)
     app.extensions[LOGIN_LIMITER] = limiter
 

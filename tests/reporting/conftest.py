@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,10 @@ def get_json(client, url: str, params=None, headers=ADMIN):
     response = client.get(url, query_string=params or {}, headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()
+
+
+def dashboard_login(client, token: str):
+    """Signs in at /dashboard/login as a browser would: the form's CSRF token, then the post."""
+    page = client.get("/dashboard/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    return client.post("/dashboard/login", data={"token": token, "csrf_token": csrf})

@@ -5,7 +5,7 @@ import logging
 
 from flask import current_app, url_for
 from flask_smorest import Blueprint
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.auth import UserClaims, issue_user_token
@@ -60,8 +60,25 @@ def issue_token(data: dict):
         raise ApiError(401, "unauthorized", "wrong username or password")
     give_back_login_attempt(current_app)
     token = issue_user_token(settings.secret_key.get_secret_value(),
-                             UserClaims(user_id=user.id, username=user.username, role=user.role, branch=user.branch))
+                             UserClaims(user_id=user.id, username=user.username, role=user.role, branch=user.branch,
+                                        token_version=user.token_version))
     return {"access_token": token, "token_type": "bearer", "expires_in": settings.user_token_ttl_seconds}
+
+
+@auth.route("/logout", methods=["POST"])
+@auth.doc(operationId="auth-logout", summary="End every token of the calling user (all devices)",
+          security=[{"bearer": []}])
+@auth.response(204)
+def logout():
+    db, settings = _ctx()
+    with db.session() as session:
+        principal = authenticate(session, settings)
+        if principal.user_id is None:
+            raise ApiError(400, "not_a_user", "the admin token is not a login; rotate CAFEFLOW_ADMIN_TOKEN instead")
+        session.execute(update(AppUser).where(AppUser.id == principal.user_id)
+                        .values(token_version=AppUser.token_version + 1))
+        session.commit()
+    return None
 
 
 def create_user_record(session, *, username: str, password: str, role: str, branch: str | None) -> AppUser:
