@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     beat_stall_seconds: float = Field(90.0, gt=0, validation_alias=_env("BEAT_STALL_SECONDS"))
     # Beat's /healthz, /readyz and /metrics (with the live queue length); 0 turns it off.
     beat_metrics_port: int = Field(9809, ge=0, validation_alias=_env("BEAT_METRICS_PORT"))
+    # Address the worker's and beat's probe and metrics server listens on. In a container every interface
+    # (Prometheus and the kubelet reach it from outside); `cafeflow up` sets its own --host (loopback).
+    metrics_host: str = Field("0.0.0.0", validation_alias=_env("METRICS_HOST"))
     # Reverse proxies in front of the web services (the Kubernetes ingress: 1). Only then is the client
     # address taken from X-Forwarded-For; trusting it without a proxy would let anyone pick their address.
     trusted_proxies: int = Field(0, ge=0, le=5, validation_alias=_env("TRUSTED_PROXIES"))

@@ -40,8 +40,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
 
 @bp.after_request
 def _security_headers(response):
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = CSP     # nosniff and X-Frame-Options: services/common/headers.py
     response.headers["Referrer-Policy"] = "no-referrer"
     if response.mimetype == "text/html":
         response.headers["Cache-Control"] = "no-store"
