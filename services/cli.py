@@ -107,6 +107,11 @@ def serve(service: str, port: int | None, host: str, workers: int, threads: int)
         "--worker-tmp-dir", tempfile.gettempdir(),
         # Recycle workers now and then (leaks), with jitter so they do not all restart at once.
         "--max-requests", "2000", "--max-requests-jitter", "200",
+        # Request size bounds, explicit and equal to the proxy's (deploy/nginx: 8 KiB request line and headers),
+        # so whatever nginx or the ingress passes on is accepted, and where nothing sits in front nothing larger
+        # reaches the app. A request whose headers do not arrive is still a proxy's job: gunicorn has no header
+        # timeout, which is why compose puts nginx in front and Kubernetes relies on its ingress.
+        "--limit-request-line", "8190", "--limit-request-fields", "100", "--limit-request-field_size", "8190",
         "--timeout", "300", "--graceful-timeout", "30", "--access-logfile", "-", "--access-logformat",
         '{"gunicorn": "access", "status": %(s)s, "path": "%(U)s", "ms": %(M)s}',
     ]
