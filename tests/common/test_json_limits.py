@@ -4,33 +4,18 @@ The endpoints come from each app's URL map, so an endpoint added later is covere
 file. No token is sent: the limits hold before authentication (the attack was unauthenticated)."""
 from __future__ import annotations
 
-import importlib
 import io
 
 import pytest
-from werkzeug.routing.converters import NumberConverter
 from werkzeug.test import EnvironBuilder
 
 from services.common.json_limits import nesting_depth
-
-SERVICES = {"ingest": "services.ingest.app", "orders": "services.orders.app", "reporting": "services.reporting.app"}
+from tests.common.service_apps import SERVICES, create_apps, every_route
 
 
 @pytest.fixture(scope="module")
 def apps(engine, settings):
-    return {name: importlib.import_module(module).create_app(settings) for name, module in SERVICES.items()}
-
-
-def every_endpoint(app):
-    """(method, url) of every route, with a sample value for each path argument."""
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
-            continue
-        values = {name: 1 if isinstance(converter, NumberConverter) else "x"
-                  for name, converter in rule._converters.items()}
-        url = app.url_map.bind("localhost").build(rule.endpoint, values)
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            yield method, url
+    return create_apps(settings)
 
 
 def assert_json_error(response, status: int, code: str, where: str) -> None:
@@ -41,27 +26,27 @@ def assert_json_error(response, status: int, code: str, where: str) -> None:
 
 
 def test_the_url_maps_list_the_endpoints_of_the_issue(apps):
-    orders = set(every_endpoint(apps["orders"]))
+    orders = set(every_route(apps["orders"]))
     assert {("POST", "/v1/auth/token"), ("POST", "/v1/orders"), ("PATCH", "/v1/products/1")} <= orders
-    assert ("POST", "/v1/uploads") in set(every_endpoint(apps["ingest"]))
-    assert ("POST", "/dashboard/login") in set(every_endpoint(apps["reporting"]))
+    assert ("POST", "/v1/uploads") in set(every_route(apps["ingest"]))
+    assert ("POST", "/dashboard/login") in set(every_route(apps["reporting"]))
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
-def test_deeply_nested_json_is_a_400_on_every_endpoint(apps, service):
+def test_deeply_nested_json_is_a_400_on_every_route(apps, service):
     client = apps[service].test_client()
     nested = "[" * 1000 + "]" * 1000
-    for method, url in every_endpoint(apps[service]):
+    for method, url in every_route(apps[service]):
         for body in (nested, '{"a":' * 1000 + "1" + "}" * 1000):
             response = client.open(url, method=method, data=body, content_type="application/json")
             assert_json_error(response, 400, "json_too_deep", f"{service} {method} {url}")
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
-def test_oversize_json_is_a_413_on_every_endpoint(apps, service, settings):
+def test_oversize_json_is_a_413_on_every_route(apps, service, settings):
     client = apps[service].test_client()
     body = '{"name": "' + "x" * settings.json_max_bytes + '"}'
-    for method, url in every_endpoint(apps[service]):
+    for method, url in every_route(apps[service]):
         for content_type in ("application/json", "application/merge-patch+json"):
             response = client.open(url, method=method, data=body, content_type=content_type)
             assert_json_error(response, 413, "payload_too_large", f"{service} {method} {url} {content_type}")

@@ -2,30 +2,19 @@
 inline script (services/common/headers.py). Routes come from the apps' URL maps, so new ones are covered."""
 from __future__ import annotations
 
-import importlib
-
 import pytest
-from werkzeug.routing.converters import NumberConverter
 
+from tests.common.service_apps import SERVICES, create_apps, every_route
 from tests.support import ADMIN_TOKEN
-
-SERVICES = {"ingest": "services.ingest.app", "orders": "services.orders.app", "reporting": "services.reporting.app"}
 
 
 @pytest.fixture(scope="module")
 def apps(engine, settings):
-    return {name: importlib.import_module(module).create_app(settings) for name, module in SERVICES.items()}
+    return create_apps(settings)
 
 
 def get_urls(app):
-    for rule in app.url_map.iter_rules():
-        if "GET" not in rule.methods:
-            continue
-        values = {name: 1 if isinstance(converter, NumberConverter) else "x"
-                  for name, converter in rule._converters.items()}
-        if rule.endpoint.endswith("static") or "filename" in values:
-            values["filename"] = "app.css" if rule.endpoint == "dashboard.static" else "swagger-ui.css"
-        yield app.url_map.bind("localhost").build(rule.endpoint, values)
+    return [url for method, url in every_route(app, static_file="swagger-ui.css") if method == "GET"]
 
 
 def check(response, where: str) -> None:

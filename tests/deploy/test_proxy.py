@@ -8,6 +8,7 @@ clients sending their headers slowly held every thread, so /healthz timed out.""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -26,7 +27,7 @@ from tests.support import ADMIN_TOKEN, REAL_FILES, ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX = os.environ.get("NGINX_PATH") or shutil.which("nginx") or "/usr/sbin/nginx"
 CONF_DIR = ROOT / "deploy" / "nginx"
 COMPOSE_CONF_DIR = "/etc/nginx/cafeflow"
 SERVICES = {"ingest": 8001, "orders": 8002, "reporting": 8003}
