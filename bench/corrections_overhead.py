@@ -12,7 +12,7 @@ kept from.
 Usage: .venv/bin/python bench/corrections_overhead.py [--before f9569bf] [--rounds 3]
                                                     [--branches 100 --days 3 --per-day 334]
 Uses databases cafeflow_bench_before and cafeflow_bench_after on the local server (BENCH_SERVER_URL) and Redis
-db 14.
+db 7 (BENCH_REDIS_URL).
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from services.tools.generate import branch_name, generate  # noqa: E402
 from services.tools.upload_client import run as upload_files  # noqa: E402
 
 SERVER = os.environ.get("BENCH_SERVER_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123456789"
 SECRET = "bench-secret-key-0123456789abcdef0123456789abcdef"
 

@@ -7,14 +7,5 @@ chromium=${CHROMIUM_PATH:-/usr/bin/chromium}
 if [ -x "$chromium" ]; then
     exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ensure-chromium: $chromium is missing and apt-get is not available; install Chromium and set CHROMIUM_PATH" >&2
-    exit 1
-fi
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "ensure-chromium: installing Debian's chromium with apt-get"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+"$(dirname "$0")/apt-install.sh" ensure-chromium chromium
 [ -x "$chromium" ] || { echo "ensure-chromium: chromium installed but $chromium not found" >&2; exit 1; }

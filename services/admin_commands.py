@@ -37,8 +37,8 @@ def token_add(name: str, scope: str) -> None:
     from services.common.tokens import new_token, token_digest
     from services.common.uploads import ApiToken
 
-    if not name.strip() or len(name) > 100:
-        raise click.ClickException("NAME must be 1-100 characters")
+    if not name.strip() or len(name) > 100 or not name.isprintable():
+        raise click.ClickException("NAME must be 1-100 printable characters")
     secret = new_token("cfr")
     db = Database(_settings().database_url)
     with db.session() as session:
@@ -119,8 +119,9 @@ def branch_add(names: tuple[str, ...], rotate: bool, token: bool) -> None:
     with db.session() as session:
         for name in names:
             key = branch_key(name)
-            if not key or len(name) > 100:
-                raise click.ClickException(f"{name!r} is not a branch name (1-100 characters, with a letter or digit)")
+            if not key or len(name) > 100 or not name.isprintable():
+                raise click.ClickException(f"{name!r} is not a branch name (1-100 printable characters, with a "
+                                           "letter or digit)")
             found = session.execute(select(Branch).where(Branch.branch_key == key)).scalar_one_or_none()
             if found is None:
                 found = Branch(name=collapse_spaces(name), branch_key=key)
@@ -310,4 +311,81 @@ def warehouse_check() -> None:
         sys.exit(1)
 
 
-ADMIN_GROUPS = (token, db, branch, user, uploads, customers, warehouse)
+
+@click.group()
+def fields() -> None:
+    """Unknown JSON fields whose free text the warehouse keeps (every other one keeps only numbers, booleans
+    and short codes; see the README's Branch files)."""
+
+
+def _field_path(name: str) -> str:
+    from services.transform.parse import JSON_FIELDS
+
+    path = name.strip()
+    if not 0 < len(path) <= 200 or not path.isprintable():
+        raise click.BadParameter("1-200 printable characters: a field name, or a dotted path such as loyalty.note",
+                                 param_hint="NAME")
+    if path.split(".")[0] in JSON_FIELDS:
+        raise click.BadParameter(f"{path.split('.')[0]!r} is a field cafeflow reads itself, not an unknown one",
+                                 param_hint="NAME")
+    return path
+
+
+@fields.command("allow")
+@click.argument("names", nargs=-1, required=True)
+def fields_allow(names: tuple[str, ...]) -> None:
+    """Keep the free text of these unknown fields (and of the fields inside them) in loads from now on; long
+    numbers, e-mail addresses and the customer's name are still masked. Loaded sales are not changed."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    from services.common.db import Database
+    from services.common.uploads import ExtraFieldAllowed
+    from services.transform.parse import PERSONAL_FIELD
+
+    paths = [_field_path(name) for name in names]
+    db = Database(_settings().database_url)
+    with db.session() as session:
+        session.execute(insert(ExtraFieldAllowed).values([{"path": p} for p in paths]).on_conflict_do_nothing())
+        session.commit()
+    for path in paths:
+        if PERSONAL_FIELD.search(path):
+            click.echo(f"warning: {path} looks like personal data; its free text will reach the warehouse", err=True)
+    click.echo(f"allow-listed {len(paths)} field(s)", err=True)
+
+
+@fields.command("disallow")
+@click.argument("names", nargs=-1, required=True)
+def fields_disallow(names: tuple[str, ...]) -> None:
+    """Withhold these fields' free text again in loads from now on (loaded sales are not changed)."""
+    from sqlalchemy import delete
+
+    from services.common.db import Database
+    from services.common.uploads import ExtraFieldAllowed
+
+    db = Database(_settings().database_url)
+    with db.session() as session:
+        removed = set(session.execute(delete(ExtraFieldAllowed).where(ExtraFieldAllowed.path.in_(names))
+                                      .returning(ExtraFieldAllowed.path)).scalars())
+        session.commit()
+    missing = [name for name in names if name not in removed]
+    for name in missing:
+        click.echo(f"{name}: not allow-listed", err=True)
+    if missing:
+        sys.exit(1)
+
+
+@fields.command("list")
+def fields_list() -> None:
+    """The allow-listed fields, one per line."""
+    from sqlalchemy import select
+
+    from services.common.db import Database
+    from services.common.uploads import ExtraFieldAllowed
+
+    db = Database(_settings().database_url)
+    with db.session() as session:
+        for path in session.execute(select(ExtraFieldAllowed.path).order_by(ExtraFieldAllowed.path)).scalars():
+            click.echo(path)
+
+
+ADMIN_GROUPS = (token, db, branch, user, uploads, fields, customers, warehouse)

@@ -107,6 +107,11 @@ def serve(service: str, port: int | None, host: str, workers: int, threads: int)
         "--worker-tmp-dir", tempfile.gettempdir(),
         # Recycle workers now and then (leaks), with jitter so they do not all restart at once.
         "--max-requests", "2000", "--max-requests-jitter", "200",
+        # Request size bounds, explicit and equal to the proxy's (deploy/nginx: 8 KiB request line and headers),
+        # so whatever nginx or the ingress passes on is accepted, and where nothing sits in front nothing larger
+        # reaches the app. A request whose headers do not arrive is still a proxy's job: gunicorn has no header
+        # timeout, which is why compose puts nginx in front and Kubernetes relies on its ingress.
+        "--limit-request-line", "8190", "--limit-request-fields", "100", "--limit-request-field_size", "8190",
         "--timeout", "300", "--graceful-timeout", "30", "--access-logfile", "-", "--access-logformat",
         '{"gunicorn": "access", "status": %(s)s, "path": "%(U)s", "ms": %(M)s}',
     ]
@@ -129,7 +134,7 @@ def worker(concurrency: int, loglevel: str) -> None:
 
         heartbeat = liveness.Heartbeat(settings.redis_url, settings.worker_stall_seconds)
         liveness.install(app, heartbeat)
-        start_probe_server(settings, settings.worker_metrics_port, liveness=heartbeat.check)
+        start_probe_server(settings, settings.worker_metrics_port, settings.metrics_host, liveness=heartbeat.check)
     app.worker_main(["worker", "--queues", settings.transform_queue, "--concurrency", str(concurrency),
                      "--loglevel", loglevel, "--hostname", "transform@%h", "--task-events"])
 
@@ -150,8 +155,35 @@ def beat(schedule: str) -> None:
 
         heartbeat = liveness.Heartbeat(settings.redis_url, settings.beat_stall_seconds, subject="scheduler")
         liveness.install_beat(app, heartbeat)
-        start_probe_server(settings, settings.beat_metrics_port, liveness=heartbeat.check)
+        start_probe_server(settings, settings.beat_metrics_port, settings.metrics_host, liveness=heartbeat.check)
     app.start(["beat", "--schedule", schedule, "--loglevel", "INFO"])
+
+
+def flower_auth_problem(env: str, host: str, credentials: str) -> str | None:
+    """Why Flower must not start, if it must not. Flower reads FLOWER_BASIC_AUTH itself; it is checked here
+    so a missing or weak one stops the start instead of serving the task list (upload ids, errors, and a
+    button to revoke tasks) to anyone who can reach the port: required on any address but loopback, in
+    every environment, and outside development also on loopback."""
+    user, _, password = credentials.partition(":")
+    if user and len(password) >= 16:
+        return None
+    if env != "development":
+        return "FLOWER_BASIC_AUTH must be user:password with a password of at least 16 characters outside development"
+    if not _is_loopback(host):
+        return (f"FLOWER_BASIC_AUTH (user:password, a password of 16+ characters) is required to listen on {host}; "
+                "without it Flower may only listen on loopback (--host 127.0.0.1)")
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False      # a host name could resolve to anything
 
 
 @main.command()
@@ -161,13 +193,9 @@ def beat(schedule: str) -> None:
 def flower(port: int, host: str) -> None:
     """Run Flower, Celery's monitoring UI, behind basic auth (FLOWER_BASIC_AUTH=user:password)."""
     settings = _settings()
-    # Flower reads FLOWER_BASIC_AUTH itself; it is checked here so a missing or weak one stops the start
-    # instead of serving the task list (which shows upload ids and errors) to anyone.
-    credentials = os.environ.get("FLOWER_BASIC_AUTH", "")
-    user, _, password = credentials.partition(":")
-    if settings.env != "development" and (not user or len(password) < 16):
-        raise click.ClickException("FLOWER_BASIC_AUTH must be user:password with a password of at least "
-                                   "16 characters outside development")
+    problem = flower_auth_problem(settings.env, host, os.environ.get("FLOWER_BASIC_AUTH", ""))
+    if problem:
+        raise click.ClickException(problem)
     from services.common.logging import configure_logging
     from services.transform.celery_app import create_celery
 
@@ -216,6 +244,9 @@ def up(workers: int, concurrency: int, host: str) -> None:
                 for name in WEB_SERVICES}
     commands["worker"] = me + ["worker", "--concurrency", str(concurrency)]
     commands["beat"] = me + ["beat"]
+    # The worker's and beat's metrics listen where the web services do (loopback by default), not on every
+    # interface as in a container; METRICS_HOST set by the operator still wins.
+    os.environ.setdefault("METRICS_HOST", host)
     sys.exit(supervise(commands))
 
 

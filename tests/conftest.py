@@ -6,11 +6,33 @@ of them drive real gunicorn and Celery processes, which only see committed data.
 """
 from __future__ import annotations
 
+import weakref
+
 import pytest
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from tests.support import ADMIN_TOKEN, Stack, ensure_database, owned_schemas, reset_state
+
+
+# Every engine that ever connected in this process (each app a test builds has its own pool).
+_ENGINES: weakref.WeakSet = weakref.WeakSet()
+
+
+@event.listens_for(Engine, "engine_connect")
+def _remember_engine(connection) -> None:
+    _ENGINES.add(connection.engine)
+
+
+@pytest.fixture(autouse=True)
+def _close_pooled_connections():
+    """After each test, the pooled connections of every app built so far are closed (the next use opens new
+    ones). Apps live on after their test (reporting's create_app gc.freeze()s what exists, so they are never
+    collected), and their idle pools would otherwise hold PostgreSQL's connection slots, which the engineers'
+    parallel suites share, until "too many clients"."""
+    yield
+    for engine in list(_ENGINES):
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")

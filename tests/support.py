@@ -168,6 +168,14 @@ class Stack:
         wait_until(lambda: _ready(self.ingest_url), 60, f"ingest did not become ready:\n{process.output()}")
         return self.ingest_url
 
+    def start_reporting(self) -> str:
+        port = free_port()
+        process = self.start("reporting", ["serve", "reporting", "--port", str(port), "--host", "127.0.0.1",
+                                           "--workers", "1"])
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _ready(url), 60, lambda: f"reporting did not become ready:\n{process.output()}")
+        return url
+
     def start_orders(self, port: int | None = None, env: dict[str, str] | None = None, probe: str = "/readyz",
                      workers: int = 2) -> str:
         """The orders service under gunicorn; probe "/healthz" when its Redis is meant to be unreachable."""

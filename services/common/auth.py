@@ -2,8 +2,10 @@
 
 The orders service issues them at `POST /v1/auth/token`; any service verifies them with the shared
 secret alone, so reporting accepts a logged-in orders user without importing orders code or reading
-its tables. Machine tokens (branch and reporting API tokens) are random and stored as digests instead
-(`services.common.tokens`).
+its tables. Each token carries its user's `token_version` (orders.app_user), and every check compares it
+with the row's current one: a password change, a deactivation, a role or branch change, or a logout ends
+every token issued before. Machine tokens (branch and reporting API tokens) are random and stored as
+digests instead (`services.common.tokens`).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ class UserClaims:
     username: str
     role: str  # "admin" | "staff"
     branch: str | None = None  # a staff user tied to one branch sees only that branch
+    token_version: int = 0     # orders.app_user.token_version when issued; 0 never matches a user
     scopes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -32,7 +35,7 @@ def _serializer(secret: str) -> URLSafeTimedSerializer:
 
 def issue_user_token(secret: str, claims: UserClaims) -> str:
     payload = {"uid": claims.user_id, "name": claims.username, "role": claims.role,
-               "branch": claims.branch, "scopes": list(claims.scopes)}
+               "branch": claims.branch, "ver": claims.token_version, "scopes": list(claims.scopes)}
     return USER_TOKEN_PREFIX + _serializer(secret).dumps(payload)
 
 
@@ -46,6 +49,7 @@ def verify_user_token(secret: str, token: str, max_age_seconds: int) -> UserClai
         return None
     try:
         return UserClaims(user_id=int(payload["uid"]), username=str(payload["name"]), role=str(payload["role"]),
-                          branch=payload.get("branch"), scopes=tuple(payload.get("scopes") or ()))
+                          branch=payload.get("branch"), token_version=int(payload["ver"]),
+                          scopes=tuple(payload.get("scopes") or ()))
     except (KeyError, TypeError, ValueError):
         return None

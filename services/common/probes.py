@@ -68,7 +68,8 @@ def probe_app(settings: Settings, registry: CollectorRegistry,
                 "code": "not_ready", "message": "a dependency is unreachable", "details": checks,
                 "request_id": None}})
         if path == "/metrics":
-            return metrics(environ, start_response)
+            return metrics(environ, lambda status, headers, *rest: start_response(
+                status, headers + [("X-Content-Type-Options", "nosniff")], *rest))
         return _json(start_response, 404, {"error": {"code": "not_found", "message": "no such path",
                                                      "details": None, "request_id": None}})
     return app
@@ -78,7 +79,7 @@ def _json(start_response, status: int, body: dict):
     payload = json.dumps(body).encode()
     reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
     start_response(f"{status} {reason}", [("Content-Type", "application/json"),
-                                          ("Content-Length", str(len(payload)))])
+                                          ("Content-Length", str(len(payload))), ("X-Content-Type-Options", "nosniff")])
     return [payload]
 
 
@@ -87,7 +88,7 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def start_probe_server(settings: Settings, port: int, host: str = "0.0.0.0",
+def start_probe_server(settings: Settings, port: int, host: str,
                        liveness: Callable[[], tuple[bool, dict]] | None = None) -> ThreadingWSGIServer:
     """Serves the probes and the multiprocess metrics (prefork children included) from a daemon thread,
     plus the transform queue's length read from Redis at scrape time."""

@@ -49,16 +49,23 @@ class Settings(BaseSettings):
     beat_stall_seconds: float = Field(90.0, gt=0, validation_alias=_env("BEAT_STALL_SECONDS"))
     # Beat's /healthz, /readyz and /metrics (with the live queue length); 0 turns it off.
     beat_metrics_port: int = Field(9809, ge=0, validation_alias=_env("BEAT_METRICS_PORT"))
+    # Address the worker's and beat's probe and metrics server listens on. In a container every interface
+    # (Prometheus and the kubelet reach it from outside); `cafeflow up` sets its own --host (loopback).
+    metrics_host: str = Field("0.0.0.0", validation_alias=_env("METRICS_HOST"))
     # Reverse proxies in front of the web services (the Kubernetes ingress: 1). Only then is the client
     # address taken from X-Forwarded-For; trusting it without a proxy would let anyone pick their address.
     trusted_proxies: int = Field(0, ge=0, le=5, validation_alias=_env("TRUSTED_PROXIES"))
     # Longest statement a web request may run (reporting sets its own, REPORTING_STATEMENT_TIMEOUT_MS).
     web_statement_timeout_ms: int = Field(30_000, gt=0, validation_alias=_env("WEB_STATEMENT_TIMEOUT_MS"))
+    # Every JSON request body of every service (services/common/json_limits.py): larger is 413, deeper is 400.
+    json_max_bytes: int = Field(1 * MiB, gt=0, validation_alias=_env("JSON_MAX_BYTES"))
+    json_max_depth: int = Field(32, ge=1, le=200, validation_alias=_env("JSON_MAX_DEPTH"))
     # Lifetime of a signed user token (services.common.auth), verified by every service.
     user_token_ttl_seconds: int = Field(8 * 3600, gt=0, validation_alias=_env("USER_TOKEN_TTL_SECONDS"))
 
     # --- orders service ---
-    # Failed logins from one client address within the window before POST /v1/auth/token answers 429.
+    # Login attempts per window, per client address and per account, before POST /v1/auth/token answers 429
+    # (services/orders/throttle.py; a successful login gives its attempt back).
     login_max_failures: int = Field(5, ge=1, validation_alias=_env("LOGIN_MAX_FAILURES"))
     login_failure_window_seconds: int = Field(300, ge=1, validation_alias=_env("LOGIN_FAILURE_WINDOW_SECONDS"))
     # A delivered order's warehouse hand-off not loaded after this is sent again by beat's sweeper.

@@ -98,3 +98,13 @@ class UploadRejection(Base):
     reason: Mapped[str] = mapped_column(Text)
     # The row as received, with customer name and card number masked.
     masked_row: Mapped[str] = mapped_column(Text)
+
+
+class ExtraFieldAllowed(Base):
+    """An unknown JSON field (dotted path: `loyalty.note`) whose free text the warehouse keeps; every other
+    unknown field keeps only numbers, booleans and short codes (`cafeflow fields allow`, issue 11)."""
+    __tablename__ = "extra_field_allowed"
+    __table_args__ = {"schema": "ingest"}
+
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

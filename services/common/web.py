@@ -6,14 +6,15 @@ import logging
 import time
 import uuid
 
-import swagger_ui_bundle
-from flask import Flask, g, jsonify, request, send_from_directory
+from flask import Flask, g, jsonify, request
 from flask_smorest import Api
 from marshmallow import Schema, fields
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.common.db import Database, SqlStats, sql_stats
 from services.common.errors import error_response, register_error_handlers
+from services.common.headers import register_docs, register_security_headers
+from services.common.json_limits import register_json_limits
 from services.common.logging import configure_logging, request_id_var, upload_id_var
 from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, HTTP_SQL_QUERIES, metrics_payload
 from services.common.probes import dependency_checks
@@ -51,8 +52,6 @@ def create_service_app(import_name: str, *, service: str, settings: Settings, ti
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
         API_SPEC_OPTIONS={"info": {"description": description}},
         JSON_SORT_KEYS=False,
     )
@@ -63,7 +62,10 @@ def create_service_app(import_name: str, *, service: str, settings: Settings, ti
                         statement_timeout_ms=settings.web_statement_timeout_ms)
     app.extensions["cafeflow.db"] = database
     register_request_context(app, service)
+    register_security_headers(app)
+    register_json_limits(app, settings)
     register_probes(app, database, settings)
+    register_docs(app)
     api = CafeflowApi(app)
     register_error_handlers(app)   # after Api(), whose own HTTPException handler it replaces
     return app, api, database
@@ -131,7 +133,3 @@ def register_probes(app: Flask, database: Database, settings: Settings) -> None:
     def metrics():
         payload, content_type = metrics_payload()
         return payload, 200, {"Content-Type": content_type}
-
-    @app.get("/docs/assets/<path:filename>")
-    def docs_assets(filename: str):
-        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)

@@ -28,7 +28,8 @@ class UploadPublic(Schema):
         "who asked to retract the upload, when and why, and when it was done (null if never asked)")})
     error = fields.Str(allow_none=True)
     extra_fields = fields.Dict(allow_none=True, metadata={
-        "description": "unknown JSON fields kept with the sales: counts, and which were pseudonymised"})
+        "description": "unknown JSON fields: `fields` (records per name), `types` (JSON types per name) and "
+                       "`withheld` (paths whose text or numbers were not kept)"})
     attempts = fields.Int()
     raw_retained = fields.Bool(metadata={"description": "whether the encrypted raw bytes are still kept"})
     created_at = fields.DateTime()

@@ -7,7 +7,8 @@ from services.common.queue import producer
 from services.common.settings import Settings, get_settings
 from services.common.web import create_service_app
 from services.orders.api import catalog, orders, page, users
-from services.orders.auth import LoginThrottle
+from services.orders.passwords import dummy_hash
+from services.orders.throttle import register_login_throttle
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -24,7 +25,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     app.extensions["cafeflow.celery"] = producer(settings)
-    app.extensions["cafeflow.login_throttle"] = LoginThrottle(settings)
+    register_login_throttle(app, settings, users.auth, "auth.issue_token")
+    dummy_hash()   # built now, so the first login naming an unknown account is not slower than the rest
 
 
 def register_blueprints(app: Flask, api) -> None:

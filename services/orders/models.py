@@ -30,6 +30,9 @@ class AppUser(TimestampMixin, Base):
     branch: Mapped[str | None] = mapped_column(Text, nullable=True)
     branch_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    # Carried by the user's tokens; bumped by a trigger on password/active/role/branch changes and by logout
+    # (orders migration 0005), so older tokens stop working.
+    token_version: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 class Product(TimestampMixin, Base):

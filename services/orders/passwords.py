@@ -30,11 +30,6 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(computed, _unb64(digest))
 
 
-def dummy_verify(password: str) -> None:
-    """Spends the same time as a real check, so an unknown username is not revealed by a fast answer."""
-    verify_password(password, _dummy_hash())
-
-
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -43,7 +38,10 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-
 @cache
-def _dummy_hash() -> str:
+def dummy_hash() -> str:
+    """A hash of a random password with the real cost parameters: a login that names an unknown or
+    deactivated account is checked against it, so every refusal costs the same scrypt run as a wrong
+    password and no answer's speed tells which accounts exist or are active. Built once per process (the
+    app factory asks for it, so the first such login is not slower either)."""
     return hash_password(secrets.token_hex(8))

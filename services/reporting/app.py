@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import gc
-from datetime import timedelta
 
 from flask import Flask
 
-from services.common.crypto import derive_key
+from services.common.sessions import register_page_sessions
 from services.common.settings import Settings, get_settings
 from services.common.web import create_service_app
 from services.reporting.api import dashboard, exports, reports
 from services.reporting.cache import ReportCache
 from services.reporting.readonly import make_read_only
-
-SESSION_KEY = b"cafeflow reporting dashboard session v1"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -41,13 +38,8 @@ def register_cache(app: Flask, settings: Settings) -> None:
 
 
 def register_session(app: Flask, settings: Settings) -> None:
-    # The dashboard keeps the reader's token in Flask's signed cookie session: HttpOnly (no script can
-    # read it), SameSite=Strict (no other site can make the browser send it), Secure in production.
-    app.secret_key = derive_key(settings.secret_key.get_secret_value(), SESSION_KEY).hex()
-    app.config.update(
-        SESSION_COOKIE_NAME="cafeflow_reporting", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=settings.env == "production", PERMANENT_SESSION_LIFETIME=timedelta(
-            seconds=settings.user_token_ttl_seconds))
+    # The dashboard's sign-in: a server-side session in Redis, and CSRF tokens on its forms.
+    register_page_sessions(app, settings)
 
 
 def register_blueprints(app: Flask, api) -> None:

@@ -20,7 +20,6 @@ literal table; nothing here reads those files at run time. Money is ``Decimal`` 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -32,6 +31,8 @@ from decimal import Decimal
 
 import click
 from faker import Faker
+
+from services.common.spreadsheet import csv_writer
 
 __all__ = ["BRANCH_NAMES", "MENU", "branch_name", "branch_slug", "generate", "generate_command"]
 
@@ -326,7 +327,7 @@ def _write_file(
     choices, choice, rand, randrange = rng.choices, rng.choice, rng.random, rng.randrange
 
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n") if dialect != "json" else None
+    writer = csv_writer(buf) if dialect != "json" else None
     if dialect == "b":
         buf.write(DIALECT_B_HEADER)
     date_a = day.strftime("%d/%m/%Y")

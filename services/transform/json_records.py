@@ -1,17 +1,17 @@
-"""Branch JSON sales: arrays or newline-delimited objects, read incrementally; unknown fields kept,
-cleaned of personal data."""
+"""Branch JSON sales: arrays or newline-delimited objects, read incrementally; of unknown fields, what
+services/transform/extra_fields.py allows is kept."""
 from __future__ import annotations
 
 import codecs
 import json
 import math
-import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from services.transform.parse import (BOM, JSON_FIELDS, MAX_EXTRA_DEPTH, MAX_JSON_RECORD, MAX_QUANTITY, PERSONAL_FIELD,
-                                      Item, ParseStats, Reject, Rejection, Sale, SaleBuilder, _card_network,
-                                      _network_word, scrub_numbers)
+from services.transform.extra_fields import clean_extra
+from services.transform.parse import (BOM, JSON_FIELDS, MAX_JSON_RECORD, MAX_QUANTITY, UNSTORABLE_REASON, Item,
+                                      ParseStats, Reject, Rejection, Sale, SaleBuilder, _card_network, _network_word,
+                                      storable)
 
 def iter_json(builder: SaleBuilder, pieces: Iterator[str], stats: ParseStats) -> Iterator[Sale | Rejection]:
     """Newline-delimited objects, or one or more arrays of objects; read incrementally either way."""
@@ -137,6 +137,7 @@ def _closing_bracket(buffer: str, start: int, stop: int, sibling: str | None) ->
 def json_sale(builder: SaleBuilder, number: int, record: Any, stats: ParseStats) -> Sale:
     if not isinstance(record, dict):
         raise Reject("bad_json", "the record is not a JSON object")
+    _check_storable(record)
     stats.saw("json")
     for name in ("timestamp", "branch", "items", "total", "payment_method"):
         if record.get(name) in (None, ""):
@@ -161,12 +162,7 @@ def json_sale(builder: SaleBuilder, number: int, record: Any, stats: ParseStats)
         items.append(Item(product, quantity, price))
     customer = record.get("customer")
     customer_text = customer if isinstance(customer, str) else None
-    extra = {}
-    for key, value in record.items():
-        if key in JSON_FIELDS:
-            continue
-        stats.extra_fields[key] = stats.extra_fields.get(key, 0) + 1
-        extra[key] = _clean_extra(builder, key, value, customer_text, stats)
+    extra = clean_extra(record, JSON_FIELDS, builder.allowed_extra_fields, customer_text, stats)
     network = record.get("card_network")
     return builder.sale(
         line_no=number, ts=_scalar_text(record["timestamp"], "timestamp"),
@@ -176,6 +172,28 @@ def json_sale(builder: SaleBuilder, number: int, record: Any, stats: ParseStats)
         if isinstance(network, str) else None, extra=extra or None)
 
 
+def _check_storable(record: dict) -> None:
+    """A NUL or a lone surrogate anywhere in the record (JSON's \\u escapes can spell both) rejects the
+    record: PostgreSQL stores neither, and letting one through failed the whole file's load. The reason
+    names a known field, never an unknown field's name (that is the producer's text)."""
+    for key, value in record.items():
+        if not storable(key):
+            raise Reject("bad_text", f"{UNSTORABLE_REASON} in a field name; fix the export")
+        if _holds_unstorable(value):
+            where = f"field {key!r}" if key in JSON_FIELDS else "an unknown field"
+            raise Reject("bad_text", f"{UNSTORABLE_REASON} in {where}; fix the export")
+
+
+def _holds_unstorable(value: Any) -> bool:
+    if isinstance(value, str):
+        return not storable(value)
+    if isinstance(value, dict):
+        return any(not storable(key) or _holds_unstorable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_unstorable(item) for item in value)
+    return False
+
+
 def _scalar_text(value: Any, what: str) -> str:
     """Strings and plain numbers as text."""
     if isinstance(value, str):
@@ -183,32 +201,3 @@ def _scalar_text(value: Any, what: str) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return str(value)
     raise Reject("wrong_type", f"field {what!r} must be text or a number")
-
-
-def _clean_extra(builder: SaleBuilder, key: str, value: Any, customer: str | None, stats: ParseStats,
-                 depth: int = 0) -> Any:
-    """Unknown fields are kept, but nothing personal: fields named like personal data (at any depth)
-    become keyed pseudonyms; in free text, long numbers, e-mail addresses and the customer's own name
-    are masked."""
-    if depth > MAX_EXTRA_DEPTH:
-        return "<nested too deeply>"
-    if PERSONAL_FIELD.search(key):
-        stats.pseudonymised_fields.add(key)
-        if value is None:
-            return None
-        return f"pseudonym:{builder.customer(json.dumps(value, sort_keys=True, default=str)) or ''}"
-    if isinstance(value, dict):
-        return {str(k)[:100]: _clean_extra(builder, str(k), v, customer, stats, depth + 1)
-                for k, v in list(value.items())[:100]}
-    if isinstance(value, list):
-        return [_clean_extra(builder, key, v, customer, stats, depth + 1) for v in value[:100]]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str):
-        text = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:1000]
-        if customer and customer.strip() and customer.strip().casefold() in text.casefold():
-            text = re.sub(re.escape(customer.strip()), "<customer>", text, flags=re.I)
-        return scrub_numbers(text)
-    return value
-
-

@@ -22,7 +22,7 @@ from services.common.rawstore import RawCipher, RawFileCorrupt, iter_raw
 from services.transform import corrections, rollups
 from services.transform.rollups import LOCAL_DATE, LOCAL_HOUR
 from services.transform.parse import (FileUnreadable, ParseStats, Product, Rejection, Sale, SaleBuilder, iter_records,
-                                     money_text)
+                                     money_text, storable_copy)
 
 STAGE_FLUSH_ROWS = 5_000
 STRUCTURAL_CODES = {"wrong_field_count", "unreadable_line", "bad_json"}   # "not a sales row at all"
@@ -231,7 +231,7 @@ class _Staging:
         sales, items, products, amount = self._sales, self._items, self._products, self._amount
         for r in records:
             if r.__class__ is not Sale:
-                self._reject_writer.writerow((upload_id, r.line_no, r.code, r.reason, r.masked_row))
+                self._reject_writer.writerow((upload_id, r.line_no, r.code, r.reason, storable_copy(r.masked_row)))
                 continue
             branch = self._branches.get((r.branch_key, r.branch_name))
             if branch is None:
@@ -357,10 +357,7 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
         clock.lap(step)
     jobs_json = []
     for upload_id, c in counted.items():
-        extra = None
-        if c.stats.extra_fields:
-            extra = {"fields": c.stats.extra_fields, "pseudonymised": sorted(c.stats.pseudonymised_fields)}
-        jobs_json.append({"id": upload_id, "dialect": c.stats.dialect(), "extra_fields": extra,
+        jobs_json.append({"id": upload_id, "dialect": c.stats.dialect(), "extra_fields": c.stats.extra_report(),
                           "rejected": c.rejected, "valid": c.valid, "retracted": retracted.get(upload_id, 0)})
     finished = session.execute(text(_FINISH), {"jobs": json.dumps(jobs_json)}).all()
     clock.lap("finish")

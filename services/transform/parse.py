@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from services.common.crypto import CUSTOMER_PSEUDONYM_KEY, SALE_IDENTITY_KEY, derive_key, keyed_hex
 from services.common.naming import branch_key, collapse_spaces, fold, product_key
+from services.common.spreadsheet import csv_line
 
 UK = ZoneInfo("Europe/London")
 METHODS = {"CASH", "CARD"}
@@ -41,7 +42,7 @@ BASKET_MEMO_LIMIT = 10_000  # a basket entry holds its items: the common baskets
 OLDEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 TIMESTAMP_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
                      "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
-# JSON fields we understand; anything else is kept, cleaned of personal data.
+# JSON fields we understand; of anything else, what services/transform/extra_fields.py allows is kept.
 JSON_FIELDS = {"timestamp", "branch", "customer", "items", "total", "payment_method", "card_number", "card_network"}
 PERSONAL_FIELD = re.compile(r"name|mail|phone|mobile|addr|card|\bcc\b|^cc$|pan|iban|account|birth|dob|postcode|"
                             r"zip|customer|person|contact|staff|employee|cashier|user|member", re.I)
@@ -53,12 +54,21 @@ _YMD = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?")
 _ISO_WITH_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _TIMESTAMP_SHAPE = re.compile(r"^\d{1,4}[/-]\d{1,2}[/-]\d{1,4}(?:[ T][\d:.+Z-]{1,20})?$")
 _TRAILING_DIGITS = re.compile(r"\d+$")
-_CARD_NETWORK = re.compile(r"^[a-z][a-z ]{1,30}$")
+# The card networks a sale may name; any other word there is free text (a name in the wrong column) and is
+# dropped, so nothing but this vocabulary reaches the warehouse through card_network.
+CARD_NETWORKS = frozenset({"visa", "visaelectron", "mastercard", "maestro", "americanexpress", "amex", "discover",
+                           "dinersclub", "diners", "jcb", "unionpay"})
 # Card, phone and account numbers: 9+ digits, maybe grouped by spaces or hyphens (amounts have a
 # point, so prices and totals are left alone); and spreadsheet-mangled numbers like 5.49E+15.
 _LONG_NUMBER = re.compile(r"(?<![\d.])\d(?:[ \-]?\d){8,}(?![\d.])|\d\.\d+E\+\d+", re.I)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Rejected on load (a name is not a formula); exports neutralise every formula start besides
+# (services/common/spreadsheet.py), whatever the source of the text.
 _FORMULA_START = ("=", "+", "@")
+# What PostgreSQL cannot store in text or jsonb: NUL, and lone surrogates (not encodable as UTF-8). CSV
+# lines cannot hold surrogates (decoded from bytes); JSON can, through \u escapes.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_REASON = "the record contains a NUL character or broken Unicode (a lone surrogate)"
 BOM = "\ufeff"
 
 
@@ -114,7 +124,16 @@ class FileUnreadable(Exception):
 class ParseStats:
     dialects: dict[str, int] = field(default_factory=dict)
     extra_fields: dict[str, int] = field(default_factory=dict)
-    pseudonymised_fields: set[str] = field(default_factory=set)
+    extra_types: dict[str, set[str]] = field(default_factory=dict)
+    withheld_fields: set[str] = field(default_factory=set)
+
+    def extra_report(self) -> dict | None:
+        """What the upload reports about unknown JSON fields: counts and types by name, and the paths
+        whose values were withheld (services/transform/extra_fields.py)."""
+        if not self.extra_fields:
+            return None
+        return {"fields": self.extra_fields, "types": {k: sorted(v) for k, v in self.extra_types.items()},
+                "withheld": sorted(self.withheld_fields)}
 
     def dialect(self) -> str | None:
         if not self.dialects:
@@ -131,6 +150,16 @@ def money_text(pence: int) -> str:
 
 def scrub_numbers(text: str) -> str:
     return _EMAIL.sub("<email>", _LONG_NUMBER.sub("<number>", text))
+
+
+def storable(text: str) -> bool:
+    return _UNSTORABLE.search(text) is None
+
+
+def storable_copy(text: str) -> str:
+    """The text with what PostgreSQL cannot store replaced (the last guard before COPY; the parsers reject
+    such records before they get there)."""
+    return text if storable(text) else _UNSTORABLE.sub("\ufffd", text)
 
 
 def _remember(memo: dict, key, value, limit: int = MEMO_LIMIT):
@@ -182,6 +211,32 @@ def _fast_timestamp(text: str) -> datetime | None:
     return None
 
 
+def _read_timestamp(text: str) -> datetime | None:
+    """A date and time in one of the formats branch files use, as written (no zone, or JSON's offset)."""
+    parsed = _fast_timestamp(text)
+    for fmt in () if parsed else TIMESTAMP_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    if parsed is None and _ISO_WITH_TIME.match(text):
+        try:
+            return datetime.fromisoformat(text)             # JSON may carry an offset
+        except ValueError:
+            return None
+    return parsed
+
+
+def _shown_timestamp(raw: str) -> str:
+    """A rejected row's timestamp cell: as written when it is a real date and time (masking its digits as a
+    long number made `2021-08-25 09:00:01` read `<number>:00:01`); only masked when it merely has the shape
+    of one (a phone number can: `0770-09-0012 345678`); hidden otherwise."""
+    text = raw.strip()
+    if not _TIMESTAMP_SHAPE.match(text):
+        return "<hidden>"
+    return raw if _read_timestamp(text) is not None else scrub_numbers(raw)
+
+
 class ValueMemo:
     """Memo tables of values whose meaning does not depend on the file, the poster or the moment
     (products, basket items, amounts, whole baskets): the files of one batch share them, so each
@@ -198,13 +253,16 @@ class SaleBuilder:
     """Validates one sale's raw values. Memo tables make repeated values nearly free."""
 
     def __init__(self, secret: str, *, expected_branch_key: str | None, registered_branch_keys: Iterable[str] = (),
-                 now: datetime | None = None, memo: ValueMemo | None = None) -> None:
+                 now: datetime | None = None, memo: ValueMemo | None = None,
+                 allowed_extra_fields: Iterable[str] = ()) -> None:
         self._customer_key = derive_key(secret, CUSTOMER_PSEUDONYM_KEY)
         self._identity_key = derive_key(secret, SALE_IDENTITY_KEY)
         self.expected_branch_key = expected_branch_key
         # Rows load only for registered branches: a typo, or a name shifted into the branch column,
         # must not become a branch of the warehouse.
         self.registered_branch_keys = frozenset(registered_branch_keys)
+        # Unknown JSON fields whose free text an admin allow-listed (`cafeflow fields allow`).
+        self.allowed_extra_fields = frozenset(allowed_extra_fields)
         self.latest = (now or datetime.now(timezone.utc)) + timedelta(days=1)
         # Branch names accepted in this file: the only branch cells a rejected row may show.
         self.known_branch_keys: set[str] = {expected_branch_key} if expected_branch_key else set()
@@ -241,19 +299,7 @@ class SaleBuilder:
         return hour[0] + timedelta(seconds=epoch - hour[1]), epoch
 
     def _parse_timestamp(self, raw: str) -> tuple[datetime, int] | Reject:
-        text = raw.strip()
-        parsed = _fast_timestamp(text)
-        for fmt in () if parsed else TIMESTAMP_FORMATS:
-            try:
-                parsed = datetime.strptime(text, fmt)
-                break
-            except ValueError:
-                continue
-        if parsed is None and _ISO_WITH_TIME.match(text):
-            try:
-                parsed = datetime.fromisoformat(text)       # JSON may carry an offset
-            except ValueError:
-                parsed = None
+        parsed = _read_timestamp(raw.strip())
         if parsed is None:
             return Reject("bad_timestamp", "the timestamp is not a real date and time "
                                            "(expected DD/MM/YYYY HH:MM or YYYY-MM-DD HH:MM:SS)")
@@ -400,32 +446,42 @@ class SaleBuilder:
 
     # -- showing a rejected row -----------------------------------------------------------------
     def masked_csv(self, fields: list[str]) -> str:
-        """The row with every cell that could hold personal data replaced."""
+        """The row with every cell that could hold personal data replaced, as a CSV line a spreadsheet
+        reads as data (the shared rule for CSV cells)."""
         if len(fields) != EXPECTED_FIELDS:
-            first = fields[0] if fields and _TIMESTAMP_SHAPE.match(fields[0].strip()) else "<hidden>"
-            return f"{first},<{max(0, len(fields) - 1)} more cells hidden>"
+            first = _shown_timestamp(fields[0]) if fields else "<hidden>"
+            return csv_line([first, f"<{max(0, len(fields) - 1)} more cells hidden>"])[:500]
         ts, branch, customer, basket, fifth, sixth, card = fields
         shown = [
-            ts if _TIMESTAMP_SHAPE.match(ts.strip()) else "<hidden>",
-            branch if branch_key(branch) in self.known_branch_keys else "<hidden>",
+            branch if self._known_branch(branch) else "<hidden>",
             "<customer>" if customer.strip() else "",
             basket if _basket_shaped(basket) else "<hidden>",
             *(cell if _plain_cell(cell) else "<hidden>" for cell in (fifth, sixth)),
             "<card>" if card.strip() and card.strip() != "None" else card.strip(),
         ]
-        return scrub_numbers(",".join(shown))[:500]
+        return csv_line([_shown_timestamp(ts), *map(scrub_numbers, shown)])[:500]
 
     def masked_json(self, record: Any) -> str:
         if not isinstance(record, dict):
             return "<not an object>"
         shown = {}
-        for key, ok in (("timestamp", lambda v: _TIMESTAMP_SHAPE.match(v)),
-                        ("branch", lambda v: branch_key(v) in self.known_branch_keys),
-                        ("total", _plain_cell), ("payment_method", _plain_cell)):
+        for key in ("timestamp", "branch", "total", "payment_method"):
             value = record.get(key)
-            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-                shown[key] = value if ok(str(value).strip()) else "<hidden>"
-        return scrub_numbers(json.dumps(shown, ensure_ascii=False))[:500]
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                continue
+            text = str(value)
+            if not storable(text):
+                shown[key] = "<hidden>"
+            elif key == "timestamp":
+                shown[key] = _shown_timestamp(text)
+            elif not (self._known_branch(text) if key == "branch" else _plain_cell(text)):
+                shown[key] = "<hidden>"
+            else:
+                shown[key] = scrub_numbers(value) if isinstance(value, str) else value
+        return json.dumps(shown, ensure_ascii=False)[:500]
+
+    def _known_branch(self, cell: str) -> bool:
+        return branch_key(cell) in self.known_branch_keys
 
 
 def _plain_cell(cell: str) -> bool:
@@ -461,8 +517,9 @@ def _card_network(raw: str) -> str | None:
 
 
 def _network_word(raw: str) -> str | None:
-    network = _TRAILING_DIGITS.sub("", raw.strip().lower())
-    return network if _CARD_NETWORK.match(network) else None
+    """'visa16' (Faker's code for a 16-digit visa) -> 'visa'; 'American Express' -> 'americanexpress'."""
+    network = _TRAILING_DIGITS.sub("", raw.strip().lower()).replace(" ", "")
+    return network if network in CARD_NETWORKS else None
 
 
 def _parse_basket_memo(builder: SaleBuilder, basket: str) -> tuple[list[Item], str, str] | Reject:

@@ -38,6 +38,8 @@ def test_probes_and_live_queue_length(settings, clean, redis_client):
     assert "cafeflow_broker_up 1.0" in body
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and json.loads(missing.data)["error"]["code"] == "not_found"
+    for path in ("/healthz", "/readyz", "/metrics", "/nowhere"):
+        assert client.get(path).headers.get("X-Content-Type-Options") == "nosniff", path
 
 
 def test_readyz_fails_with_an_unreachable_broker(settings, clean):
@@ -58,6 +60,32 @@ def test_flower_refuses_to_start_without_basic_auth(monkeypatch):
             monkeypatch.setenv("FLOWER_BASIC_AUTH", value)
         result = CliRunner().invoke(main, ["flower"])
         assert result.exit_code == 1 and "FLOWER_BASIC_AUTH" in result.output, (value, result.output)
+
+
+def test_flower_refuses_to_listen_beyond_loopback_without_auth_even_in_development(tmp_path):
+    """Run as a process: were it to start, it would serve (the timeout fails the test instead of hanging)."""
+    from tests.support import free_port
+
+    env = {**os.environ, "CAFEFLOW_ENV": "development"}
+    env.pop("FLOWER_BASIC_AUTH", None)
+    for host in ("0.0.0.0", "::", "192.0.2.10", "flower.example"):
+        result = subprocess.run([sys.executable, "-m", "services.cli", "flower", "--host", host,
+                                 "--port", str(free_port())], env=env, cwd=tmp_path, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 1 and "FLOWER_BASIC_AUTH" in result.stderr, (host, result.stderr)
+
+
+def test_flower_without_auth_is_allowed_only_on_loopback_in_development():
+    from services.cli import flower_auth_problem
+
+    strong = "flower:a-password-of-16-chars"
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        assert flower_auth_problem("development", host, "") is None, host
+    assert flower_auth_problem("development", "0.0.0.0", "") is not None
+    assert flower_auth_problem("development", "0.0.0.0", "flower:short") is not None
+    assert flower_auth_problem("development", "0.0.0.0", strong) is None
+    assert flower_auth_problem("production", "127.0.0.1", "") is not None
+    assert flower_auth_problem("test", "0.0.0.0", strong) is None
 
 
 def _migrate(database_url: str, *args: str, background: bool = False):

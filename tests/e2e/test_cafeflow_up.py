@@ -15,9 +15,11 @@ pytestmark = pytest.mark.e2e
 
 def test_up_runs_the_platform_and_stops_on_ctrl_c(clean, tmp_path):
     port, orders_port, reporting_port = free_port(), free_port(), free_port()
+    worker_metrics, beat_metrics = free_port(), free_port()
     up = Process("up", CLI + ["up", "--workers", "1", "--concurrency", "1"], tmp_path,
                  env={"CAFEFLOW_INGEST_PORT": str(port), "CAFEFLOW_ORDERS_PORT": str(orders_port),
-                      "CAFEFLOW_REPORTING_PORT": str(reporting_port)})
+                      "CAFEFLOW_REPORTING_PORT": str(reporting_port), "WORKER_METRICS_PORT": str(worker_metrics),
+                      "BEAT_METRICS_PORT": str(beat_metrics)})
     url = f"http://127.0.0.1:{port}"
     try:
         for name, service_port in (("ingest", port), ("orders", orders_port), ("reporting", reporting_port)):
@@ -28,6 +30,10 @@ def test_up_runs_the_platform_and_stops_on_ctrl_c(clean, tmp_path):
         for part in ("services.ingest.app:create_app()", "services.orders.app:create_app()",
                      "services.reporting.app:create_app()", "cli worker", "cli beat"):
             assert part in commands, commands
+        # The worker's and beat's metrics listen on loopback under `up`, like the web services.
+        for metrics_port in (worker_metrics, beat_metrics):
+            wait_until(lambda p=metrics_port: _listening(p), 60, f"nothing listens on {metrics_port}:\n{up.output()}")
+            assert _listening(metrics_port) == {"127.0.0.1"}, _listening(metrics_port)
         result = subprocess.run(CLI + ["upload", str(REAL_FILES / "leeds_25-08-2021_09-00-00.csv"),
                                        "--url", url, "--token", ADMIN_TOKEN, "--timeout", "120"],
                                 capture_output=True, text=True, timeout=180)
@@ -42,6 +48,11 @@ def test_up_runs_the_platform_and_stops_on_ctrl_c(clean, tmp_path):
         up.stop()
     assert up.popen.returncode == 0
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def _listening(port: int) -> set[str]:
+    return {c.laddr.ip for c in psutil.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
 
 
 def _ready(url: str) -> bool:

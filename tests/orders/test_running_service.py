@@ -98,6 +98,12 @@ def test_staff_page_log_in_take_an_order_deliver_it_and_find_it(stack, browser, 
         expect(page.locator("#orders-count")).to_have_text("1 order(s)")
         assert "Page Customer" in page.locator("#orders-table tbody").inner_text()
         assert page.locator("#message").inner_text() == ""
+
+        # Signing out ends the token on the server, not only in this tab.
+        token = page.evaluate("sessionStorage.getItem('cafeflow-token')")
+        page.click("#logout")
+        page.wait_for_selector("#login-form:not(.hidden)")
+        assert httpx.get(f"{url}/v1/products", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     finally:
         page.close()
     assert outside == []                           # no CDN, nothing outside the service

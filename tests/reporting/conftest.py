@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
 
+from sqlalchemy import text
+
+from services.common.live_orders import LOAD_LIVE_ORDER_TASK
 from services.common.uploads import PROCESS_UPLOAD_TASK
 from tests.realdata import real_files
 from tests.support import ADMIN_TOKEN, reset_state
@@ -56,3 +60,34 @@ def get_json(client, url: str, params=None, headers=ADMIN):
     response = client.get(url, query_string=params or {}, headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()
+
+
+def deliver_order(orders, engine, celery_app, lines: list[tuple[dict, int]], branch: str = "Leeds") -> dict:
+    """Creates the products of `lines` (product body, quantity) through the orders API, orders them at
+    `branch`, delivers the order and loads it into the warehouse the way the worker does (the live path)."""
+    def post(path, body):
+        response = orders.post(path, json=body, headers=ADMIN)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    items = [{"product_id": post("/v1/products", product)["id"], "quantity": quantity} for product, quantity in lines]
+    courier = post("/v1/couriers", {"name": "Cora Courier", "phone": "07700 900001", "branch": branch})
+    order = post("/v1/orders", {"branch": branch, "customer_name": "Zoë Livewire", "customer_address": "1 Road",
+                                "customer_phone": "07700 900123", "payment_method": "CASH",
+                                "courier_id": courier["id"], "items": items})
+    for status in ("out_for_delivery", "delivered"):
+        etag = orders.get(f"/v1/orders/{order['id']}", headers=ADMIN).headers["ETag"]
+        moved = orders.post(f"/v1/orders/{order['id']}/status", json={"status": status},
+                            headers={**ADMIN, "If-Match": etag})
+        assert moved.status_code == 200, moved.get_json()
+    with engine.connect() as conn:
+        outbox_id = conn.execute(text("SELECT id FROM orders.outbox WHERE order_id = :o"), {"o": order["id"]}).scalar()
+    assert celery_app.tasks[LOAD_LIVE_ORDER_TASK].apply(args=[outbox_id]).result == "loaded"
+    return order
+
+
+def dashboard_login(client, token: str):
+    """Signs in at /dashboard/login as a browser would: the form's CSRF token, then the post."""
+    page = client.get("/dashboard/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    return client.post("/dashboard/login", data={"token": token, "csrf_token": csrf})

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from services.cli import main as cli
 from services.common.auth import UserClaims, issue_user_token
 from tests.realdata import real_files
-from tests.reporting.conftest import ADMIN, load_files
+from tests.reporting.conftest import ADMIN, dashboard_login, load_files
 from tests.support import SECRET_KEY
 
 ENDPOINTS = ["/v1/reports/sales?group_by=branch", "/v1/reports/peak-hours", "/v1/reports/trend",
@@ -56,7 +56,7 @@ def _orders_user(name: str, role: str, branch: str | None = None) -> UserClaims:
     result = CliRunner().invoke(cli, args, input="a long enough password\n")
     assert result.exit_code == 0, result.output
     user_id = int(result.output.rsplit("id", 1)[1])
-    return UserClaims(user_id=user_id, username=name, role=role, branch=branch)
+    return UserClaims(user_id=user_id, username=name, role=role, branch=branch, token_version=1)
 
 
 def test_orders_user_token_reads_and_a_staff_user_only_its_branch(leeds_loaded):
@@ -80,10 +80,13 @@ def test_a_token_outlives_no_deactivation_demotion_or_move(leeds_loaded, clean):
     with clean.begin() as conn:      # demoted to staff of another branch, as an admin would in orders
         conn.execute(text("UPDATE orders.app_user SET role = 'staff', branch = 'Chesterfield', "
                           "branch_key = 'chesterfield' WHERE id = :id"), {"id": claims.user_id})
-    assert leeds_loaded.get(leeds_only, headers=headers).status_code == 403
+    # The change bumped the user's token version (orders migration 0005): the old token is over, not demoted.
+    assert leeds_loaded.get(leeds_only, headers=headers).status_code == 401
+    moved = issue_user_token(SECRET_KEY, UserClaims(claims.user_id, "cy", "staff", "Chesterfield", token_version=2))
+    assert leeds_loaded.get(leeds_only, headers={"Authorization": f"Bearer {moved}"}).status_code == 403
     with clean.begin() as conn:
         conn.execute(text("UPDATE orders.app_user SET active = false WHERE id = :id"), {"id": claims.user_id})
-    assert leeds_loaded.get(ENDPOINTS[0], headers=headers).status_code == 401
+    assert leeds_loaded.get(ENDPOINTS[0], headers={"Authorization": f"Bearer {moved}"}).status_code == 401
     ghost = issue_user_token(SECRET_KEY, UserClaims(user_id=999_999, username="ghost", role="admin"))
     assert leeds_loaded.get(ENDPOINTS[0], headers={"Authorization": f"Bearer {ghost}"}).status_code == 401
 
@@ -203,9 +206,9 @@ def test_the_dashboard_login_refuses_the_admin_token(reporting_app):
     from tests.support import ADMIN_TOKEN
 
     client = reporting_app.test_client()
-    response = client.post("/dashboard/login", data={"token": ADMIN_TOKEN})
+    response = dashboard_login(client, ADMIN_TOKEN)
     assert response.status_code == 403
-    assert "set-cookie" not in {k.lower() for k in response.headers.keys()}
+    assert "cafeflow_session" not in response.headers.get("Set-Cookie", "")
     assert client.get("/dashboard").status_code in (302, 303)        # still not signed in
 
 

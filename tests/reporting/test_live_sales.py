@@ -8,31 +8,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
-from services.common.live_orders import LOAD_LIVE_ORDER_TASK
 from tests.realdata import real_files
-from tests.reporting.conftest import ADMIN, get_json, load_files
-
-
-def _deliver_order(orders, engine, celery_app) -> dict:
-    def post(path, body):
-        response = orders.post(path, json=body, headers=ADMIN)
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()
-
-    latte = post("/v1/products", {"name": "Latte", "size": "Large", "flavour": None, "price": "2.45"})
-    courier = post("/v1/couriers", {"name": "Cora Courier", "phone": "07700 900001", "branch": "Leeds"})
-    order = post("/v1/orders", {"branch": "Leeds", "customer_name": "Zoë Livewire", "customer_address": "1 Road",
-                                "customer_phone": "07700 900123", "payment_method": "CASH",
-                                "courier_id": courier["id"], "items": [{"product_id": latte["id"], "quantity": 3}]})
-    for status in ("out_for_delivery", "delivered"):
-        etag = orders.get(f"/v1/orders/{order['id']}", headers=ADMIN).headers["ETag"]
-        moved = orders.post(f"/v1/orders/{order['id']}/status", json={"status": status},
-                            headers={**ADMIN, "If-Match": etag})
-        assert moved.status_code == 200, moved.get_json()
-    with engine.connect() as conn:
-        outbox_id = conn.execute(text("SELECT id FROM orders.outbox WHERE order_id = :o"), {"o": order["id"]}).scalar()
-    assert celery_app.tasks[LOAD_LIVE_ORDER_TASK].apply(args=[outbox_id]).result == "loaded"
-    return order
+from tests.reporting.conftest import deliver_order, get_json, load_files
 
 
 def test_live_sales_count_when_source_includes_them(reporting_app, clean, settings, celery_app):
@@ -47,7 +24,8 @@ def test_live_sales_count_when_source_includes_them(reporting_app, clean, settin
     before = get_json(reports, "/v1/reports/sales", window)        # cached now: no sale in this window yet
     assert before["rows"] == []
 
-    order = _deliver_order(create_orders_app(settings).test_client(), clean, celery_app)
+    order = deliver_order(create_orders_app(settings).test_client(), clean, celery_app,
+                          [({"name": "Latte", "size": "Large", "flavour": None, "price": "2.45"}, 3)])
     assert Decimal(order["total"]) == Decimal("7.35")
 
     both = get_json(reports, "/v1/reports/sales", window)          # the delivery bumped the version

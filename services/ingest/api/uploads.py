@@ -67,8 +67,10 @@ def _digest_and_sniff(stream: BinaryIO, limit: int) -> tuple[str, int, bytes]:
 
 
 def _refuse_non_text(head: bytes) -> None:
-    """415 for anything that is not a CSV or JSON text file."""
-    if head.startswith(_BINARY_MAGIC) or b"\x00" in head:
+    """415 for anything that is not a CSV or JSON text file. A stray NUL is not binary data: the control
+    characters are counted (UTF-16 without a BOM has one every other byte), and the line holding a NUL is
+    rejected on its own when the file is loaded."""
+    if head.startswith(_BINARY_MAGIC):
         raise ApiError(415, "unsupported_media_type", "the file is binary; send the till's CSV or JSON export")
     sample = head[:-4] if len(head) == SNIFF_BYTES else head   # may end inside a UTF-8 character
     try:
@@ -116,10 +118,31 @@ def _printable(value: str | None, limit: int) -> str | None:
     return "".join(c for c in value if c.isprintable())[:limit] or None
 
 
+def _the_one_file():
+    """The request's one file, in the field 'file'. Anything else in the body is refused rather than
+    dropped: a second file would not be loaded, and a field such as `mode` would be silently ignored."""
+    files = [(name, part) for name, parts in request.files.lists() for part in parts]
+    if len(files) > 1:
+        raise ApiError(422, "one_file_per_request", "post one file per request, in the multipart field 'file'",
+                       {"file": [f"{len(files)} files were sent; post each file in its own request"]})
+    if request.form:
+        names = sorted({_printable(name, 100) or "?" for name in request.form})[:20]
+        if names == ["file"]:
+            raise ApiError(422, "validation_error", "the multipart field 'file' holds text, not a file",
+                           {"file": ["send a file (a part with a filename), not text"]})
+        raise ApiError(422, "unexpected_field", "the request has fields other than 'file'; options such as "
+                       "`mode` are query parameters", {name: ["unexpected field"] for name in names})
+    if not files or files[0][0] != "file":
+        raise ApiError(422, "validation_error", "the multipart field 'file' is missing",
+                       {"file": ["Missing data for required field."]})
+    return files[0][1]
+
+
 @bp.route("", methods=["POST"])
 @bp.doc(operationId="uploads-create", summary="Post a branch file",
         requestBody={"required": True, "content": {"multipart/form-data": {
-            "schema": {"type": "object", "required": ["file"],
+            "schema": {"type": "object", "required": ["file"], "additionalProperties": False,
+                       "description": "exactly one part, the file: a second file or any other field is 422",
                        "properties": {"file": {"type": "string", "format": "binary"}}}}}},
         security=[{"bearer": []}])
 @bp.arguments(UploadCreateArgs, location="query")
@@ -132,10 +155,7 @@ def create_upload(args):
         caller = authenticate(session, settings)
         if not request.mimetype.startswith("multipart/"):
             raise ApiError(415, "unsupported_media_type", "post the file as multipart/form-data in the field 'file'")
-        upload_file = request.files.get("file")
-        if upload_file is None:
-            raise ApiError(422, "validation_error", "the multipart field 'file' is missing",
-                           {"file": ["Missing data for required field."]})
+        upload_file = _the_one_file()
         sha256_hex, size, head = _digest_and_sniff(upload_file.stream, settings.upload_max_bytes)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise ApiError(415, "unsupported_media_type", "the file is UTF-16 text; export it as UTF-8 (or "

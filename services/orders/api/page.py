@@ -17,8 +17,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'se
 
 def _static(name: str):
     response = send_from_directory(STATIC, name, max_age=0)
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = CSP     # nosniff and X-Frame-Options: services/common/headers.py
     return response
 
 

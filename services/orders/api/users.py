@@ -5,14 +5,14 @@ import logging
 
 from flask import current_app, url_for
 from flask_smorest import Blueprint
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.auth import UserClaims, issue_user_token
 from services.common.errors import ApiError
-from services.orders.auth import authenticate, client_address, login_throttle, require_admin
+from services.orders.auth import authenticate, require_admin
 from services.orders.models import AppUser
-from services.orders.passwords import dummy_verify, hash_password, verify_password
+from services.orders.passwords import dummy_hash, hash_password, verify_password
 from services.orders.queries import get_or_404, page_of, resolve_branch
 from services.orders.schemas import (
     PageArgs,
@@ -23,6 +23,7 @@ from services.orders.schemas import (
     UserPublic,
     UserUpdate,
 )
+from services.orders.throttle import give_back_login_attempt
 
 auth = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Log in")
 users = Blueprint("users", __name__, url_prefix="/v1/users", description="Who may log in (admins only)")
@@ -43,24 +44,41 @@ def _user_public(u: AppUser) -> dict:
 @auth.arguments(TokenRequest)
 @auth.response(200, TokenPublic)
 @auth.alt_response(401, description="Wrong username or password")
-@auth.alt_response(429, description="Too many failed logins from this address; see Retry-After")
+@auth.alt_response(429, description="Too many login attempts for this account or from this address; see "
+                                   "Retry-After")
 def issue_token(data: dict):
+    # services/orders/throttle.py has counted this attempt against the address and the account already.
     db, settings = _ctx()
-    throttle, address = login_throttle(), client_address()
-    throttle.refuse_if_blocked(address)
     with db.session() as session:
         user = session.execute(select(AppUser).where(func.lower(AppUser.username) == data["username"].lower())
                                ).scalar_one_or_none()
-    if user is None:
-        dummy_verify(data["password"])
-    if user is None or not user.active or not verify_password(data["password"], user.password_hash):
-        throttle.failed(address)
+    # One scrypt run whatever the account: unknown and deactivated ones are checked against a dummy hash.
+    usable = user is not None and user.active
+    password_ok = verify_password(data["password"], user.password_hash if usable else dummy_hash())
+    if not (usable and password_ok):
         log.info("login refused")
         raise ApiError(401, "unauthorized", "wrong username or password")
-    throttle.succeeded(address)
+    give_back_login_attempt(current_app)
     token = issue_user_token(settings.secret_key.get_secret_value(),
-                             UserClaims(user_id=user.id, username=user.username, role=user.role, branch=user.branch))
+                             UserClaims(user_id=user.id, username=user.username, role=user.role, branch=user.branch,
+                                        token_version=user.token_version))
     return {"access_token": token, "token_type": "bearer", "expires_in": settings.user_token_ttl_seconds}
+
+
+@auth.route("/logout", methods=["POST"])
+@auth.doc(operationId="auth-logout", summary="End every token of the calling user (all devices)",
+          security=[{"bearer": []}])
+@auth.response(204)
+def logout():
+    db, settings = _ctx()
+    with db.session() as session:
+        principal = authenticate(session, settings)
+        if principal.user_id is None:
+            raise ApiError(400, "not_a_user", "the admin token is not a login; rotate CAFEFLOW_ADMIN_TOKEN instead")
+        session.execute(update(AppUser).where(AppUser.id == principal.user_id)
+                        .values(token_version=AppUser.token_version + 1))
+        session.commit()
+    return None
 
 
 def create_user_record(session, *, username: str, password: str, role: str, branch: str | None) -> AppUser:

@@ -56,6 +56,15 @@ $("#login-form").addEventListener("submit", async (event) => {
   } catch (e) { say(e.message); }
 });
 
+// Signing out ends the token on the server too (POST /v1/auth/logout bumps the user's token version), so a
+// copy of it stops working everywhere.
+$("#logout").addEventListener("click", async () => {
+  try { await api("POST", "/v1/auth/logout"); } catch (e) { /* already ended: signed out either way */ }
+  sessionStorage.removeItem("cafeflow-token");
+  sessionStorage.removeItem("cafeflow-user");
+  say(""); show();
+});
+
 $("#add-item").addEventListener("click", () => {
   const line = document.querySelector(".item-line").cloneNode(true);
   line.querySelectorAll("[id]").forEach((el) => el.removeAttribute("id"));

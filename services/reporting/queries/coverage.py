@@ -1,7 +1,8 @@
 """Did every branch send its file? Per registered branch and UK-local day: whether sales from a file are
 in the warehouse for that day (loaded), and otherwise whether a file for that day arrived and what became
 of it. An upload belongs to a day by the date in its file name (tills name files `leeds_25-08-2021_...`;
-ISO dates work too) and to a branch by its rows' branches, the token that posted it, or the file name."""
+ISO dates work too) and to a branch by the branch token that posted it, or (the admin's uploads) by its rows'
+branches or its file name."""
 from __future__ import annotations
 
 import datetime as dt
@@ -72,9 +73,12 @@ def _file_day(filename: str) -> dt.date | None:
 
 
 def _belongs(upload, branch) -> bool:
+    """A branch token's upload belongs to its own branch only: its file name is the poster's to choose, and
+    its rows for other branches are rejected, so neither may put it in another branch's cells. The admin's
+    uploads (backfills) belong to the branches of their rows, or else to the branch their name starts with."""
+    if upload.branch_id is not None or upload.expected_branch_key is not None:
+        return upload.branch_id == branch.id or upload.expected_branch_key == branch.branch_key
     if upload.file_branch_keys and branch.branch_key in upload.file_branch_keys:
-        return True
-    if upload.branch_id == branch.id or upload.expected_branch_key == branch.branch_key:
         return True
     return _WORDS.sub(" ", upload.filename.lower()).startswith(branch.branch_key + " ")
 

@@ -7,7 +7,6 @@ vs returning, is given as `returning_customer` (the sale came after the customer
 Free-form `extra` JSON is left out as well: producers may put text in it that we cannot vet."""
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 
@@ -15,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, text
 
+from services.common.spreadsheet import csv_writer
 from services.reporting.filters import Filters
 
 BATCH_ROWS = 10_000
@@ -22,7 +22,7 @@ BATCH_ROWS = 10_000
 _RANGE = """
       f.occurred_at >= CAST(:date_from AS timestamp) AT TIME ZONE 'Europe/London'
   AND f.occurred_at < (CAST(:date_to AS timestamp) + interval '1 day') AT TIME ZONE 'Europe/London'
-  AND f.source = ANY(:sources) {branch}
+  AND f.source = ANY(:sources) {branch} {product}
 """
 TRANSACTIONS_SQL = """
 SELECT f.id AS transaction_id, f.occurred_at, (f.occurred_at AT TIME ZONE 'Europe/London')::date AS local_date,
@@ -58,10 +58,19 @@ SCHEMAS = {
 }
 
 
+# A product filter keeps what the reports count for a product: the sales that contained it, and its lines.
+_PRODUCT = {
+    "transactions": """AND EXISTS (SELECT FROM warehouse.fact_transaction_item pi
+                                   WHERE pi.transaction_id = f.id AND pi.product_id = ANY(:product_ids))""",
+    "items": "AND i.product_id = ANY(:product_ids)",
+}
+
+
 def export_sql(kind: str, filters: Filters) -> str:
     branch = "AND f.branch_id = ANY(:branch_ids)" if filters.branch_ids is not None else ""
+    product = _PRODUCT[kind] if filters.product_ids is not None else ""
     body = TRANSACTIONS_SQL if kind == "transactions" else ITEMS_SQL
-    return body.format(range=_RANGE.format(branch=branch))
+    return body.format(range=_RANGE.format(branch=branch, product=product))
 
 
 def _batches(engine: Engine, kind: str, filters: Filters) -> Iterator[list]:
@@ -72,16 +81,14 @@ def _batches(engine: Engine, kind: str, filters: Filters) -> Iterator[list]:
             yield rows
 
 
-def _csv_value(value):
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
 def stream_csv(engine: Engine, kind: str, filters: Filters) -> Iterator[bytes]:
+    """Names in the cells come from branch files and orders: the shared writer keeps a spreadsheet from
+    running them as formulas."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv_writer(buffer)
     writer.writerow(SCHEMAS[kind].names)
     for rows in _batches(engine, kind, filters):
-        writer.writerows([_csv_value(v) for v in row] for row in rows)
+        writer.writerows(rows)
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()

@@ -28,13 +28,21 @@ function plot(id, traces, layout) {
     .then(() => { element.dataset.rendered = "true"; });
 }
 
-const productLabel = (r) => [r.size, r.product, r.flavour].filter(Boolean).join(" ");
+// Plotly renders a subset of HTML in every label, tick, legend entry and hover text (<a href>, <b>, <br>),
+// and names come from branch files and orders: every text from data goes through `label`, which escapes the
+// markup characters as numeric entities. Plotly decodes entities after it has found the tags, so the name
+// shows literally and nothing in it becomes markup.
+const ENTITIES = { "&": "&#38;", "<": "&#60;", ">": "&#62;" };
+const label = (text) => String(text).replace(/[&<>]/g, (c) => ENTITIES[c]);
+const labels = (rows, key) => rows.map((r) => label(r[key]));
+
+const productLabel = (r) => label([r.size, r.product, r.flavour].filter(Boolean).join(" "));
 
 function bars(id, rows, labelOf, horizontal) {
-  const labels = rows.map(labelOf), values = rows.map((r) => Number(r.revenue));
+  const names = rows.map(labelOf), values = rows.map((r) => Number(r.revenue));
   const trace = horizontal
-    ? { type: "bar", orientation: "h", y: labels.slice().reverse(), x: values.slice().reverse() }
-    : { type: "bar", x: labels, y: values };
+    ? { type: "bar", orientation: "h", y: names.slice().reverse(), x: values.slice().reverse() }
+    : { type: "bar", x: names, y: values };
   return plot(id, [trace], horizontal ? { margin: { t: 10, r: 10, b: 40, l: 230 } } : {});
 }
 
@@ -87,18 +95,18 @@ async function load() {
       return cell ? cell.transactions : 0;
     }));
     await Promise.all([
-      plot("chart-trend", [{ type: "scatter", mode: "lines+markers", x: trend.series.map((p) => p.period),
+      plot("chart-trend", [{ type: "scatter", mode: "lines+markers", x: labels(trend.series, "period"),
                              y: trend.series.map((p) => Number(p.revenue)), name: "revenue" }]),
-      bars("chart-branches", branches.rows, (r) => r.branch, true),
+      bars("chart-branches", branches.rows, (r) => label(r.branch), true),
       bars("chart-top-products", top.rows, productLabel, true),
       bars("chart-bottom-products", bottom.rows, productLabel, true),
       plot("chart-peak", [{ type: "heatmap", z: grid, x: hours.map((h) => `${h}:00`),
                             y: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], colorscale: "YlOrBr" }]),
-      plot("chart-payment", [{ type: "pie", labels: payment.rows.map((r) => r.payment_method),
+      plot("chart-payment", [{ type: "pie", labels: labels(payment.rows, "payment_method"),
                                values: payment.rows.map((r) => Number(r.revenue)) }]),
       plot("chart-customers", [
-        { type: "bar", name: "new", x: customers.series.map((p) => p.period), y: customers.series.map((p) => p.new_customers) },
-        { type: "bar", name: "returning", x: customers.series.map((p) => p.period),
+        { type: "bar", name: "new", x: labels(customers.series, "period"), y: customers.series.map((p) => p.new_customers) },
+        { type: "bar", name: "returning", x: labels(customers.series, "period"),
           y: customers.series.map((p) => p.returning_customers) }], { barmode: "stack" }),
     ]);
     missingFiles(coverage);

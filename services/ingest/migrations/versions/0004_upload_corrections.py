@@ -13,14 +13,14 @@ previous release keep working during a rolling upgrade (expand, deploy, contract
 into poster_key (`admin replace`: the same bytes posted to replace are another upload than when appended), and
 a retraction renames it (`admin retracted 17`), so the same file posted again is a new upload that loads again.
 
-Revision ID: 0003_upload_corrections
-Revises: 0002_upload_file_day_indexes
+Revision ID: 0004_upload_corrections
+Revises: 0003_extra_field_allowlist
 Create Date: 2026-12-03
 """
 from alembic import op
 
-revision = "0003_upload_corrections"
-down_revision = "0002_upload_file_day_indexes"
+revision = "0004_upload_corrections"
+down_revision = "0003_extra_field_allowlist"
 branch_labels = None
 depends_on = None
 
@@ -46,7 +46,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("""
     DROP INDEX ingest.upload_retract_pending_idx;
-    UPDATE ingest.upload SET status = 'failed', error = 'retracted (migration 0003 downgraded)'
+    UPDATE ingest.upload SET status = 'failed', error = 'retracted (migration 0004 downgraded)'
     WHERE status = 'retracted';
     ALTER TABLE ingest.upload DROP CONSTRAINT upload_status_known;
     ALTER TABLE ingest.upload ADD CONSTRAINT upload_status_known

@@ -5,14 +5,14 @@
 - the outbox holds one row per order and kind: `delivery` (the sale goes in) and `refund` (it comes out
   again). The transform settles a refund after its delivery, whichever message arrives first.
 
-Revision ID: 0005_refunds
-Revises: 0004_erase_abandoned_orders
+Revision ID: 0006_refunds
+Revises: 0005_user_token_version
 Create Date: 2026-12-03
 """
 from alembic import op
 
-revision = "0005_refunds"
-down_revision = "0004_erase_abandoned_orders"
+revision = "0006_refunds"
+down_revision = "0005_user_token_version"
 branch_labels = None
 depends_on = None
 
