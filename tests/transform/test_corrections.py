@@ -413,3 +413,25 @@ def test_forgetting_a_customer_unlinks_every_sale_and_keeps_the_figures(ingest, 
     # Nothing left to forget: said so, and still audited.
     again = CliRunner().invoke(main, ["customers", "forget"], input="Thomas Douglas\n")
     assert again.exit_code == 0 and "no sale" in again.output
+
+
+def test_a_branch_user_retracts_its_own_branchs_uploads(ingest, orders, run_task, engine):
+    def user(name: str, role: str, branch: str | None) -> dict:
+        created = orders.post("/v1/users", json={"username": name, "password": PASSWORD, "role": role,
+                                                 "branch": branch}, headers=ADMIN)
+        assert created.status_code == 201, created.get_json()
+        token = orders.post("/v1/auth/token", json={"username": name, "password": PASSWORD})
+        return {"Authorization": f"Bearer {token.get_json()['access_token']}"}
+
+    leeds, birmingham, floating = user("lee", "staff", "Leeds"), user("bea", "staff", "Birmingham"), \
+        user("flo", "staff", None)
+    upload = load(ingest, run_task, (REAL_FILES / LEEDS_DAY).read_bytes(), LEEDS_DAY, headers=leeds)
+    assert (upload["status"], upload["rows_loaded"], upload["branch"]) == ("loaded", 382, "Leeds")
+    assert ingest.delete(f"/v1/uploads/{upload['id']}", json={"reason": "x"}, headers=birmingham).status_code == 404
+    assert ingest.delete(f"/v1/uploads/{upload['id']}", json={"reason": "x"}, headers=floating).status_code == 403
+    response = retract(ingest, run_task, upload["id"], headers=leeds)
+    assert response.status_code == 202 and response.get_json()["retraction"]["requested_by"] == "user:lee"
+    assert facts(engine) == []
+    # Signing out ends the token here too.
+    assert orders.post("/v1/auth/logout", headers=leeds).status_code in (200, 204)
+    assert ingest.get(f"/v1/uploads/{upload['id']}", headers=leeds).status_code == 401
