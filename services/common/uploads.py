@@ -19,6 +19,13 @@ PROCESS_UPLOAD_TASK = "transform.process_upload"
 RETRACT_UPLOAD_TASK = "transform.retract_upload"
 
 
+def poster_key(poster: str, mode: str) -> str:
+    """What makes two posts of the same bytes one upload (unique with sha256): the same poster ('admin' or
+    'branch:<id>') and mode. A retraction appends ' retracted <id>' (services/transform/corrections.py), so the
+    same file posted again is a new upload."""
+    return poster if mode == "append" else f"{poster} {mode}"
+
+
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),

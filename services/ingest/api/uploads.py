@@ -15,7 +15,8 @@ from services.common.logging import upload_id_var
 from services.common.naming import branch_key
 from services.common.metrics import UPLOAD_BYTES, UPLOADS_RECEIVED
 from services.common.rawstore import RawCipher, chunk_count, store_raw
-from services.common.uploads import PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK, Branch, Upload, UploadRejection
+from services.common.uploads import (PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK, Branch, Upload, UploadRejection,
+                                     poster_key)
 from services.ingest.auth import Caller, authenticate
 from services.ingest.schemas import (PageArgs, RejectionPage, UploadCreateArgs, UploadListArgs, UploadPage,
                                     UploadPublic)
@@ -105,10 +106,7 @@ def _existing(session, sha256_hex: str, poster_key: str):
 
 
 def _poster_key(caller: Caller, mode: str) -> str:
-    """What makes two posts of the same bytes one upload: the same poster and mode. A retraction renames
-    it (services/transform/corrections.py), so the same file posted again is a new upload."""
-    poster = "admin" if caller.is_admin else f"branch:{caller.branch_id}"
-    return poster if mode == "append" else f"{poster} {mode}"
+    return poster_key("admin" if caller.is_admin else f"branch:{caller.branch_id}", mode)
 
 
 def _printable(value: str | None, limit: int) -> str | None:
