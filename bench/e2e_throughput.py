@@ -5,9 +5,9 @@
   copy floor   a plain COPY of the final fact rows into the same tables (same indexes and keys); the best of
                three runs, so a moment of contention on a shared machine cannot flatter the ratio. The target
                is quoted against this one.
-  copy floor,  the same, for every warehouse table the load writes (facts, items, hourly, daily and chain
-  all tables   rollups, customer tables), its maintenance trigger off: what writing our final rows costs
-               with none of the parsing, validation, dedupe or aggregation. Printed for context only.
+  copy floor,  the same, for every warehouse table the load writes (facts, items, which upload contained
+  all tables   each sale, hourly, daily and chain rollups, customer tables): what writing our final rows
+               costs with none of the parsing, validation, dedupe or aggregation. Printed for context only.
   row by row   the chain's first pipeline: one INSERT per sale and per item, a SELECT per product
                and branch lookup, one commit per file
 

@@ -2,18 +2,16 @@
 
 The uploads are stored as ingest stores them, then loaded in-process in batches of LOAD_BATCH_UPLOADS (the
 worker's batch size, 32 by default) by the worker's own load_uploads, one process, nothing else running;
-each step's time comes from the loader's timings (the same figures the worker logs as timings_ms). With
---explain, one batch's warehouse.record_new_sales (reporting's daily, chain and customer tables) is run under
-EXPLAIN ANALYZE instead, and its time per table is printed.
+each step's time comes from the loader's timings (the same figures the worker logs as timings_ms), which
+time every derived table (services/transform/rollups.py) on its own.
 
-Usage: .venv/bin/python bench/load_breakdown.py [--branches 100 --days 3 --per-day 334 --seed 1] [--explain]
+Usage: .venv/bin/python bench/load_breakdown.py [--branches 100 --days 3 --per-day 334 --seed 1]
 Uses BENCH_DATABASE_URL (default cafeflow_bench), which it empties.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
@@ -37,26 +35,13 @@ from services.transform import load as loader  # noqa: E402
 from services.transform.parse import SaleBuilder, ValueMemo  # noqa: E402
 from tests.support import register_branches  # noqa: E402
 
-INSERT_NODE = re.compile(r"Insert on (\S+).*actual time=[\d.]+\.\.([\d.]+)")
-
-
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--branches", type=int, default=100)
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--per-day", type=int, default=334)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE record_new_sales for one batch")
     return parser.parse_args()
-
-
-def explain_record_new_sales(session: Session) -> list[tuple[str, float]]:
-    """Milliseconds per table the function's body writes: each Insert node's own time, which includes the
-    per-sale rows it was the first to read (the CTEs that several steps share are read once)."""
-    body = session.execute(text("SELECT prosrc FROM pg_proc WHERE proname = 'record_new_sales'")).scalar()
-    plan = session.execute(text("EXPLAIN (ANALYZE) " + body.replace("transaction_ids",
-                                                                     "ARRAY(SELECT id FROM new_sale)"))).scalars()
-    return [(match[1], float(match[2])) for line in plan if (match := INSERT_NODE.search(line))]
 
 
 def main() -> None:
@@ -73,7 +58,6 @@ def main() -> None:
         stored = [store_upload(conn, cipher, path.read_bytes(), path.name) for path in files]
         batch_size = settings.load_batch_uploads
         steps: Counter[str] = Counter()
-        explained = None
         started = time.perf_counter()
         for first in range(0, len(stored), batch_size):
             batch = stored[first:first + batch_size]
@@ -82,15 +66,7 @@ def main() -> None:
                                      SaleBuilder(secret, expected_branch_key=None, registered_branch_keys=registered,
                                                  memo=memo)) for u in batch]
             with Session(bind=conn) as session:
-                if args.explain and explained is None and len(batch) == batch_size:
-                    record, loader._RECORD_NEW_SALES = loader._RECORD_NEW_SALES, "SELECT 1"
-                    try:
-                        result = loader.load_uploads(session, cipher, jobs, chunk_rows=settings.parse_chunk_rows)
-                        explained = explain_record_new_sales(session)
-                    finally:
-                        loader._RECORD_NEW_SALES = record
-                else:
-                    result = loader.load_uploads(session, cipher, jobs, chunk_rows=settings.parse_chunk_rows)
+                result = loader.load_uploads(session, cipher, jobs, chunk_rows=settings.parse_chunk_rows)
                 session.commit()
             if result.failed:
                 raise SystemExit(f"uploads failed: {result.failed}")
@@ -105,13 +81,6 @@ def main() -> None:
     print(f"\n{'step':<22}{'seconds':>9}{'share':>8}")
     for step, ms in steps.most_common():
         print(f"{step:<22}{ms / 1000:>9.2f}{ms / total:>8.0%}")
-    if explained:
-        print("\nrecord_new_sales of one batch under EXPLAIN ANALYZE, ms per table it writes:")
-        for table, ms in explained:
-            print(f"  {table:<28}{ms:>8.1f}")
-        if args.explain:
-            print("  (that batch's record_new_sales ran only under EXPLAIN: its step above reads 'SELECT 1')")
-
 
 if __name__ == "__main__":
     main()

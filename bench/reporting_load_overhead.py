@@ -1,9 +1,10 @@
-"""What reporting's maintenance step (warehouse.record_new_sales, one statement per load) costs the loader.
+"""What keeping the derived tables (services/transform/rollups.py: every rollup and customer table) costs the
+loader.
 
 Loads the same generated day files into the benchmark warehouse through
-services.transform.load.load_uploads (one file a call), alternately with and without that statement, each load
-in a transaction that is rolled back afterwards (the warehouse is left as it was). Files are for days after the
-warehouse's last day, so every sale is new.
+services.transform.load.load_uploads (one file a call), alternately with and without applying the rollups'
+delta, each load in a transaction that is rolled back afterwards (the warehouse is left as it was). Files are
+for days after the warehouse's last day, so every sale is new.
 
 Usage: .venv/bin/python bench/reporting_load_overhead.py [--files 40 --per-day 334 --rounds 3]
 Uses BENCH_DATABASE_URL (default cafeflow_bench_reporting).
@@ -32,14 +33,18 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 import services.transform.load as load_module  # noqa: E402
+from services.transform import rollups  # noqa: E402
 from services.common.rawstore import RawCipher, chunk_count, store_raw  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
 from services.tools.generate import branch_name, generate  # noqa: E402
 from services.transform.parse import SaleBuilder  # noqa: E402
 from tests.support import register_branches  # noqa: E402
 
-WITH_STEP = load_module._RECORD_NEW_SALES
-WITHOUT_STEP = "SELECT 1"
+WITH_STEP = rollups.apply_delta
+
+
+def WITHOUT_STEP(session, lap=None) -> None:  # noqa: N802 - stands in for rollups.apply_delta
+    session.execute(text("DELETE FROM delta_sale; DELETE FROM delta_line;"))
 
 
 def load_rolled_back(engine, settings, cipher, raw: bytes, registered: list[str]) -> float:
@@ -86,9 +91,9 @@ def main() -> None:
     timings: dict[str, list[float]] = {"with": [], "without": []}
     for _ in range(args.rounds):
         for label, statement in (("without", WITHOUT_STEP), ("with", WITH_STEP)):
-            load_module._RECORD_NEW_SALES = statement
+            rollups.apply_delta = statement
             timings[label].append(sum(load_rolled_back(engine, settings, cipher, raw, registered) for raw in raws))
-    load_module._RECORD_NEW_SALES = WITH_STEP
+    rollups.apply_delta = WITH_STEP
     without, with_step = statistics.median(timings["without"]), statistics.median(timings["with"])
     per_file = (with_step - without) / len(raws) * 1000
     print(f"load_uploads, {len(raws)} files: without the step {without:.2f} s, with it {with_step:.2f} s "

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.common.rawstore import RawCipher, chunk_count, store_raw
+from services.common.uploads import poster_key
 
 
 @dataclass(frozen=True)
@@ -19,16 +20,18 @@ class StoredUpload:
     chunk_count: int
 
 
-def store_upload(conn, cipher: RawCipher, raw: bytes, filename: str) -> StoredUpload:
-    """Commits an upload row claimed for loading (status processing, attempt 1) and its stored bytes."""
+def store_upload(conn, cipher: RawCipher, raw: bytes, filename: str, mode: str = "append") -> StoredUpload:
+    """Commits an upload row claimed for loading (status processing, attempt 1) and its stored bytes, posted
+    by the admin in `mode` (append or replace)."""
     sha = hashlib.sha256(raw).hexdigest()
     chunks = chunk_count(len(raw))
     with conn.begin():
         upload_id = conn.execute(text("""
-            INSERT INTO ingest.upload (sha256, poster_key, filename, size_bytes, chunk_count, submitted_by,
+            INSERT INTO ingest.upload (sha256, poster_key, mode, filename, size_bytes, chunk_count, submitted_by,
                                        status, attempts, started_at)
-            VALUES (:sha, 'admin', :f, :size, :chunks, 'bench', 'processing', 1, now()) RETURNING id"""),
-            {"sha": sha, "f": filename, "size": len(raw), "chunks": chunks}).scalar()
+            VALUES (:sha, :poster, :mode, :f, :size, :chunks, 'bench', 'processing', 1, now()) RETURNING id"""),
+            {"sha": sha, "poster": poster_key("admin", mode), "mode": mode, "f": filename,
+             "size": len(raw), "chunks": chunks}).scalar()
     with Session(bind=conn) as session:
         store_raw(session, cipher, upload_id=upload_id, sha256_hex=sha, size=len(raw), source=io.BytesIO(raw))
         session.commit()

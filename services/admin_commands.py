@@ -203,6 +203,7 @@ def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
                    updated_at = now()
             WHERE id IN (SELECT id FROM ingest.upload
                          WHERE (id = ANY(:ids) OR status = :status) AND raw_purged_at IS NULL
+                           AND status <> 'retracted' AND retract_requested_at IS NULL
                          FOR UPDATE SKIP LOCKED)
             RETURNING id"""), {"ids": list(upload_ids), "status": status}).scalars().all()
         missing = sorted(set(upload_ids) - set(rows))
@@ -212,10 +213,103 @@ def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
         celery.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=settings.transform_queue)
         click.echo(f"upload {upload_id}: queued again")
     for upload_id in missing:
-        click.echo(f"upload {upload_id}: not found, being loaded right now, or its raw bytes were purged "
-                   "(then post the file again)", err=True)
+        click.echo(f"upload {upload_id}: not found, being loaded right now, retracted, or its raw bytes were "
+                   "purged (then post the file again)", err=True)
     if missing:
         sys.exit(1)
+
+
+@uploads.command("retract")
+@click.argument("upload_ids", nargs=-1, type=int, required=True)
+@click.option("--reason", required=True, help="why the uploads are taken back (kept with each, for the audit)")
+def uploads_retract(upload_ids: tuple[int, ...], reason: str) -> None:
+    """Take uploads' sales out of the warehouse (except those another standing upload also contains).
+    Each is retracted in its own transaction, after a load of it in progress; repeating is a no-op."""
+    from sqlalchemy import text
+
+    from services.common.db import Database
+    from services.transform.corrections import retract_upload
+
+    reason = reason.strip()
+    if not (0 < len(reason) <= 500) or not reason.isprintable():
+        raise click.UsageError("--reason must be 1-500 printable characters")
+    db = Database(_settings().database_url)
+    failed = False
+    for upload_id in upload_ids:
+        with db.session() as session:
+            session.execute(text("""
+                UPDATE ingest.upload SET retract_requested_at = now(), retract_requested_by = :by,
+                       retract_reason = :reason, updated_at = now()
+                WHERE id = :id AND retract_requested_at IS NULL"""),
+                {"id": upload_id, "by": f"cli:{os.environ.get('USER', 'admin')}", "reason": reason})
+            session.commit()
+            outcome = retract_upload(session, upload_id)
+            removed = session.execute(text("SELECT rows_retracted FROM ingest.upload WHERE id = :id"),
+                                      {"id": upload_id}).scalar()
+            session.commit()
+        if outcome == "unknown":
+            click.echo(f"upload {upload_id}: not found", err=True)
+            failed = True
+        elif outcome == "already_retracted":
+            click.echo(f"upload {upload_id}: already retracted ({removed} sales taken out then)")
+        else:
+            click.echo(f"upload {upload_id}: retracted, {removed} sales taken out of the warehouse")
+    if failed:
+        sys.exit(1)
+
+
+@click.group()
+def customers() -> None:
+    """Customers in the warehouse (known only by keyed pseudonyms)."""
+
+
+@customers.command("forget")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def customers_forget(yes: bool) -> None:
+    """Remove a customer's pseudonym from every warehouse table; their sales stay, without a customer.
+    The name is read from a hidden prompt, or from stdin when piped (never an argument: it would show in
+    `ps` and shell history), and is never printed or logged."""
+    from services.common.db import Database
+    from services.common.live_orders import customer_pseudonym
+    from services.transform.corrections import forget_customer
+
+    if sys.stdin.isatty():
+        name = click.prompt("customer name (as on the receipts or orders)", hide_input=True)
+    else:
+        name = sys.stdin.readline().rstrip("\r\n")
+    settings = _settings()
+    key = customer_pseudonym(settings.secret_key.get_secret_value(), name)
+    if key is None:
+        raise click.UsageError("the name is empty")
+    if sys.stdin.isatty() and not yes:
+        click.confirm("remove this customer from the warehouse for good?", abort=True)
+    db = Database(settings.database_url)
+    with db.session() as session:
+        changed = forget_customer(session, key, actor=f"cli:{os.environ.get('USER', 'admin')}")
+        session.commit()
+    click.echo(f"forgotten: {changed} sales no longer linked to a customer" if changed
+               else "no sale in the warehouse has that customer (nothing changed; the request is logged)")
+
+
+@click.group()
+def warehouse() -> None:
+    """The warehouse as a whole."""
+
+
+@warehouse.command("check")
+def warehouse_check() -> None:
+    """Recompute every rollup and customer table from the sales facts and compare; exit 1 on a difference."""
+    from services.common.db import Database
+    from services.transform.rollups import DERIVED_TABLES, differences
+
+    db = Database(_settings().database_url)
+    with db.session() as session:
+        found = differences(session)
+    for table in DERIVED_TABLES:
+        click.echo(f"{table}: {'exact' if table not in found else f'{found[table]} rows differ'}")
+    if found:
+        sys.exit(1)
+
 
 
 @click.group()
@@ -294,4 +388,4 @@ def fields_list() -> None:
             click.echo(path)
 
 
-ADMIN_GROUPS = (token, db, branch, user, uploads, fields)
+ADMIN_GROUPS = (token, db, branch, user, uploads, fields, customers, warehouse)

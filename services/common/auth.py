@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from services.common.crypto import derive_key
 
@@ -53,3 +55,26 @@ def verify_user_token(secret: str, token: str, max_age_seconds: int) -> UserClai
                           scopes=tuple(payload.get("scopes") or ()))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+# The columns of orders.app_user every service may read (orders migrations 0002 and 0005 grant them to the
+# read-only reporting role too): what the user may do now, never the password hash.
+_STANDING_USER = text("SELECT active, role, branch_key, token_version FROM orders.app_user WHERE id = :id")
+
+
+@dataclass(frozen=True)
+class StandingUser:
+    user_id: int
+    username: str
+    role: str
+    branch_key: str | None       # None for an admin: every branch
+
+
+def standing_user(db_session: Session, user_id: int, username: str, token_version: int | None) -> StandingUser | None:
+    """The user a verified token or session names, as the row says now: None when deactivated, deleted, or
+    when the token version moved on (a new password, a role or branch change, a logout)."""
+    row = db_session.execute(_STANDING_USER, {"id": user_id}).first()
+    if row is None or not row.active or row.token_version != token_version:
+        return None
+    return StandingUser(user_id=user_id, username=username, role=row.role,
+                        branch_key=row.branch_key if row.role != "admin" else None)

@@ -7,7 +7,11 @@ holding the sale already pseudonymised (no customer name, address or phone), and
 (a broker outage, a lost message) are sent again by beat's `transform.sweep_live_orders`; the sale's
 natural key comes from the order id, so a resend adds nothing.
 
-Payload (jsonb), all money as decimal strings:
+A refund of a delivered order writes a second row (kind `refund`, payload `{"order_id": 12, "refunded_by":
+"<username>"}`) and sends the same task: the sale leaves the warehouse (a resend is a no-op; a refund handled
+before its delivery settles the delivery too, so the sale never enters).
+
+Delivery payload (jsonb), all money as decimal strings:
     {"order_id": 12, "branch": "Leeds", "occurred_at": "2026-11-22T19:03:11.123456+00:00",
      "payment_method": "CARD", "total": "5.20", "customer_key": "<32 hex digits>" | null,
      "items": [{"name": "Latte", "size": "Large", "flavour": null, "quantity": 2, "unit_price": "2.60"}]}
@@ -20,6 +24,8 @@ from services.common.naming import fold
 LOAD_LIVE_ORDER_TASK = "transform.load_live_order"
 SWEEP_LIVE_ORDERS_TASK = "transform.sweep_live_orders"
 OUTBOX_TABLE = "orders.outbox"
+DELIVERY = "delivery"         # outbox row kinds
+REFUND = "refund"
 
 
 def customer_pseudonym(secret: str, customer_name: str | None) -> str | None:

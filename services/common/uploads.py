@@ -13,8 +13,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import Base
 
-UPLOAD_STATUSES = ("queued", "processing", "loaded", "failed")
+UPLOAD_STATUSES = ("queued", "processing", "loaded", "failed", "retracted")
+UPLOAD_MODES = ("append", "replace")
 PROCESS_UPLOAD_TASK = "transform.process_upload"
+RETRACT_UPLOAD_TASK = "transform.retract_upload"
+
+
+def poster_key(poster: str, mode: str) -> str:
+    """What makes two posts of the same bytes one upload (unique with sha256): the same poster ('admin' or
+    'branch:<id>') and mode. A retraction appends ' retracted <id>' (services/transform/corrections.py), so the
+    same file posted again is a new upload."""
+    return poster if mode == "append" else f"{poster} {mode}"
 
 
 class TimestampMixin:
@@ -72,6 +81,13 @@ class Upload(TimestampMixin, Base):
     # Branches the file's loaded rows were for (set by the transform); an admin backfill has no
     # poster branch, so this is what `?branch=` finds it by.
     file_branch_keys: Mapped[list[str] | None] = mapped_column(ARRAY(Text), nullable=True)
+    # "append" adds the file's sales; "replace" makes the file the whole record of the branch-days it covers.
+    mode: Mapped[str] = mapped_column(Text, server_default="append")
+    rows_retracted: Mapped[int] = mapped_column(Integer, server_default="0")
+    retract_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    retract_requested_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retract_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retracted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -1,4 +1,5 @@
-"""Who is posting: the admin token (any branch) or a branch token (its own branch only)."""
+"""Who is posting: the admin token (any branch), a branch token (its own branch only), or a signed-in user
+(an orders account: an admin for any branch, a user tied to a branch for that branch only)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from flask import request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.common.auth import UserClaims, standing_user, verify_user_token
 from services.common.errors import ApiError
 from services.common.settings import Settings
 from services.common.tokens import bearer_token, same_secret, token_digest
@@ -29,6 +31,9 @@ def authenticate(session: Session, settings: Settings) -> Caller:
                        headers={"WWW-Authenticate": "Bearer"})
     if same_secret(token, settings.admin_token.get_secret_value()):
         return Caller(name="admin", is_admin=True)
+    claims = verify_user_token(settings.secret_key.get_secret_value(), token, settings.user_token_ttl_seconds)
+    if claims is not None:
+        return _user_caller(session, claims)
     found = session.execute(
         select(ApiToken, Branch).join(Branch, Branch.id == ApiToken.branch_id, isouter=True)
         .where(ApiToken.digest == token_digest(token), ApiToken.revoked_at.is_(None), ApiToken.scope == "upload")
@@ -38,3 +43,19 @@ def authenticate(session: Session, settings: Settings) -> Caller:
     api_token, branch = found
     return Caller(name=api_token.name, is_admin=False, branch_id=branch.id if branch else None,
                   branch_name=branch.name if branch else None, branch_key=branch.branch_key if branch else None)
+
+
+def _user_caller(session: Session, claims: UserClaims) -> Caller:
+    user = standing_user(session, claims.user_id, claims.username, claims.token_version)
+    if user is None:
+        raise ApiError(401, "unauthorized", "the sign-in has ended (signed out, password or role changed, or the "
+                       "account deactivated): sign in again", headers={"WWW-Authenticate": "Bearer"})
+    name = f"user:{user.username}"
+    if user.branch_key is None:
+        if user.role == "admin":
+            return Caller(name=name, is_admin=True)
+        raise ApiError(403, "forbidden", "this account is not tied to a branch, so it cannot post or see branch files")
+    branch = session.execute(select(Branch).where(Branch.branch_key == user.branch_key)).scalar_one_or_none()
+    if branch is None:
+        raise ApiError(403, "forbidden", "this account's branch is not registered (cafeflow branch add)")
+    return Caller(name=name, is_admin=False, branch_id=branch.id, branch_name=branch.name, branch_key=branch.branch_key)

@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 from webargs.fields import DelimitedList
 
-from services.common.uploads import UPLOAD_STATUSES
+from services.common.uploads import UPLOAD_MODES, UPLOAD_STATUSES
 
 
 class UploadPublic(Schema):
@@ -15,9 +15,17 @@ class UploadPublic(Schema):
     dialect = fields.Str(allow_none=True)
     file_branches = fields.List(fields.Str(), allow_none=True, metadata={
         "description": "branch keys of the rows loaded from the file"})
+    mode = fields.Str(metadata={"enum": list(UPLOAD_MODES), "description": (
+        "append: the file's sales are added (duplicates skipped); replace: the file is the complete record of "
+        "every branch-day it covers")})
     rows_loaded = fields.Int()
     rows_rejected = fields.Int()
     rows_duplicate = fields.Int()
+    rows_retracted = fields.Int(metadata={"description": (
+        "sales this upload took out of the warehouse: for a replacing upload, the earlier sales of its "
+        "branch-days that it lacks; for a retracted upload, its sales that no other standing upload contains")})
+    retraction = fields.Dict(allow_none=True, metadata={"description": (
+        "who asked to retract the upload, when and why, and when it was done (null if never asked)")})
     error = fields.Str(allow_none=True)
     extra_fields = fields.Dict(allow_none=True, metadata={
         "description": "unknown JSON fields: `fields` (records per name), `types` (JSON types per name) and "
@@ -28,6 +36,13 @@ class UploadPublic(Schema):
     finished_at = fields.DateTime(allow_none=True)
     status_url = fields.Str()
     rejections_url = fields.Str()
+
+
+class UploadCreateArgs(Schema):
+    mode = fields.Str(load_default="append", validate=validate.OneOf(UPLOAD_MODES), metadata={"description": (
+        "append (default): add the file's sales, skipping those already loaded; replace: the file is the "
+        "complete record of every branch and UK-local day it covers, so the sales earlier files gave those "
+        "branch-days and this file lacks are retracted once it loads")})
 
 
 class PageArgs(Schema):

@@ -13,7 +13,7 @@ from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.common.live_orders import LOAD_LIVE_ORDER_TASK, customer_pseudonym
+from services.common.live_orders import LOAD_LIVE_ORDER_TASK, REFUND, customer_pseudonym
 from services.common.settings import Settings
 from services.orders.models import CustomerOrder, OrderItem, Outbox, Product
 
@@ -41,6 +41,15 @@ def write_outbox(session: Session, settings: Settings, order: CustomerOrder, del
     # sent_at is set now, optimistically: if the send after the commit fails, the sweeper's timeout
     # counts from here, and the row is resent.
     outbox = Outbox(order_id=order.id, payload=payload, sent_at=delivered_at, send_count=1)
+    session.add(outbox)
+    session.flush()
+    return outbox
+
+
+def write_refund_outbox(session: Session, order: CustomerOrder, refunded_by: str, refunded_at: datetime) -> Outbox:
+    """The refund's hand-off: the warehouse takes the order's live sale out again."""
+    outbox = Outbox(order_id=order.id, kind=REFUND, payload={"order_id": order.id, "refunded_by": refunded_by},
+                    sent_at=refunded_at, send_count=1)
     session.add(outbox)
     session.flush()
     return outbox

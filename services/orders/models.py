@@ -107,6 +107,7 @@ class StatusChange(Base):
     to_status: Mapped[str] = mapped_column(Text)
     changed_by: Mapped[str] = mapped_column(Text)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Outbox(Base):
@@ -115,7 +116,8 @@ class Outbox(Base):
     __mapper_args__ = {"eager_defaults": True}   # server defaults come back through RETURNING
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.customer_order.id"), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.customer_order.id"))
+    kind: Mapped[str] = mapped_column(Text, server_default="delivery")   # "delivery" | "refund"
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -129,7 +129,7 @@ SELECT o.id,
         FROM orders.order_item i JOIN orders.product p ON p.id = i.product_id WHERE i.order_id = o.id) AS items,
        (SELECT coalesce(json_agg(json_build_object(
                    'from_status', h.from_status, 'to_status', h.to_status, 'changed_by', h.changed_by,
-                   'changed_at', h.changed_at) ORDER BY h.id), '[]')
+                   'changed_at', h.changed_at, 'reason', h.reason) ORDER BY h.id), '[]')
         FROM orders.status_change h WHERE h.order_id = o.id) AS history,
        (SELECT c.name FROM orders.courier c WHERE c.id = o.courier_id) AS courier_name
 FROM orders.customer_order o WHERE o.id = ANY(:ids)

@@ -37,6 +37,13 @@ class Text(fields.Str):
         return text.strip() if text.strip() else text
 
 
+def _encodable(value: str) -> None:
+    """A password may hold any character (spaces included) that UTF-8 can encode: a lone surrogate cannot
+    be hashed, and must be a 422, not a 500."""
+    if any(0xD800 <= ord(c) <= 0xDFFF or c == "\x00" for c in value):
+        raise ValidationError("must be text without NUL or broken Unicode")
+
+
 MAX_PRICE = Decimal("10000")
 # Money is a decimal string in the document and on the wire ("2.45"), never a binary float.
 _MONEY_DOC = {"type": "string", "format": "decimal", "example": "2.45"}
@@ -90,7 +97,7 @@ class PageArgs(Schema):
 # --- auth and users -----------------------------------------------------------------------------------
 class TokenRequest(Schema):
     username = Text(required=True)
-    password = fields.Str(required=True, validate=validate.Length(min=1, max=200))
+    password = fields.Str(required=True, validate=[validate.Length(min=1, max=200), _encodable])
 
 
 class TokenPublic(Schema):
@@ -101,13 +108,13 @@ class TokenPublic(Schema):
 
 class UserCreate(Schema):
     username = Text(required=True)
-    password = fields.Str(required=True, validate=validate.Length(min=8, max=200))
+    password = fields.Str(required=True, validate=[validate.Length(min=8, max=200), _encodable])
     role = fields.Str(required=True, validate=validate.OneOf(ROLES))
     branch = Text(load_default=None, allow_none=True, metadata={"description": "ties a staff user to one branch"})
 
 
 class UserUpdate(Schema):
-    password = fields.Str(validate=validate.Length(min=8, max=200))
+    password = fields.Str(validate=[validate.Length(min=8, max=200), _encodable])
     role = fields.Str(validate=validate.OneOf(ROLES))
     branch = Text(allow_none=True)
     active = fields.Bool()
@@ -243,6 +250,8 @@ class OrderUpdate(Schema):
 
 class StatusChangeIn(Schema):
     status = fields.Str(required=True, validate=validate.OneOf(STATUSES))
+    reason = fields.Str(load_default=None, allow_none=True, validate=validate.Length(min=1, max=500),
+                        metadata={"description": "why (required for refunded; kept in the order's history)"})
 
 
 class OrderItemPublic(Schema):
@@ -261,6 +270,7 @@ class StatusChangePublic(Schema):
     to_status = fields.Str()
     changed_by = fields.Str()
     changed_at = fields.DateTime()
+    reason = fields.Str(allow_none=True)
 
 
 class OrderPublic(Schema):

@@ -2,14 +2,19 @@
 orders.status_transition, which the history references; a test keeps the two equal)."""
 from __future__ import annotations
 
-STATUSES = ("preparing", "out_for_delivery", "delivered", "cancelled")
+STATUSES = ("preparing", "out_for_delivery", "delivered", "cancelled", "refunded")
 INITIAL_STATUS = "preparing"
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "preparing": ("out_for_delivery", "cancelled"),
     "out_for_delivery": ("delivered", "cancelled"),
-    "delivered": (),
+    # A refund takes the sale back out of the warehouse (through the outbox, like the delivery).
+    "delivered": ("refunded",),
     "cancelled": (),
+    "refunded": (),
 }
+# Only an admin may move an order here, and only with a reason (kept in the order's history).
+ADMIN_ONLY = frozenset({"refunded"})
+NEEDS_REASON = frozenset({"refunded"})
 # Moving to these states needs a courier assigned first.
 NEEDS_COURIER = frozenset({"out_for_delivery"})
 # ... and the customer's address, which an order abandoned open loses after the retention period.

@@ -11,7 +11,7 @@ from flask import current_app, request
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from services.common.auth import verify_user_token
+from services.common.auth import standing_user, verify_user_token
 from services.common.errors import ApiError
 from services.common.sessions import SessionRecord, session_id_from_request, session_store
 from services.common.settings import Settings
@@ -19,7 +19,6 @@ from services.common.tokens import bearer_token, same_secret, token_digest
 
 REPORTING_SCOPE = "reporting"
 
-_USER = text("SELECT active, role, branch_key, token_version FROM orders.app_user WHERE id = :id")
 _API_TOKEN_BY_DIGEST = text("SELECT id, name FROM ingest.api_token "
                             "WHERE digest = :digest AND scope = :scope AND revoked_at IS NULL")
 _API_TOKEN_BY_ID = text("SELECT id, name FROM ingest.api_token "
@@ -42,12 +41,11 @@ class Reader:
 def _user(db_session: Session, user_id: int, username: str, token_version: int) -> Reader | None:
     # The signature proves who the user was when the token was issued; the row says what they may do now
     # (deactivated, demoted or moved users, a new password and a logout all end the token at once).
-    user = db_session.execute(_USER, {"id": user_id}).first()
-    if user is None or not user.active or user.token_version != token_version:
+    user = standing_user(db_session, user_id, username, token_version)
+    if user is None:
         return None
-    branch = user.branch_key if user.role != "admin" else None
-    return Reader(name=f"user:{username}", kind="user", branch=branch, subject_id=user_id,
-                  token_version=user.token_version)
+    return Reader(name=f"user:{username}", kind="user", branch=user.branch_key, subject_id=user_id,
+                  token_version=token_version)
 
 
 def identify(db_session: Session, settings: Settings, token: str) -> Reader | None:

@@ -55,10 +55,10 @@ def _with_retries(action, attempts: int):
 BOUNDARY = secrets.token_hex(16)
 
 
-def post_file(client: httpx.Client, path: Path, attempts: int) -> Outcome:
+def post_file(client: httpx.Client, path: Path, attempts: int, mode: str = "append") -> Outcome:
     def send():
         with path.open("rb") as handle:   # httpx streams the multipart body from the open file
-            return client.post("/v1/uploads", files={"file": (path.name, handle, "text/csv")},
+            return client.post("/v1/uploads", params={"mode": mode}, files={"file": (path.name, handle, "text/csv")},
                                headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
     try:
         response = _with_retries(send, attempts)
@@ -129,12 +129,13 @@ def describe(outcome: Outcome) -> str:
     if u.get("status") == "failed":
         return f"FAILED  {outcome.path}: upload {u['id']}: {u.get('error')}"
     label = "OK     " if u.get("rows_rejected", 0) == 0 else "REJECTS"
+    retracted = f", {u['rows_retracted']} earlier sales retracted" if u.get("rows_retracted") else ""
     return (f"{label} {outcome.path}: upload {u['id']} {u['status']}, {u['rows_loaded']} loaded, "
-            f"{u['rows_rejected']} rejected, {u['rows_duplicate']} duplicate")
+            f"{u['rows_rejected']} rejected, {u['rows_duplicate']} duplicate{retracted}")
 
 
 def run(paths: list[Path], *, url: str, token: str, wait: bool, timeout: float, parallel: int,
-        attempts: int = 6) -> int:
+        attempts: int = 6, mode: str = "append") -> int:
     files = collect(paths)
     if not files:
         print("no files to upload", file=sys.stderr)
@@ -143,7 +144,7 @@ def run(paths: list[Path], *, url: str, token: str, wait: bool, timeout: float, 
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=httpx.Timeout(120.0, connect=10.0)) as client:
         outcomes: list[Outcome] = []
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            for done, outcome in enumerate(pool.map(lambda p: post_file(client, p, attempts), files), 1):
+            for done, outcome in enumerate(pool.map(lambda p: post_file(client, p, attempts, mode), files), 1):
                 outcomes.append(outcome)
                 print(f"posted {done}/{len(files)}", file=sys.stderr, flush=True)
         if wait:

@@ -69,6 +69,17 @@ def parse_csv_record(builder: SaleBuilder, line_no: int, fields: list[str], stat
                         method=method, card_network=_card_network(card), basket_identity=identity)
 
 
+def is_header(fields: list[str]) -> bool:
+    """A spreadsheet's own header line, in any wording ("timestamp,branch,...", "Date,Store,Customer,Items,
+    Total,Payment,Card", ...): short cells of words and not one digit. Every sales row has digits (its time
+    and total), so no sale is ever taken for a header."""
+    cells = [cell.strip() for cell in fields]
+    worded = [cell for cell in cells if cell]
+    return (len(worded) >= 3 and all(len(cell) <= 40 for cell in worded)
+            and not any(ch.isdigit() for cell in cells for ch in cell)
+            and all(any(ch.isalpha() for ch in cell) for cell in worded))
+
+
 def _split_record(line: str) -> list[str]:
     """The cells of one CSV line. The usual till line has no quotes, or one quoted basket cell: split
     on commas without building a csv reader (what the reader would return, exactly); anything else
@@ -106,7 +117,7 @@ def iter_csv(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
             yield Rejection(line_no, "unreadable_line", "the line cannot be read as CSV (a stray carriage "
                             "return or quote?)", "<hidden>")
             continue
-        if fields[0].strip().lower() == "timestamp":
+        if is_header(fields):
             continue                          # header lines, possibly repeated; columns come from the values
         try:
             yield parse_csv_record(builder, line_no, fields, stats)

@@ -2,9 +2,10 @@
 
 `transform.load_live_order(outbox_id)` loads one outbox row in one transaction: branch and product
 dimensions (transform's own normalisation), the fact with source 'live' and a natural key derived from
-the order id (a resend adds nothing), its items, the rollups exactly as a file load updates them (the
-SQL below mirrors services/transform/load.py's rollup inserts for a single sale), the warehouse
-version, and the row's loaded_at. `transform.sweep_live_orders` (beat) resends rows not loaded within
+the order id (a resend adds nothing), its items, every derived table through the definitions a file
+load uses (services/transform/rollups.py), the warehouse version, and the row's loaded_at. A refund's
+row (kind 'refund', written when an admin refunds a delivered order) takes the sale out again the same
+way (services/transform/corrections.py). `transform.sweep_live_orders` (beat) resends rows not loaded within
 LIVE_ORDER_RESEND_SECONDS, so a broker outage at delivery time only delays the sale.
 """
 from __future__ import annotations
@@ -18,16 +19,20 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from services.common.crypto import SALE_IDENTITY_KEY, derive_key, keyed_hex
-from services.common.live_orders import LOAD_LIVE_ORDER_TASK, SWEEP_LIVE_ORDERS_TASK
+from services.common.live_orders import LOAD_LIVE_ORDER_TASK, REFUND, SWEEP_LIVE_ORDERS_TASK
 from services.common.metrics import TASK_DURATION, TASK_FAILURES
 from services.common.naming import branch_key, product_key
+from services.transform import corrections, rollups
 
 log = logging.getLogger(__name__)
 LIVE_ORDERS_RESENT = Counter("cafeflow_live_orders_resent_total",
                              "Delivered orders resent to the warehouse by the sweeper (lost or never sent)")
 
 # SKIP LOCKED: a second delivery of the same message while the first is loading simply gives up.
-_CLAIM = text("SELECT id, payload, loaded_at FROM orders.outbox WHERE id = :id FOR UPDATE SKIP LOCKED")
+_CLAIM = text("SELECT id, kind, payload, loaded_at FROM orders.outbox WHERE id = :id FOR UPDATE SKIP LOCKED")
+_DELIVERY_OF = text("SELECT id, loaded_at FROM orders.outbox WHERE order_id = :order_id AND kind = 'delivery' "
+                    "FOR UPDATE")
+_LIVE_FACT = text("SELECT id, branch_id FROM warehouse.fact_transaction WHERE natural_key = CAST(:natural_key AS uuid)")
 
 _BRANCH = text("""
 INSERT INTO warehouse.dim_branch (branch_key, name) VALUES (:key, :name) ON CONFLICT (branch_key) DO NOTHING;
@@ -50,36 +55,7 @@ _ITEM = text("""
 INSERT INTO warehouse.fact_transaction_item (transaction_id, line_no, product_id, quantity, unit_price)
 VALUES (:transaction_id, :line_no, :product_id, :quantity, CAST(:unit_price AS numeric))
 """)
-# Copied from load.py's rollup statements, reduced to the one sale just inserted (source 'live').
-_ROLLUP_SALES = text("""
-INSERT INTO warehouse.rollup_sales_hour AS r
-    (local_date, local_hour, branch_id, payment_method, source, transactions, items, revenue)
-SELECT (t.occurred_at AT TIME ZONE 'Europe/London')::date,
-       extract(hour FROM t.occurred_at AT TIME ZONE 'Europe/London')::smallint,
-       t.branch_id, t.payment_method, 'live', 1,
-       (SELECT sum(quantity) FROM warehouse.fact_transaction_item WHERE transaction_id = t.id), t.total
-FROM warehouse.fact_transaction t WHERE t.id = :transaction_id
-ON CONFLICT (local_date, local_hour, branch_id, payment_method, source) DO UPDATE
-SET transactions = r.transactions + EXCLUDED.transactions, items = r.items + EXCLUDED.items,
-    revenue = r.revenue + EXCLUDED.revenue
-""")
-_ROLLUP_PRODUCTS = text("""
-INSERT INTO warehouse.rollup_product_hour AS r
-    (local_date, local_hour, branch_id, product_id, source, quantity, revenue)
-SELECT (t.occurred_at AT TIME ZONE 'Europe/London')::date,
-       extract(hour FROM t.occurred_at AT TIME ZONE 'Europe/London')::smallint,
-       t.branch_id, i.product_id, 'live', sum(i.quantity), sum(i.quantity * i.unit_price)
-FROM warehouse.fact_transaction t JOIN warehouse.fact_transaction_item i ON i.transaction_id = t.id
-WHERE t.id = :transaction_id
-GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-ON CONFLICT (local_date, local_hour, branch_id, product_id, source) DO UPDATE
-SET quantity = r.quantity + EXCLUDED.quantity, revenue = r.revenue + EXCLUDED.revenue
-""")
-# Daily and chain-wide rollups and customer first-seen, kept by the same function the file load calls
-# (warehouse migration 0002), so reports that read them see live sales too.
 STUCK_AFTER_SENDS = 8     # with the doubling wait, about four hours of failed sends at the defaults
-_RECORD_NEW_SALES = text("SELECT warehouse.record_new_sales(CAST(:ids AS bigint[]))")
-_BUMP = text("UPDATE warehouse.version SET version = version + 1, updated_at = now()")
 _LOADED = text("UPDATE orders.outbox SET loaded_at = now() WHERE id = :id")
 
 
@@ -90,36 +66,67 @@ def live_natural_key(secret: str, order_id: int) -> str:
 
 
 def load_outbox_row(session, secret: str, outbox_id: int) -> str:
-    """Loads one outbox row inside the caller's transaction; the caller commits. Returns the outcome."""
+    """Loads one outbox row (a delivery or a refund) inside the caller's transaction; the caller commits.
+    Returns the outcome."""
     row = session.execute(_CLAIM, {"id": outbox_id}).first()
     if row is None:
         return "skipped"            # unknown, or being loaded by another worker right now
     if row.loaded_at is not None:
         return "duplicate"
-    sale = row.payload
+    if row.kind == REFUND:
+        outcome = _refund(session, secret, row)
+    else:
+        outcome = _deliver(session, secret, row.payload)
+    session.execute(_LOADED, {"id": outbox_id})
+    return outcome
+
+
+def _deliver(session, secret: str, sale: dict) -> str:
     key = branch_key(sale["branch"])
     session.execute(_BRANCH, {"key": key, "name": sale["branch"]})
     branch_id = session.execute(_BRANCH_ID, {"key": key}).scalar_one()
+    corrections.lock_branches(session, "SELECT CAST(:branch_id AS integer)", {"branch_id": branch_id},
+                              exclusive=False)
     inserted = session.execute(_FACT, {
         "natural_key": live_natural_key(secret, sale["order_id"]), "branch_id": branch_id,
         "occurred_at": sale["occurred_at"], "total": sale["total"], "payment_method": sale["payment_method"],
         "customer_key": sale.get("customer_key")}).first()
-    outcome = "duplicate"
-    if inserted is not None:
-        for line_no, item in enumerate(sale["items"], 1):
-            pkey = product_key(item["name"], item.get("size"), item.get("flavour"))
-            session.execute(_PRODUCT, {"key": pkey, "name": item["name"], "size": item.get("size"),
-                                       "flavour": item.get("flavour")})
-            session.execute(_ITEM, {"transaction_id": inserted.id, "line_no": line_no,
-                                    "product_id": session.execute(_PRODUCT_ID, {"key": pkey}).scalar_one(),
-                                    "quantity": item["quantity"], "unit_price": item["unit_price"]})
-        session.execute(_ROLLUP_SALES, {"transaction_id": inserted.id})
-        session.execute(_ROLLUP_PRODUCTS, {"transaction_id": inserted.id})
-        session.execute(_RECORD_NEW_SALES, {"ids": [inserted.id]})
-        session.execute(_BUMP)
-        outcome = "loaded"
-    session.execute(_LOADED, {"id": outbox_id})
-    return outcome
+    if inserted is None:
+        return "duplicate"
+    for line_no, item in enumerate(sale["items"], 1):
+        pkey = product_key(item["name"], item.get("size"), item.get("flavour"))
+        session.execute(_PRODUCT, {"key": pkey, "name": item["name"], "size": item.get("size"),
+                                   "flavour": item.get("flavour")})
+        session.execute(_ITEM, {"transaction_id": inserted.id, "line_no": line_no,
+                                "product_id": session.execute(_PRODUCT_ID, {"key": pkey}).scalar_one(),
+                                "quantity": item["quantity"], "unit_price": item["unit_price"]})
+    # Every derived table, through the same definitions a file load uses.
+    rollups.create_temp_tables(session)
+    rollups.add_stored_sales(session, "SELECT CAST(:id AS bigint)", {"id": inserted.id}, sign=1)
+    rollups.apply_delta(session)
+    corrections.bump_version(session)
+    return "loaded"
+
+
+def _refund(session, secret: str, row) -> str:
+    """The refunded order's sale leaves the warehouse. Its delivery hand-off is settled first: one still
+    waiting (a lost or late message) is marked loaded without loading, so the sale never enters."""
+    order_id = row.payload["order_id"]
+    delivery = session.execute(_DELIVERY_OF, {"order_id": order_id}).first()
+    if delivery is not None and delivery.loaded_at is None:
+        session.execute(_LOADED, {"id": delivery.id})
+        log.info("refund settled a delivery not yet loaded", extra={"outbox_id": row.id})
+    fact = session.execute(_LIVE_FACT, {"natural_key": live_natural_key(secret, order_id)}).first()
+    if fact is None:
+        return "duplicate"
+    corrections.lock_branches(session, "SELECT CAST(:branch_id AS integer)", {"branch_id": fact.branch_id},
+                              exclusive=True)
+    removed = corrections.take_away(session, "SELECT CAST(:id AS bigint)", {"id": fact.id})
+    rollups.apply_delta(session)
+    corrections.bump_version(session)
+    corrections.log_correction(session, "refund", actor=row.payload.get("refunded_by") or "orders",
+                               order_id=order_id, sales_removed=removed)
+    return "refunded"
 
 
 @shared_task(bind=True, name=LOAD_LIVE_ORDER_TASK, acks_late=True, autoretry_for=(OperationalError,),

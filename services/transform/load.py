@@ -19,6 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.common.rawstore import RawCipher, RawFileCorrupt, iter_raw
+from services.transform import corrections, rollups
+from services.transform.rollups import LOCAL_DATE, LOCAL_HOUR
 from services.transform.parse import (FileUnreadable, ParseStats, Product, Rejection, Sale, SaleBuilder, iter_records,
                                      money_text, storable_copy)
 
@@ -39,10 +41,6 @@ CREATE TEMP TABLE IF NOT EXISTS stage_item (
 CREATE TEMP TABLE IF NOT EXISTS stage_reject (
     upload_id bigint, line_no integer, code text, reason text, masked_row text
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS new_sale (
-    id bigint, upload_id bigint, source_line integer, branch_id integer, occurred_at timestamptz,
-    total numeric(12, 2), payment_method text, local_date date, local_hour smallint
-) ON COMMIT DELETE ROWS;
 """
 # Autovacuum never analyses temporary tables; without statistics a large stage gets nested loops.
 # Below this, plans are fine without statistics, and ANALYZE (~50 ms) would cost more than it saves.
@@ -57,8 +55,13 @@ DELETE FROM stage_reject WHERE upload_id = :upload_id;
 # Each sale's identity is its content key plus its repeat number within its file: two customers with
 # the same basket in the same minute differ by customer key; the same till line twice in one file
 # differs by repeat number; the same file re-encoded or re-sent collides and is skipped.
+NUMBERED = """numbered AS (
+    SELECT s.*, row_number() OVER (PARTITION BY upload_id, content_key ORDER BY line_no) AS repeat_no FROM stage_sale s
+)"""
+NATURAL_KEY = "md5(n.content_key::text || ':' || n.repeat_no)::uuid"
+
 # Each step is its own statement, so the worker's log times every step (timings_ms).
-_MERGE_STEPS = (
+_DIMENSION_STEPS = (
     ("dim_branch", """
 -- New dimension rows only: the anti-join spares sorting every staged row by its text key.
 INSERT INTO warehouse.dim_branch (branch_key, name)
@@ -74,58 +77,54 @@ WHERE NOT EXISTS (SELECT FROM warehouse.dim_product p WHERE p.product_key = i.pr
 ORDER BY product_key, upload_id, line_no, item_no
 ON CONFLICT (product_key) DO NOTHING
 """),
+    )
+_FACT_STEPS = (
     ("facts", """
-WITH numbered AS (
-    SELECT s.*, row_number() OVER (PARTITION BY upload_id, content_key ORDER BY line_no) AS repeat_no FROM stage_sale s
-), inserted AS (
+WITH """ + NUMBERED + """, inserted AS (
     INSERT INTO warehouse.fact_transaction (natural_key, branch_id, occurred_at, total, payment_method,
                                             card_network, customer_key, upload_id, source, source_line, extra)
-    SELECT md5(n.content_key::text || ':' || n.repeat_no)::uuid, b.id, to_timestamp(n.occurred_epoch), n.total,
-           n.payment_method,
+    SELECT """ + NATURAL_KEY + """, b.id, to_timestamp(n.occurred_epoch), n.total, n.payment_method,
            n.card_network, n.customer_key, n.upload_id, 'file', n.line_no, n.extra
     FROM numbered n JOIN warehouse.dim_branch b ON b.branch_key = n.branch_key
     ORDER BY n.upload_id, n.line_no
     ON CONFLICT (natural_key) DO NOTHING
-    RETURNING id, upload_id, source_line, branch_id, occurred_at, total, payment_method
+    RETURNING id, upload_id, source_line, natural_key, branch_id, occurred_at, payment_method, source, total,
+              customer_key
 )
--- UK-local day and hour worked out once per sale here, not once per item in each rollup.
-INSERT INTO new_sale
-SELECT *, (occurred_at AT TIME ZONE 'Europe/London')::date,
-       extract(hour FROM occurred_at AT TIME ZONE 'Europe/London')::smallint
-FROM inserted
+-- The sales this load added, as the rollups' delta: UK-local day and hour worked out once per sale here,
+-- and each basket's item count from staging (nothing is read back from the fact tables).
+INSERT INTO delta_sale (id, sign, upload_id, source_line, natural_key, branch_id, occurred_at, local_date, local_hour,
+                        payment_method, source, total, items, customer_key)
+SELECT i.id, 1, i.upload_id, i.source_line, i.natural_key, i.branch_id, i.occurred_at,
+       """ + LOCAL_DATE.format(ts="i.occurred_at") + """, """ + LOCAL_HOUR.format(ts="i.occurred_at") + """,
+       i.payment_method, i.source, i.total, q.items, i.customer_key
+FROM inserted i
+JOIN (SELECT upload_id, line_no, sum(quantity) AS items FROM stage_item GROUP BY upload_id, line_no) q
+  ON q.upload_id = i.upload_id AND q.line_no = i.source_line
 """),
     ("items", """
 INSERT INTO warehouse.fact_transaction_item (transaction_id, line_no, product_id, quantity, unit_price)
 SELECT n.id, i.item_no, p.id, i.quantity, i.unit_price
-FROM new_sale n
+FROM delta_sale n
 JOIN stage_item i ON i.upload_id = n.upload_id AND i.line_no = n.source_line
 JOIN warehouse.dim_product p ON p.product_key = i.product_key
 """),
-    ("rollup_sales_hour", """
--- Rollups by UK-local day and hour, summed only from the sales this load inserted. ORDER BY keeps
--- concurrent loads locking rollup rows in one order (no deadlock between two workers).
-INSERT INTO warehouse.rollup_sales_hour AS r
-    (local_date, local_hour, branch_id, payment_method, source, transactions, items, revenue)
-SELECT n.local_date, n.local_hour, n.branch_id, n.payment_method, 'file', count(*), sum(q.items), sum(n.total)
-FROM new_sale n
-JOIN (SELECT upload_id, line_no, sum(quantity) AS items FROM stage_item GROUP BY upload_id, line_no) q
-  ON q.upload_id = n.upload_id AND q.line_no = n.source_line
-GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-ON CONFLICT (local_date, local_hour, branch_id, payment_method, source) DO UPDATE
-SET transactions = r.transactions + EXCLUDED.transactions, items = r.items + EXCLUDED.items,
-    revenue = r.revenue + EXCLUDED.revenue
-"""),
-    ("rollup_product_hour", """
-INSERT INTO warehouse.rollup_product_hour AS r
-    (local_date, local_hour, branch_id, product_id, source, quantity, revenue)
-SELECT n.local_date, n.local_hour, n.branch_id, p.id, 'file', sum(i.quantity), sum(i.quantity * i.unit_price)
-FROM new_sale n
+    ("lines", """
+INSERT INTO delta_line (id, sign, local_date, local_hour, branch_id, source, product_id, quantity, revenue)
+SELECT n.id, 1, n.local_date, n.local_hour, n.branch_id, n.source, p.id, sum(i.quantity), sum(i.quantity * i.unit_price)
+FROM delta_sale n
 JOIN stage_item i ON i.upload_id = n.upload_id AND i.line_no = n.source_line
 JOIN warehouse.dim_product p ON p.product_key = i.product_key
-GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-ON CONFLICT (local_date, local_hour, branch_id, product_id, source) DO UPDATE
-SET quantity = r.quantity + EXCLUDED.quantity, revenue = r.revenue + EXCLUDED.revenue
+GROUP BY n.id, n.local_date, n.local_hour, n.branch_id, n.source, p.id
 """),
+    ("claims", """
+-- Each new sale is contained by the upload that added it.
+INSERT INTO warehouse.upload_sale (transaction_id, upload_id)
+SELECT id, upload_id FROM delta_sale ORDER BY id
+ON CONFLICT DO NOTHING
+"""),
+    )
+_REJECTION_STEPS = (
     ("clear_rejections", """
 DELETE FROM ingest.upload_rejection WHERE upload_id = ANY(:upload_ids)
 """),
@@ -136,25 +135,32 @@ ON CONFLICT (upload_id, line_no) DO NOTHING
 """),
 )
 
-# Reporting's daily rollups and customer tables (warehouse migration 0002), from the sales this load
-# inserted; the live path calls the same function with its own new ids.
-_RECORD_NEW_SALES = "SELECT warehouse.record_new_sales(ARRAY(SELECT id FROM new_sale))"
+# A row that was a duplicate is a sale this upload contains too: it keeps the sale standing if the upload
+# that added it is retracted. Run only for uploads with duplicates (most loads have none).
+_CLAIM_DUPLICATES = """
+WITH """ + NUMBERED.replace("FROM stage_sale s", "FROM stage_sale s WHERE s.upload_id = ANY(:upload_ids)") + """
+INSERT INTO warehouse.upload_sale (transaction_id, upload_id)
+SELECT f.id, n.upload_id FROM numbered n JOIN warehouse.fact_transaction f ON f.natural_key = """ + NATURAL_KEY + """
+WHERE NOT EXISTS (SELECT FROM delta_sale d WHERE d.upload_id = n.upload_id AND d.natural_key = f.natural_key)
+ORDER BY 1, 2
+ON CONFLICT DO NOTHING
+"""
 
 # Counts describe the file: of its valid rows, those this upload put in the warehouse (over all its
 # runs: a replay adds only what is still missing) and the rest, already loaded by an upload.
 # (PostgreSQL runs a data-modifying CTE whether or not the query reads it: the version is bumped.)
 _FINISH = """
-WITH fresh AS (SELECT upload_id, count(*) AS n FROM new_sale GROUP BY upload_id),
+WITH fresh AS (SELECT upload_id, count(*) AS n FROM delta_sale WHERE sign > 0 GROUP BY upload_id),
 bump AS (
     UPDATE warehouse.version SET version = version + 1, updated_at = now()
-    WHERE EXISTS (SELECT FROM new_sale)
+    WHERE EXISTS (SELECT FROM delta_sale)
 ),
 branches AS (
     SELECT upload_id, array_agg(DISTINCT branch_key ORDER BY branch_key) AS keys FROM stage_sale GROUP BY upload_id
 ),
 job AS (
     SELECT * FROM jsonb_to_recordset(CAST(:jobs AS jsonb))
-        AS j(id bigint, dialect text, extra_fields jsonb, rejected integer, valid integer)
+        AS j(id bigint, dialect text, extra_fields jsonb, rejected integer, valid integer, retracted integer)
 )
 UPDATE ingest.upload u SET
     status = 'loaded', error = NULL, finished_at = now(), updated_at = now(),
@@ -162,10 +168,11 @@ UPDATE ingest.upload u SET
     file_branch_keys = coalesce(b.keys, '{}'),
     rows_loaded = u.rows_loaded + coalesce(f.n, 0),
     rows_rejected = j.rejected,
-    rows_duplicate = j.valid - u.rows_loaded - coalesce(f.n, 0)
+    rows_duplicate = j.valid - u.rows_loaded - coalesce(f.n, 0),
+    rows_retracted = j.retracted
 FROM job j LEFT JOIN fresh f ON f.upload_id = j.id LEFT JOIN branches b ON b.upload_id = j.id
 WHERE u.id = j.id
-RETURNING u.id, u.rows_loaded, u.rows_rejected, u.rows_duplicate;
+RETURNING u.id, u.rows_loaded, u.rows_rejected, u.rows_duplicate, u.rows_retracted;
 """
 
 
@@ -176,6 +183,7 @@ class UploadJob:
     sha256_hex: str
     chunk_count: int
     builder: SaleBuilder
+    mode: str = "append"             # "replace": the file is the whole record of the branch-days it covers
 
 
 @dataclass
@@ -183,6 +191,7 @@ class LoadResult:
     rows_loaded: int
     rows_rejected: int
     rows_duplicate: int
+    rows_retracted: int
     dialect: str | None
     timings_ms: dict[str, float]
 
@@ -301,6 +310,7 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
     any database error fails the whole call, and the caller rolls back."""
     clock = _Clock()
     session.execute(text(_STAGING))
+    rollups.create_temp_tables(session)
     clock.lap("prepare")
     cursor = session.connection().connection.cursor()
     staging = _Staging(cursor, chunk_rows)
@@ -321,18 +331,42 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
         session.execute(text(_ANALYZE))
         clock.lap("analyze_staging")
     upload_ids = {"upload_ids": list(counted)}
-    for step, sql in _MERGE_STEPS:
+    for step, sql in _DIMENSION_STEPS:
+        session.execute(text(sql))
+        clock.lap(step)
+    replacing = [job.upload_id for job in jobs if job.mode == "replace" and job.upload_id in counted]
+    if replacing and len(jobs) > 1:
+        raise ValueError("a replacing upload is loaded alone")     # the tasks never batch one
+    # Appends of one branch run side by side; a replacement (or a retraction) of it waits for them and they for it.
+    corrections.lock_branches(session, "SELECT b.id FROM warehouse.dim_branch b WHERE b.branch_key IN "
+                                       "(SELECT DISTINCT branch_key FROM stage_sale)", exclusive=bool(replacing))
+    clock.lap("lock_branches")
+    for step, sql in _FACT_STEPS:
+        session.execute(text(sql))
+        clock.lap(step)
+    fresh = dict(session.execute(text("SELECT upload_id, count(*) FROM delta_sale GROUP BY upload_id")).all())
+    with_duplicates = [upload_id for upload_id, c in counted.items() if fresh.get(upload_id, 0) < c.valid]
+    if with_duplicates:
+        session.execute(text(_CLAIM_DUPLICATES), {"upload_ids": with_duplicates})
+        clock.lap("claim_duplicates")
+    retracted = {upload_id: corrections.supersede_branch_days(session, upload_id) for upload_id in replacing}
+    if replacing:
+        clock.lap("replace")
+    for step, sql in _REJECTION_STEPS:
         session.execute(text(sql), upload_ids if ":upload_ids" in sql else {})
         clock.lap(step)
-    session.execute(text(_RECORD_NEW_SALES))
-    clock.lap("record_new_sales")
     jobs_json = []
     for upload_id, c in counted.items():
         jobs_json.append({"id": upload_id, "dialect": c.stats.dialect(), "extra_fields": c.stats.extra_report(),
-                          "rejected": c.rejected, "valid": c.valid})
+                          "rejected": c.rejected, "valid": c.valid, "retracted": retracted.get(upload_id, 0)})
     finished = session.execute(text(_FINISH), {"jobs": json.dumps(jobs_json)}).all()
     clock.lap("finish")
-    loaded = {row.id: LoadResult(row.rows_loaded, row.rows_rejected, row.rows_duplicate,
+    # Every derived table, from the sales this load added (and, replacing, took away).
+    rollups.apply_delta(session, lap=clock.lap)
+    for upload_id in replacing:
+        corrections.log_correction(session, "replace", actor="upload", upload_id=upload_id,
+                                   sales_removed=retracted[upload_id])
+    loaded = {row.id: LoadResult(row.rows_loaded, row.rows_rejected, row.rows_duplicate, row.rows_retracted,
                                  counted[row.id].stats.dialect(), clock.laps) for row in finished}
     return BatchResult(loaded, failed)
 

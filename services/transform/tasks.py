@@ -19,7 +19,8 @@ from services.common.logging import task_id_var, upload_id_var
 from services.common.metrics import (QUEUE_DEPTH, ROWS, TASK_DURATION, TASK_FAILURES, UPLOADS_FINISHED,
                                      UPLOADS_REQUEUED)
 from services.common.rawstore import RawCipher
-from services.common.uploads import PROCESS_UPLOAD_TASK
+from services.common.uploads import PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK
+from services.transform import corrections
 from services.transform.celery_app import ERASE_CUSTOMERS_TASK, PURGE_TASK, SWEEP_TASK
 from services.transform.load import BatchResult, UploadJob, load_uploads
 from services.transform.parse import SaleBuilder, ValueMemo
@@ -31,7 +32,7 @@ _CLAIM = text("""
 UPDATE ingest.upload SET status = 'processing', attempts = attempts + 1, started_at = now(), updated_at = now()
 WHERE id = (SELECT id FROM ingest.upload WHERE id = :id AND status IN ('queued', 'processing')
             FOR UPDATE SKIP LOCKED)
-RETURNING attempts, size_bytes
+RETURNING attempts, size_bytes, mode
 """)
 # Companions: other small queued uploads, loaded in the same transaction as the claimed one. Only
 # uploads never tried before: one that was interrupted is loaded alone, so a file that kills its
@@ -41,18 +42,18 @@ RETURNING attempts, size_bytes
 _CLAIM_COMPANIONS = text("""
 UPDATE ingest.upload SET status = 'processing', attempts = attempts + 1, started_at = now(), updated_at = now()
 WHERE id IN (SELECT id FROM ingest.upload
-             WHERE status = 'queued' AND attempts = 0 AND size_bytes <= :max_bytes AND id <> :id
+             WHERE status = 'queued' AND attempts = 0 AND size_bytes <= :max_bytes AND id <> :id AND mode = 'append'
              ORDER BY id DESC LIMIT :limit FOR UPDATE SKIP LOCKED)
 RETURNING id
 """)
 # Held for the whole load: a second delivery of the same task gives up at once instead of waiting.
 _LOCK = text("""
-SELECT id, status, sha256, chunk_count, expected_branch_key, raw_purged_at
+SELECT id, status, sha256, chunk_count, expected_branch_key, raw_purged_at, mode
 FROM ingest.upload WHERE id = :id FOR UPDATE NOWAIT
 """)
 # Companions another worker took in the meantime are skipped: that worker loads them.
 _LOCK_COMPANIONS = text("""
-SELECT id, status, sha256, chunk_count, expected_branch_key, raw_purged_at
+SELECT id, status, sha256, chunk_count, expected_branch_key, raw_purged_at, mode
 FROM ingest.upload WHERE id = ANY(:ids) AND status = 'processing' ORDER BY id FOR UPDATE SKIP LOCKED
 """)
 _REQUEUE = text("""
@@ -144,8 +145,9 @@ def _process(task, ctx, upload_id: int, settled: list[str]) -> str:
     with ctx.db.session() as session:
         claimed = session.execute(_CLAIM, {"id": upload_id}).one_or_none()
         companions: list[int] = []
+        # A replacing upload is loaded alone: it is the whole record of its branch-days at its turn.
         if claimed is not None and claimed.attempts == 1 and settings.load_batch_uploads > 1 \
-                and claimed.size_bytes <= settings.load_batch_file_bytes:
+                and claimed.mode == "append" and claimed.size_bytes <= settings.load_batch_file_bytes:
             companions = list(session.execute(_CLAIM_COMPANIONS, {
                 "id": upload_id, "max_bytes": settings.load_batch_file_bytes,
                 "limit": settings.load_batch_uploads - 1}).scalars())
@@ -203,7 +205,7 @@ def _load(ctx, upload_id: int, companions: list[int], settled: list[str] | None 
                 continue
             builder = SaleBuilder(secret, expected_branch_key=row.expected_branch_key,
                                   registered_branch_keys=registered, memo=memo, allowed_extra_fields=allowed)
-            jobs.append(UploadJob(row.id, row.sha256, row.chunk_count, builder))
+            jobs.append(UploadJob(row.id, row.sha256, row.chunk_count, builder, row.mode))
         result = load_uploads(session, RawCipher(secret), jobs, chunk_rows=settings.parse_chunk_rows) \
             if jobs else BatchResult({}, {})
         failed.update(result.failed)
@@ -255,6 +257,36 @@ def _mark_failed(ctx, upload_id: int, error: str) -> None:
         log.error("could not mark the upload failed", extra={"error": type(exc).__name__})
 
 
+@shared_task(bind=True, name=RETRACT_UPLOAD_TASK, acks_late=True, autoretry_for=(TransientLoadError,),
+             retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=8)
+def retract_upload(self, upload_id: int) -> str:
+    """Takes a retracted upload's sales out of the warehouse (those no other standing upload contains),
+    in one transaction; a repeat finds it retracted and does nothing."""
+    ctx = _context(self)
+    task_token, upload_token = task_id_var.set(self.request.id), upload_id_var.set(upload_id)
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        with ctx.db.session() as session:
+            outcome = corrections.retract_upload(session, upload_id)
+            session.commit()
+        log.info("retraction", extra={"outcome": outcome})
+        return outcome
+    except Exception as exc:  # noqa: BLE001 - classified: transient errors retry, others are logged
+        error = type(getattr(exc, "orig", None) or exc).__name__
+        TASK_FAILURES.labels(RETRACT_UPLOAD_TASK, error).inc()
+        if is_transient(exc):
+            outcome = "retry"
+            raise TransientLoadError(error) from None
+        log.error("retraction failed with an internal error", extra={
+            "error": error, "traceback": "".join(traceback.format_tb(exc.__traceback__))})
+        raise LoadFailed(error) from None
+    finally:
+        TASK_DURATION.labels(RETRACT_UPLOAD_TASK, outcome).observe(time.perf_counter() - started)
+        task_id_var.reset(task_token)
+        upload_id_var.reset(upload_token)
+
+
 @shared_task(bind=True, name=SWEEP_TASK, acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
 def sweep_uploads(self) -> int:
@@ -275,11 +307,21 @@ def sweep_uploads(self) -> int:
             RETURNING id"""), {"stuck": ctx.settings.stuck_upload_seconds,
                                "resend_queued": depth is None or depth < queued}).scalars().all()
         session.commit()
+        # Retractions asked for and not done a sweep later: their message was lost (or the broker was down).
+        retractions = session.execute(text("""
+            SELECT id FROM ingest.upload
+            WHERE retract_requested_at IS NOT NULL AND retracted_at IS NULL
+              AND retract_requested_at < now() - make_interval(secs => :interval)
+            ORDER BY id LIMIT 1000"""), {"interval": ctx.settings.sweep_interval_seconds}).scalars().all()
     for upload_id in sorted(ids):
         self.app.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=ctx.settings.transform_queue)
+    for upload_id in retractions:
+        self.app.send_task(RETRACT_UPLOAD_TASK, args=[upload_id], queue=ctx.settings.transform_queue)
     if ids:
         UPLOADS_REQUEUED.inc(len(ids))
         log.warning("re-enqueued stuck uploads", extra={"count": len(ids), "upload_ids": sorted(ids)[:50]})
+    if retractions:
+        log.warning("resent pending retractions", extra={"count": len(retractions), "upload_ids": retractions[:50]})
     return len(ids)
 
 
@@ -304,8 +346,8 @@ def purge_raw_files(self) -> int:
     with ctx.db.session() as session:
         ids = session.execute(text("""
             UPDATE ingest.upload SET raw_purged_at = now(), updated_at = now()
-            WHERE status IN ('loaded', 'failed') AND raw_purged_at IS NULL
-              AND finished_at < now() - make_interval(secs => :seconds)
+            WHERE status IN ('loaded', 'failed', 'retracted') AND raw_purged_at IS NULL
+              AND coalesce(retracted_at, finished_at) < now() - make_interval(secs => :seconds)
             RETURNING id"""), {"seconds": ctx.settings.raw_retention_days * 86400}).scalars().all()
         if ids:
             session.execute(text("DELETE FROM ingest.upload_chunk WHERE upload_id = ANY(:ids)"), {"ids": list(ids)})

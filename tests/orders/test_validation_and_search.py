@@ -93,3 +93,19 @@ def test_search_filters_sort_and_pagination(api, admin, menu, clean):
     assert _error(api.get("/v1/orders?page_size=1000", headers=admin), 422)["message"].endswith("page_size")
     assert _error(api.get("/v1/orders?status=lost", headers=admin), 422)["message"].endswith("status")
     assert _error(api.get("/v1/orders?sort=customer_name", headers=admin), 422)["message"].endswith("sort")
+
+
+def test_passwords_with_broken_unicode_are_422_not_500(api, admin):
+    body = '{"username": "una", "password": "abcdefgh\\ud800", "role": "staff", "branch": null}'
+    created = api.post("/v1/users", data=body, content_type="application/json", headers=admin)
+    assert created.status_code == 422 and "password" in created.get_json()["error"]["details"]["json"]
+    fine = api.post("/v1/users", json={"username": "una", "password": "abcdefgh ✓", "role": "staff", "branch": None},
+                    headers=admin)
+    assert fine.status_code == 201
+    user_id = fine.get_json()["id"]
+    changed = api.patch(f"/v1/users/{user_id}", data='{"password": "\\ud83d12345678"}',
+                        content_type="application/json", headers={**admin, "If-Match": "*"})
+    assert changed.status_code == 422
+    login = api.post("/v1/auth/token", data='{"username": "una", "password": "x\\udfff"}',
+                     content_type="application/json")
+    assert login.status_code == 422

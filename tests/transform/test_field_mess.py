@@ -104,6 +104,17 @@ def test_dialect_b_with_lying_headers_and_oneside_items(client, run_task, admin_
         == "Hazelnut"
 
 
+def test_a_spreadsheet_header_in_any_wording_is_a_header_not_a_rejected_row(client, run_task, admin_headers,
+                                                                            clean):
+    content = ("Date,Store,Customer Name,Items,Total,Payment,Card Number\n"
+               '25/08/2021 09:00,Leeds,A B,"Regular Chai latte - 2.30",2.30,CASH,\n'
+               "Time & date , Branch , Customer , Basket , Amount (GBP), Method , Card\n"    # repeated mid-file
+               '25/08/2021 09:01,Leeds,C D,"Regular Chai latte - 2.30",2.30,CASH,\n'
+               "order date,shop,,basket,total,cash or card,\n").encode()
+    upload = load(client, run_task, content, admin_headers)
+    assert (upload["status"], upload["rows_loaded"], upload["rows_rejected"]) == ("loaded", 2, 0)
+
+
 def test_products_match_ignoring_case_and_spacing(client, run_task, admin_headers, clean):
     content = ('25/08/2021 09:00,Leeds,A B,"Large Hot Chocolate - 1.70",1.70,CASH,\n'
                '25/08/2021 09:01,Leeds,A B,"large  hot chocolate - 2.90",2.90,CASH,\n'

@@ -15,9 +15,11 @@ from services.common.logging import upload_id_var
 from services.common.naming import branch_key
 from services.common.metrics import UPLOAD_BYTES, UPLOADS_RECEIVED
 from services.common.rawstore import RawCipher, chunk_count, store_raw
-from services.common.uploads import PROCESS_UPLOAD_TASK, Branch, Upload, UploadRejection
+from services.common.uploads import (PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK, Branch, Upload, UploadRejection,
+                                     poster_key)
 from services.ingest.auth import Caller, authenticate
-from services.ingest.schemas import PageArgs, RejectionPage, UploadListArgs, UploadPage, UploadPublic
+from services.ingest.schemas import (PageArgs, RejectionPage, UploadCreateArgs, UploadListArgs, UploadPage,
+                                    UploadPublic)
 
 bp = Blueprint("uploads", __name__, url_prefix="/v1/uploads", description="Branch till files")
 log = logging.getLogger(__name__)
@@ -38,8 +40,12 @@ def _public(upload: Upload, branch_name: str | None) -> dict:
     return {
         "id": upload.id, "status": upload.status, "sha256": upload.sha256, "filename": upload.filename,
         "size_bytes": upload.size_bytes, "branch": branch_name, "dialect": upload.dialect,
-        "rows_loaded": upload.rows_loaded, "rows_rejected": upload.rows_rejected,
-        "rows_duplicate": upload.rows_duplicate, "error": upload.error, "extra_fields": upload.extra_fields,
+        "mode": upload.mode, "rows_loaded": upload.rows_loaded, "rows_rejected": upload.rows_rejected,
+        "rows_duplicate": upload.rows_duplicate, "rows_retracted": upload.rows_retracted,
+        "retraction": None if upload.retract_requested_at is None else {
+            "requested_at": upload.retract_requested_at, "requested_by": upload.retract_requested_by,
+            "reason": upload.retract_reason, "retracted_at": upload.retracted_at},
+        "error": upload.error, "extra_fields": upload.extra_fields,
         "file_branches": upload.file_branch_keys,
         "attempts": upload.attempts, "raw_retained": upload.raw_purged_at is None,
         "created_at": upload.created_at, "finished_at": upload.finished_at,
@@ -99,8 +105,8 @@ def _existing(session, sha256_hex: str, poster_key: str):
         .where(Upload.sha256 == sha256_hex, Upload.poster_key == poster_key)).first()
 
 
-def _poster_key(caller: Caller) -> str:
-    return "admin" if caller.is_admin else f"branch:{caller.branch_id}"
+def _poster_key(caller: Caller, mode: str) -> str:
+    return poster_key("admin" if caller.is_admin else f"branch:{caller.branch_id}", mode)
 
 
 def _printable(value: str | None, limit: int) -> str | None:
@@ -137,10 +143,12 @@ def _the_one_file():
                        "description": "exactly one part, the file: a second file or any other field is 422",
                        "properties": {"file": {"type": "string", "format": "binary"}}}}}},
         security=[{"bearer": []}])
+@bp.arguments(UploadCreateArgs, location="query")
 @bp.response(202, UploadPublic, description="Stored and queued; poll status_url")
 @bp.alt_response(200, schema=UploadPublic, description="The same bytes were posted before: the existing upload")
-def create_upload():
+def create_upload(args):
     db, settings, celery = _ctx()
+    mode = args["mode"]
     with db.session() as session:
         caller = authenticate(session, settings)
         if not request.mimetype.startswith("multipart/"):
@@ -155,21 +163,21 @@ def create_upload():
         _refuse_non_text(head)
 
         filename = _printable(os.path.basename(upload_file.filename or ""), 255) or "upload"
-        poster = _poster_key(caller)
+        poster = _poster_key(caller, mode)
         chunks = chunk_count(size)
         created = session.execute(text("""
-            INSERT INTO ingest.upload (sha256, poster_key, filename, content_type, size_bytes, chunk_count,
+            INSERT INTO ingest.upload (sha256, poster_key, mode, filename, content_type, size_bytes, chunk_count,
                                        branch_id, expected_branch_key, submitted_by, status, enqueued_at)
-            VALUES (:sha, :poster, :filename, :content_type, :size, :chunks, :branch_id, :branch_key, :by,
+            VALUES (:sha, :poster, :mode, :filename, :content_type, :size, :chunks, :branch_id, :branch_key, :by,
                     'queued', now())
             ON CONFLICT (sha256, poster_key) DO NOTHING RETURNING *"""), {
-            "sha": sha256_hex, "poster": poster, "filename": filename,
+            "sha": sha256_hex, "poster": poster, "mode": mode, "filename": filename,
             "content_type": _printable(upload_file.mimetype, 100), "size": size, "chunks": chunks,
             "branch_id": caller.branch_id, "branch_key": caller.branch_key, "by": caller.name}).first()
         if created is None:
             # This poster sent these bytes before, or an identical post committed while we were reading.
             session.rollback()
-            return _repeat(session, settings, celery, caller, sha256_hex, size, upload_file.stream)
+            return _repeat(session, settings, celery, caller, sha256_hex, mode, size, upload_file.stream)
         upload_id_var.set(created.id)
         store_raw(session, RawCipher(settings.secret_key.get_secret_value()), upload_id=created.id,
                   sha256_hex=sha256_hex, size=size, source=upload_file.stream)
@@ -182,10 +190,14 @@ def create_upload():
     return response, 202, {"Location": response["status_url"]}
 
 
-def _repeat(session, settings, celery, caller: Caller, sha256_hex: str, size: int, stream):
+def _repeat(session, settings, celery, caller: Caller, sha256_hex: str, mode: str, size: int, stream):
     """A repeat answers 200 with the existing upload; a repeat of a failed one retries it (202) from
     the bytes just posted, which replace whatever was kept (purged, or the cause of the failure)."""
-    upload, branch_name = _existing(session, sha256_hex, _poster_key(caller))
+    found = _existing(session, sha256_hex, _poster_key(caller, mode))
+    if found is None:
+        # The earlier upload was retracted between our insert and this read: the poster may post again.
+        raise ApiError(409, "conflict", "these bytes were just retracted; post the file again to load it again")
+    upload, branch_name = found
     if upload.status != "failed":
         UPLOADS_RECEIVED.labels("duplicate").inc()
         return _public(upload, branch_name), 200
@@ -193,7 +205,7 @@ def _repeat(session, settings, celery, caller: Caller, sha256_hex: str, size: in
                              {"id": upload.id}).first()
     if locked is None:           # someone else retried it just now
         session.rollback()
-        return _public(*_existing(session, sha256_hex, _poster_key(caller))), 200
+        return _public(*_existing(session, sha256_hex, _poster_key(caller, mode))), 200
     session.execute(text("DELETE FROM ingest.upload_chunk WHERE upload_id = :id"), {"id": upload.id})
     store_raw(session, RawCipher(settings.secret_key.get_secret_value()), upload_id=upload.id,
               sha256_hex=sha256_hex, size=size, source=stream)
@@ -206,15 +218,20 @@ def _repeat(session, settings, celery, caller: Caller, sha256_hex: str, size: in
     _enqueue(celery, settings, upload.id)
     log.info("failed upload posted again: queued for another try", extra={"upload_id": upload.id})
     session.expire_all()      # the session still holds the upload as it was read before the update
-    response = _public(*_existing(session, sha256_hex, _poster_key(caller)))
+    response = _public(*_existing(session, sha256_hex, _poster_key(caller, mode)))
     return response, 202, {"Location": response["status_url"]}
 
 
 def _enqueue(celery, settings, upload_id: int) -> None:
+    _send(celery, settings, PROCESS_UPLOAD_TASK, upload_id)
+
+
+def _send(celery, settings, task: str, upload_id: int) -> None:
     try:
-        celery.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=settings.transform_queue)
-    except Exception as exc:  # noqa: BLE001 - the upload is stored; the sweeper enqueues it later
-        log.warning("broker unavailable; the sweeper will enqueue the upload", extra={"error": type(exc).__name__})
+        celery.send_task(task, args=[upload_id], queue=settings.transform_queue)
+    except Exception as exc:  # noqa: BLE001 - the request is stored; the sweeper sends it later
+        log.warning("broker unavailable; the sweeper will send the task", extra={"error": type(exc).__name__,
+                                                                                  "task": task})
 
 
 def _visible_upload(session, caller: Caller, upload_id: int):
@@ -234,6 +251,50 @@ def get_upload(upload_id: int):
     with db.session() as session:
         caller = authenticate(session, settings)
         return _public(*_visible_upload(session, caller, upload_id))
+
+
+@bp.route("/<int:upload_id>", methods=["DELETE"])
+@bp.doc(operationId="uploads-retract", summary="Retract an upload: its sales leave the warehouse",
+        description=("The upload's sales leave the warehouse, except those another standing upload also "
+                     "contained. Answered at once (202); the upload becomes `retracted` when the transform has "
+                     "done it (an upload still loading is retracted right after its load). Repeating is a "
+                     "no-op. The admin, or the branch that posted it. The reason is required (JSON body "
+                     "`{\"reason\"}` or `?reason=`)."),
+        security=[{"bearer": []}])
+@bp.response(202, UploadPublic, description="Retraction requested (or already requested); poll status_url")
+@bp.alt_response(200, schema=UploadPublic, description="Already retracted: nothing to do")
+def retract_upload(upload_id: int):
+    db, settings, celery = _ctx()
+    reason = _retract_reason()
+    with db.session() as session:
+        caller = authenticate(session, settings)
+        upload, branch_name = _visible_upload(session, caller, upload_id)
+        if upload.status == "retracted":
+            return _public(upload, branch_name), 200
+        session.execute(text("""
+            UPDATE ingest.upload SET retract_requested_at = now(), retract_requested_by = :by, retract_reason = :reason,
+                   updated_at = now()
+            WHERE id = :id AND retract_requested_at IS NULL"""), {"id": upload_id, "by": caller.name, "reason": reason})
+        session.commit()
+        _send(celery, settings, RETRACT_UPLOAD_TASK, upload_id)
+        log.info("retraction requested", extra={"upload_id": upload_id, "requested_by": caller.name})
+        session.expire_all()
+        response = _public(*_visible_upload(session, caller, upload_id))
+    return response, 202, {"Location": response["status_url"]}
+
+
+def _retract_reason() -> str:
+    """The reason, from a JSON body or the query string; printable, 1-500 characters."""
+    body = request.get_json(silent=True) if request.mimetype == "application/json" else None
+    reason = body.get("reason") if isinstance(body, dict) else request.args.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ApiError(422, "validation_error", "say why the upload is retracted: {\"reason\": \"...\"}",
+                       {"reason": ["Missing data for required field."]})
+    reason = reason.strip()
+    if len(reason) > 500 or not reason.isprintable():
+        raise ApiError(422, "validation_error", "the reason must be 1-500 printable characters",
+                       {"reason": ["Length must be between 1 and 500."]})
+    return reason
 
 
 @bp.route("/<int:upload_id>/rejections", methods=["GET"])

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from services.common.errors import ApiError
 from services.orders.auth import Principal, authenticate
-from services.orders.handoff import send_outbox, write_outbox
+from services.orders.handoff import send_outbox, write_outbox, write_refund_outbox
 from services.orders.models import Courier, CustomerOrder, OrderItem, Product, StatusChange
 from services.orders.queries import (
     field_error,
@@ -39,10 +39,12 @@ from services.orders.schemas import (
     StatusChangeIn,
 )
 from services.orders.workflow import (
+    ADMIN_ONLY,
     EDITABLE_STATUSES,
     INITIAL_STATUS,
     NEEDS_COURIER,
     NEEDS_CUSTOMER_DETAILS,
+    NEEDS_REASON,
     allowed_next,
     etag,
     if_match_satisfied,
@@ -266,13 +268,23 @@ def change_status(data: dict, order_id: int):
         if target in NEEDS_COURIER and order.courier_id is None:
             raise ApiError(409, "courier_required", "assign a courier (PATCH courier_id) before it goes out",
                            {"status": order.status, "allowed_next": list(allowed)})
+        if target in ADMIN_ONLY and not principal.is_admin:
+            raise ApiError(403, "forbidden", f"only an admin may mark an order {target}")
+        reason = (data.get("reason") or "").strip() or None
+        if target in NEEDS_REASON and reason is None:
+            raise ApiError(422, "validation_error", f"say why the order is {target} (field 'reason')",
+                           {"reason": ["Missing data for required field."]})
+        if reason is not None and not reason.isprintable():
+            raise ApiError(422, "validation_error", "the reason must be printable text", {"reason": ["not printable"]})
         now = datetime.now(timezone.utc)
         session.add(StatusChange(order_id=order.id, from_status=order.status, to_status=target,
-                                 changed_by=principal.username, changed_at=now))
+                                 changed_by=principal.username, changed_at=now, reason=reason))
         order.status, order.version, order.updated_at = target, order.version + 1, now
         if target == "delivered":
             order.delivered_at = now
             outbox_id = write_outbox(session, settings, order, now).id
+        elif target == "refunded":
+            outbox_id = write_refund_outbox(session, order, principal.username, now).id
         session.flush()
         body, headers = _one(session, order)
         session.commit()

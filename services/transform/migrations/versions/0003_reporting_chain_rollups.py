@@ -11,9 +11,6 @@ Revision ID: 0003_reporting_chain_rollups
 Revises: 0002_reporting_rollups_role
 Create Date: 2026-11-22
 """
-import importlib.util
-from pathlib import Path
-
 from alembic import op
 
 revision = "0003_reporting_chain_rollups"
@@ -21,7 +18,6 @@ down_revision = "0002_reporting_rollups_role"
 branch_labels = None
 depends_on = None
 
-# Module-level so that 0004's downgrade can restore it.
 RECORD_NEW_SALES = """
     CREATE OR REPLACE FUNCTION warehouse.record_new_sales(transaction_ids bigint[]) RETURNS void
     LANGUAGE sql VOLATILE AS $fn$
@@ -135,12 +131,69 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # 0002's function first (this one writes to the tables dropped below).
-    path = Path(__file__).with_name("0002_reporting_rollups_role.py")
-    spec = importlib.util.spec_from_file_location("reporting_0002", path)
-    previous = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(previous)
-    op.execute(previous.RECORD_NEW_SALES)
+    op.execute(RECORD_NEW_SALES_0002)
     op.execute("""
     DROP TABLE warehouse.rollup_product_day_chain;
     DROP TABLE warehouse.rollup_sales_hour_chain;
     """)
+
+
+# 0002's function, restored by the downgrade.
+RECORD_NEW_SALES_0002 = """
+    -- The one maintenance step for everything above, given the ids of sales just inserted (by the
+    -- file loader for the rows that were new, or by the live path). Rows are upserted in key order,
+    -- like the hourly rollups, so two concurrent loads cannot deadlock.
+    CREATE OR REPLACE FUNCTION warehouse.record_new_sales(transaction_ids bigint[]) RETURNS void
+    LANGUAGE sql VOLATILE AS $fn$
+    WITH sale AS MATERIALIZED (
+        SELECT f.id, f.branch_id, f.occurred_at, (f.occurred_at AT TIME ZONE 'Europe/London')::date AS local_date,
+               f.payment_method, f.source, f.total, f.customer_key
+        FROM warehouse.fact_transaction f WHERE f.id = ANY(transaction_ids)
+    ), line AS MATERIALIZED (
+        SELECT s.id, s.local_date, s.branch_id, s.source, i.product_id, i.quantity, i.unit_price
+        -- A lookup by primary key per sale (OFFSET 0 keeps the subquery from being flattened): the
+        -- planner guesses 10 rows for the CTE above and otherwise may hash-join a scan of every item.
+        FROM sale s CROSS JOIN LATERAL (
+            SELECT i.product_id, i.quantity, i.unit_price FROM warehouse.fact_transaction_item i
+            WHERE i.transaction_id = s.id OFFSET 0) i
+    ), sales_day AS (
+        INSERT INTO warehouse.rollup_sales_day AS r
+            (local_date, branch_id, payment_method, source, transactions, items, revenue)
+        SELECT s.local_date, s.branch_id, s.payment_method, s.source, count(*), sum(q.items), sum(s.total)
+        FROM sale s JOIN (SELECT id, sum(quantity) AS items FROM line GROUP BY id) q ON q.id = s.id
+        GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (local_date, branch_id, payment_method, source) DO UPDATE
+        SET transactions = r.transactions + EXCLUDED.transactions, items = r.items + EXCLUDED.items,
+            revenue = r.revenue + EXCLUDED.revenue
+    ), product_day AS (
+        INSERT INTO warehouse.rollup_product_day AS r
+            (local_date, branch_id, product_id, source, transactions, quantity, revenue)
+        SELECT local_date, branch_id, product_id, source, count(DISTINCT id), sum(quantity),
+               sum(quantity * unit_price)
+        FROM line GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (local_date, branch_id, product_id, source) DO UPDATE
+        SET transactions = r.transactions + EXCLUDED.transactions, quantity = r.quantity + EXCLUDED.quantity,
+            revenue = r.revenue + EXCLUDED.revenue
+    ), first_seen AS (
+        INSERT INTO warehouse.customer_first_seen AS c (customer_key, first_at, first_local_date)
+        SELECT DISTINCT ON (customer_key) customer_key, occurred_at, local_date
+        FROM sale s WHERE customer_key IS NOT NULL
+          -- Most customers are known already: skip them here, because ON CONFLICT DO UPDATE locks the
+          -- existing row even when its WHERE is false, which would queue every concurrent load behind this one.
+          AND NOT EXISTS (SELECT 1 FROM warehouse.customer_first_seen k
+                          WHERE k.customer_key = s.customer_key AND k.first_at <= s.occurred_at)
+        ORDER BY customer_key, occurred_at
+        ON CONFLICT (customer_key) DO UPDATE
+        SET first_at = EXCLUDED.first_at, first_local_date = EXCLUDED.first_local_date
+        WHERE EXCLUDED.first_at < c.first_at
+    )
+    INSERT INTO warehouse.customer_period (period, period_start, source, customer_key)
+    SELECT DISTINCT p.period, p.period_start, s.source, s.customer_key
+    FROM sale s CROSS JOIN LATERAL (VALUES ('day', s.local_date),
+                                           ('week', date_trunc('week', s.local_date)::date),
+                                           ('month', date_trunc('month', s.local_date)::date)) p(period, period_start)
+    WHERE s.customer_key IS NOT NULL
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT DO NOTHING
+    $fn$;
+"""
