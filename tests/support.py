@@ -20,6 +20,8 @@ from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_FILES = Path(os.environ.get("CAFEFLOW_BRANCH_FILES", ROOT.parent / "shared" / "data" / "branch-files"))
+# Screenshots and other files a test keeps for people to look at (git-ignored).
+ARTEFACTS = Path(os.environ.get("CAFEFLOW_TEST_ARTEFACTS", ROOT / "test-artefacts"))
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123456789"
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789abcdef"
 
