@@ -8,7 +8,8 @@ API calls those pages make, see it. This module is what every service needs to u
 - `signed_in_user(db_session)`: who this browser is signed in as, re-checked against orders.app_user on every
   request (`services.common.auth.standing_user`: deactivated, a new password, a role or branch change or a
   logout of every device end it), or None.
-- `redirect_to_signin(service)`: a page's answer when nobody is: orders' /signin?next=<this page>.
+- `redirect_to_signin(service)`: a page's answer when nobody is: orders' /signin?next=<this page>;
+  `@signed_in_page(service)` does both for a page view, which then gets the user as its first argument.
 - `safe_next(target, settings)`: where a sign-in may send the browser afterwards: a path of orders, or a page
   under one of the three services' configured public URLs (CAFEFLOW_*_URL), so `next` is no open redirect.
 - `session_user_for_api(db_session)`: the user of an API request that came with the cookie instead of a
@@ -23,6 +24,7 @@ page and the JSON error shape on an API, never a 500 and never a guess.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import wraps
 from urllib.parse import urlencode, urlsplit
 
 from flask import Response, current_app, redirect, request
@@ -111,6 +113,21 @@ def redirect_to_signin(service: str) -> Response:
     response = redirect(signin_url(here), 303)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def signed_in_page(service: str):
+    """Decorates a page view of `service` that only a signed-in user sees: the view is called with the user
+    first; a browser without a (standing) session is sent to sign in, and back to this page."""
+    def decorate(view):
+        @wraps(view)
+        def page(*args, **kwargs):
+            with current_app.extensions["cafeflow.db"].session() as db_session:
+                user = signed_in_user(db_session)
+            if user is None:
+                return redirect_to_signin(service)
+            return view(user, *args, **kwargs)
+        return page
+    return decorate
 
 
 def start_session(response: Response, record: SessionRecord) -> Response:

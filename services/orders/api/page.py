@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, render_template, send_from_directory
 
 from services.common.sessions import page_blueprint
-from services.common.signin import form_action_sources, redirect_to_signin, signed_in_user
+from services.common.signin import form_action_sources, signed_in_page
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 bp = page_blueprint(Blueprint("page", __name__, template_folder="../templates"))
@@ -31,11 +31,8 @@ def _headers(response):
 
 
 @bp.get("/app")
-def staff_page():
-    with current_app.extensions["cafeflow.db"].session() as session:
-        user = signed_in_user(session)
-    if user is None:
-        return redirect_to_signin("orders")
+@signed_in_page("orders")
+def staff_page(user):
     return render_template("app.html", user=user)
 
 

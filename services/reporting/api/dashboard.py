@@ -12,7 +12,7 @@ import plotly
 from flask import Blueprint, current_app, render_template, send_from_directory
 
 from services.common.sessions import page_blueprint
-from services.common.signin import form_action_sources, redirect_to_signin, signed_in_user, signed_out_redirect
+from services.common.signin import form_action_sources, signed_in_page, signed_out_redirect
 
 bp = page_blueprint(Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="../templates",
                               static_folder="../static", static_url_path="/static"))
@@ -34,11 +34,8 @@ def _security_headers(response):
 
 
 @bp.get("")
-def page():
-    with current_app.extensions["cafeflow.db"].session() as db_session:
-        user = signed_in_user(db_session)
-    if user is None:
-        return redirect_to_signin("reporting")
+@signed_in_page("reporting")
+def page(user):
     return render_template("dashboard.html", user=user)
 
 
