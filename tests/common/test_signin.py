@@ -337,3 +337,19 @@ def test_a_manager_is_tied_to_a_branch_everywhere(apps, clean):
     with pytest.raises(IntegrityError), clean.begin() as conn:      # whoever writes the row (orders 0007)
         conn.execute(text("UPDATE orders.app_user SET branch = NULL, branch_key = NULL WHERE username = 'sol'"))
     add_user("mo", role="manager", branch="leeds")
+
+
+@pytest.mark.parametrize("value", ["http://127.0.0.1:8002/orders", "ftp://127.0.0.1", "127.0.0.1:8002",
+                                   "http://user@127.0.0.1:8002", "http://127.0.0.1:8002/?next=x", "https://"])
+def test_a_public_url_is_an_origin_and_nothing_else(settings, value):
+    """What safe_next compares with must be scheme://host[:port]; a path or credentials would widen it."""
+    from pydantic import ValidationError
+
+    from services.common.settings import Settings
+
+    with pytest.raises(ValidationError, match="CAFEFLOW_ORDERS_URL|orders_public_url|scheme://host"):
+        Settings(CAFEFLOW_ORDERS_URL=value)
+    assert Settings(CAFEFLOW_ORDERS_URL="HTTPS://Cafeflow.Example.com/").orders_public_url == (
+        "https://cafeflow.example.com")
+    with pytest.raises(ValidationError, match="SESSION_COOKIE_DOMAIN"):
+        Settings(SESSION_COOKIE_DOMAIN="evil.example/path")
