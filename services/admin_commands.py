@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from services.orders.permissions import ROLES
+
 
 def load_settings():
     from services.common.settings import get_settings
@@ -142,13 +144,14 @@ def branch_add(names: tuple[str, ...], rotate: bool, token: bool) -> None:
 
 @click.group()
 def user() -> None:
-    """Orders-service users (who may log in at POST /v1/auth/token and /app)."""
+    """Users: who may sign in (every page's /signin, POST /v1/auth/token); roles in services/orders/permissions.py."""
 
 
 @user.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["admin", "staff"]), required=True)
-@click.option("--branch", default=None, help="tie a staff user to one registered branch")
+@click.option("--role", type=click.Choice(ROLES), required=True,
+              help="admin: every branch; manager: runs one branch (--branch required); staff: takes orders")
+@click.option("--branch", default=None, help="the one registered branch a manager (required) or a staff user works for")
 def user_add(name: str, role: str, branch: str | None) -> None:
     """Add a user; the password is read from a hidden prompt, or from stdin when piped."""
     from services.common.db import Database

@@ -247,6 +247,11 @@ def up(workers: int, concurrency: int, host: str) -> None:
     # The worker's and beat's metrics listen where the web services do (loopback by default), not on every
     # interface as in a container; METRICS_HOST set by the operator still wins.
     os.environ.setdefault("METRICS_HOST", host)
+    # The pages send browsers to orders' /signin and back by these addresses: the ports chosen here (an
+    # operator's CAFEFLOW_*_URL still wins, say a name other machines use).
+    browser_host = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    for name in WEB_SERVICES:
+        os.environ.setdefault(f"CAFEFLOW_{name.upper()}_URL", f"http://{browser_host}:{_port_of(name)}")
     sys.exit(supervise(commands))
 
 

@@ -20,6 +20,8 @@ from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_FILES = Path(os.environ.get("CAFEFLOW_BRANCH_FILES", ROOT.parent / "shared" / "data" / "branch-files"))
+# Screenshots and other files a test keeps for people to look at (git-ignored).
+ARTEFACTS = Path(os.environ.get("CAFEFLOW_TEST_ARTEFACTS", ROOT / "test-artefacts"))
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123456789"
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789abcdef"
 
@@ -147,44 +149,46 @@ CLI = [sys.executable, "-m", "services.cli"]
 
 
 class Stack:
-    """Real service processes started with the `cafeflow` commands."""
+    """Real service processes started with the `cafeflow` commands.
+
+    The three web services get their ports up front and each learns all three addresses (CAFEFLOW_*_URL),
+    as a deployment configures them: the pages send browsers to orders' /signin and back by those."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.processes: list[Process] = []
+        self.ports = {name: free_port() for name in ("ingest", "orders", "reporting")}
         self.ingest_url: str | None = None
         self.orders_url: str | None = None
 
+    def url_of(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def public_urls_env(self) -> dict[str, str]:
+        return {f"CAFEFLOW_{name.upper()}_URL": self.url_of(name) for name in self.ports}
+
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Process:
-        process = Process(name, CLI + args, self.log_dir, env)
+        process = Process(name, CLI + args, self.log_dir, {**self.public_urls_env(), **(env or {})})
         self.processes.append(process)
         return process
 
-    def start_ingest(self) -> str:
-        port = free_port()
-        process = self.start("ingest", ["serve", "ingest", "--port", str(port), "--host", "127.0.0.1",
-                                        "--workers", "2"])
-        self.ingest_url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _ready(self.ingest_url), 60, f"ingest did not become ready:\n{process.output()}")
-        return self.ingest_url
-
-    def start_reporting(self) -> str:
-        port = free_port()
-        process = self.start("reporting", ["serve", "reporting", "--port", str(port), "--host", "127.0.0.1",
-                                           "--workers", "1"])
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _ready(url), 60, lambda: f"reporting did not become ready:\n{process.output()}")
+    def _start_web(self, service: str, workers: int, env: dict[str, str] | None, probe: str = "/readyz") -> str:
+        url = self.url_of(service)
+        process = self.start(service, ["serve", service, "--port", str(self.ports[service]), "--host", "127.0.0.1",
+                                       "--workers", str(workers)], env)
+        wait_until(lambda: _ready(url, probe), 60, lambda: f"{service} did not become ready:\n{process.output()}")
         return url
 
-    def start_orders(self, port: int | None = None, env: dict[str, str] | None = None, probe: str = "/readyz",
-                     workers: int = 2) -> str:
+    def start_ingest(self) -> str:
+        self.ingest_url = self._start_web("ingest", 2, None)
+        return self.ingest_url
+
+    def start_reporting(self, env: dict[str, str] | None = None) -> str:
+        return self._start_web("reporting", 1, env)
+
+    def start_orders(self, env: dict[str, str] | None = None, probe: str = "/readyz", workers: int = 2) -> str:
         """The orders service under gunicorn; probe "/healthz" when its Redis is meant to be unreachable."""
-        port = port or free_port()
-        process = self.start("orders", ["serve", "orders", "--port", str(port), "--host", "127.0.0.1",
-                                        "--workers", str(workers)], env)
-        self.orders_url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _ready(self.orders_url, probe), 60,
-                   lambda: f"orders did not become ready:\n{process.output()}")
+        self.orders_url = self._start_web("orders", workers, env, probe)
         return self.orders_url
 
     def start_worker(self, concurrency: int = 2, env: dict[str, str] | None = None) -> Process:

@@ -25,8 +25,8 @@ USER_TOKEN_PREFIX = "cfu."
 class UserClaims:
     user_id: int
     username: str
-    role: str  # "admin" | "staff"
-    branch: str | None = None  # a staff user tied to one branch sees only that branch
+    role: str  # "admin" | "manager" | "staff"
+    branch: str | None = None  # a manager, or a staff user tied to one branch, sees only that branch
     token_version: int = 0     # orders.app_user.token_version when issued; 0 never matches a user
     scopes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -67,7 +67,8 @@ class StandingUser:
     user_id: int
     username: str
     role: str
-    branch_key: str | None       # None for an admin: every branch
+    branch_key: str | None       # None for an admin (every branch) and for staff tied to no branch
+    branch: str | None = None    # the branch's name, for showing (a session carries it; see signin.py)
 
 
 def standing_user(db_session: Session, user_id: int, username: str, token_version: int | None) -> StandingUser | None:

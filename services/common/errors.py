@@ -6,6 +6,7 @@ import traceback
 from typing import Any
 
 from flask import Flask, jsonify
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from services.common.logging import request_id_var
@@ -26,6 +27,16 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
         self.headers = headers or {}
+
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """PostgreSQL cannot be reached (refused, dropped, shutting down), as opposed to a statement it refused
+    (those carry an SQLSTATE and stay errors of the request)."""
+    return isinstance(exc, OperationalError) and (
+        exc.connection_invalidated or getattr(exc.orig, "pgcode", None) in (None, "57P01", "57P02", "57P03"))
 
 
 def error_response(status: int, code: str, message: str, details: Any = None,
@@ -55,6 +66,14 @@ def register_error_handlers(app: Flask) -> None:
         if status == 422 and details:
             message = "request validation failed: " + ", ".join(_flatten_fields(details))
         return error_response(status, _HTTP_CODES.get(status, "http_error"), message, details)
+
+    @app.errorhandler(OperationalError)
+    def _database_error(exc: OperationalError):
+        if database_unreachable(exc):
+            log.warning("database unreachable", extra={"error_type": type(exc.orig).__name__})
+            return error_response(503, "database_unavailable", "the database does not answer for a moment; try "
+                                  "again shortly", headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+        return _unexpected(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

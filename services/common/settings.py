@@ -1,8 +1,10 @@
 """Typed settings, read once from the environment (and an optional `.env` file for local runs)."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,8 +62,20 @@ class Settings(BaseSettings):
     # Every JSON request body of every service (services/common/json_limits.py): larger is 413, deeper is 400.
     json_max_bytes: int = Field(1 * MiB, gt=0, validation_alias=_env("JSON_MAX_BYTES"))
     json_max_depth: int = Field(32, ge=1, le=200, validation_alias=_env("JSON_MAX_DEPTH"))
-    # Lifetime of a signed user token (services.common.auth), verified by every service.
+    # Lifetime of a signed user token (services.common.auth), verified by every service, and of a browser's
+    # sign-in session (services/common/sessions.py).
     user_token_ttl_seconds: int = Field(8 * 3600, gt=0, validation_alias=_env("USER_TOKEN_TTL_SECONDS"))
+
+    # --- one sign-in for every page (services/common/signin.py) ---
+    # Where a browser reaches each service (scheme://host[:port], no path). The sign-in page is orders'
+    # (<CAFEFLOW_ORDERS_URL>/signin); after signing in a browser is sent back only to one of these three, so
+    # `?next=` cannot send anyone elsewhere. Behind one proxy or ingress host all three are that host.
+    ingest_public_url: str = Field("http://127.0.0.1:8001", validation_alias=_env("CAFEFLOW_INGEST_URL"))
+    orders_public_url: str = Field("http://127.0.0.1:8002", validation_alias=_env("CAFEFLOW_ORDERS_URL"))
+    reporting_public_url: str = Field("http://127.0.0.1:8003", validation_alias=_env("CAFEFLOW_REPORTING_URL"))
+    # Unset: the sign-in cookie belongs to the host that set it, and browsers send it to every port of that
+    # host (8001-8003 share it). Set (e.g. "cafeflow.example.com") when the services live on sub-domains of it.
+    session_cookie_domain: str | None = Field(None, validation_alias=_env("SESSION_COOKIE_DOMAIN"))
 
     # --- orders service ---
     # Login attempts per window, per client address and per account, before POST /v1/auth/token answers 429
@@ -94,6 +108,24 @@ class Settings(BaseSettings):
             url = "postgresql+psycopg2://" + url[len("postgresql://"):]
         return url
 
+    @field_validator("ingest_public_url", "orders_public_url", "reporting_public_url")
+    @classmethod
+    def _origin_only(cls, url: str) -> str:
+        parts = urlsplit(url.strip().rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc \
+                or parts.path or parts.query or parts.fragment:
+            raise ValueError(f"{url!r} must be scheme://host[:port] (http or https, no path)")
+        return f"{parts.scheme}://{parts.netloc.lower()}"
+
+    @field_validator("session_cookie_domain")
+    @classmethod
+    def _bare_domain(cls, domain: str | None) -> str | None:
+        domain = (domain or "").strip().lstrip(".").lower() or None
+        if domain is not None and not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+",
+                                                   domain):
+            raise ValueError(f"SESSION_COOKIE_DOMAIN {domain!r} must be a domain name such as cafeflow.example.com")
+        return domain
+
     @model_validator(mode="after")
     def _real_secrets_outside_development(self) -> "Settings":
         if self.env == "development":
@@ -110,6 +142,16 @@ class Settings(BaseSettings):
     def visibility_timeout(self) -> int:
         """Redis redelivers an unacked task after this; it must exceed the longest task."""
         return self.task_time_limit * 2
+
+    @property
+    def signin_url(self) -> str:
+        """The one sign-in page, orders' (it owns the users and their password hashes)."""
+        return f"{self.orders_public_url}/signin"
+
+    @property
+    def public_urls(self) -> dict[str, str]:
+        return {"ingest": self.ingest_public_url, "orders": self.orders_public_url,
+                "reporting": self.reporting_public_url}
 
     @property
     def psycopg2_dsn(self) -> str:

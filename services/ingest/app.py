@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from services.common.queue import producer
+from services.common.sessions import register_page_sessions
 from services.common.settings import Settings, get_settings
 from services.common.web import create_service_app
 from services.ingest.api import uploads
@@ -18,6 +19,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         description="Branches post their till files here; each new file is stored encrypted and loaded once.")
     register_limits(app, settings)
     register_queue(app, settings)
+    # The one sign-in of every page (orders' /signin): its session cookie is accepted by the API too, with the
+    # page's CSRF token on every change (services/common/signin.py), ready for the branch portal.
+    register_page_sessions(app, settings)
     register_blueprints(api)
     return app
 

@@ -1,5 +1,7 @@
 """Who is posting: the admin token (any branch), a branch token (its own branch only), or a signed-in user
-(an orders account: an admin for any branch, a user tied to a branch for that branch only)."""
+(an orders account: an admin for any branch, a manager or a user tied to a branch for that branch only) with
+a user token as bearer, or with the browser's sign-in session (services/common/signin.py; a change must carry
+the page's CSRF token)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,9 +10,11 @@ from flask import request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.common.auth import UserClaims, standing_user, verify_user_token
+from services.common.auth import StandingUser, standing_user, verify_user_token
 from services.common.errors import ApiError
+from services.common.sessions import session_id_from_request
 from services.common.settings import Settings
+from services.common.signin import session_user_for_api
 from services.common.tokens import bearer_token, same_secret, token_digest
 from services.common.uploads import ApiToken, Branch
 
@@ -27,13 +31,12 @@ class Caller:
 def authenticate(session: Session, settings: Settings) -> Caller:
     token = bearer_token(request.headers.get("Authorization"))
     if token is None:
-        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>' (a branch token or the admin token)",
-                       headers={"WWW-Authenticate": "Bearer"})
+        return _session_caller(session)
     if same_secret(token, settings.admin_token.get_secret_value()):
         return Caller(name="admin", is_admin=True)
     claims = verify_user_token(settings.secret_key.get_secret_value(), token, settings.user_token_ttl_seconds)
     if claims is not None:
-        return _user_caller(session, claims)
+        return _user_caller(session, standing_user(session, claims.user_id, claims.username, claims.token_version))
     found = session.execute(
         select(ApiToken, Branch).join(Branch, Branch.id == ApiToken.branch_id, isouter=True)
         .where(ApiToken.digest == token_digest(token), ApiToken.revoked_at.is_(None), ApiToken.scope == "upload")
@@ -45,8 +48,14 @@ def authenticate(session: Session, settings: Settings) -> Caller:
                   branch_name=branch.name if branch else None, branch_key=branch.branch_key if branch else None)
 
 
-def _user_caller(session: Session, claims: UserClaims) -> Caller:
-    user = standing_user(session, claims.user_id, claims.username, claims.token_version)
+def _session_caller(session: Session) -> Caller:
+    if session_id_from_request() is None:
+        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>' (a branch token, a user token or "
+                       "the admin token), or sign in", headers={"WWW-Authenticate": "Bearer"})
+    return _user_caller(session, session_user_for_api(session))
+
+
+def _user_caller(session: Session, user: StandingUser | None) -> Caller:
     if user is None:
         raise ApiError(401, "unauthorized", "the sign-in has ended (signed out, password or role changed, or the "
                        "account deactivated): sign in again", headers={"WWW-Authenticate": "Bearer"})

@@ -4,9 +4,10 @@ from __future__ import annotations
 from flask import Flask
 
 from services.common.queue import producer
+from services.common.sessions import register_page_sessions
 from services.common.settings import Settings, get_settings
 from services.common.web import create_service_app
-from services.orders.api import catalog, orders, page, users
+from services.orders.api import catalog, orders, page, signin, users
 from services.orders.passwords import dummy_hash
 from services.orders.throttle import register_login_throttle
 
@@ -17,7 +18,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         __name__, service="orders", settings=settings, title="cafeflow orders",
         description="Live delivery orders: products, couriers, orders and their status; delivered orders "
                     "become live sales in the warehouse. Changes to an order need If-Match (428 without, "
-                    "412 when stale).")
+                    "412 when stale). Every endpoint takes a bearer token; the staff page's own calls use "
+                    "its sign-in session instead (changes with its CSRF token).")
     register_extensions(app, settings)
     register_blueprints(app, api)
     return app
@@ -25,7 +27,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     app.extensions["cafeflow.celery"] = producer(settings)
-    register_login_throttle(app, settings, users.auth, "auth.issue_token")
+    # The one sign-in of every page (/signin), its sessions and the pages' CSRF tokens.
+    register_page_sessions(app, settings)
+    register_login_throttle(app, settings, [users.auth, signin.bp], {"auth.issue_token", "signin.signin_submit"})
     dummy_hash()   # built now, so the first login naming an unknown account is not slower than the rest
 
 
@@ -33,4 +37,5 @@ def register_blueprints(app: Flask, api) -> None:
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for blueprint in (users.auth, users.users, catalog.products, catalog.couriers, orders.bp):
         api.register_blueprint(blueprint)
-    app.register_blueprint(page.bp)   # HTML, not part of the JSON API's document
+    for blueprint in (signin.bp, page.bp):   # HTML, not part of the JSON API's document
+        app.register_blueprint(blueprint)

@@ -1,27 +1,34 @@
-"""Who is calling: a logged-in user (signed token from POST /v1/auth/token) or the admin token (ops
-automation). Staff tied to a branch see and change only that branch's orders."""
+"""Who is calling: a signed-in browser (the session of /signin, on the staff page's own calls), a user's
+bearer token (POST /v1/auth/token) or the admin token (ops automation); and the one password check that
+both /signin and /v1/auth/token use. What each role may do: services/orders/permissions.py."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from flask import request
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from services.common.auth import verify_user_token
-from services.common.errors import ApiError
+from services.common.errors import ApiError, database_unreachable
 from services.common.settings import Settings
+from services.common.signin import AccountsUnavailable, session_user_for_api
 from services.common.tokens import bearer_token, same_secret
 from services.orders.models import AppUser
+from services.orders.passwords import dummy_hash, verify_password
+from services.orders.permissions import scope_branch_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Principal:
     user_id: int | None          # None for the admin token
     username: str
-    role: str                    # "admin" | "staff"
-    branch: str | None = None
-    branch_key: str | None = None
+    role: str                    # "admin" | "manager" | "staff" (services/orders/permissions.py)
+    branch_key: str | None = None     # the one branch this principal works for; None: every branch
 
     @property
     def is_admin(self) -> bool:
@@ -43,7 +50,7 @@ def _unauthorized(message: str) -> ApiError:
 def authenticate(session: Session, settings: Settings) -> Principal:
     token = bearer_token(request.headers.get("Authorization"))
     if token is None:
-        raise _unauthorized("send 'Authorization: Bearer <token>' (from POST /v1/auth/token)")
+        return _session_principal(session)
     if same_secret(token, settings.admin_token.get_secret_value()):
         return Principal(user_id=None, username="admin", role="admin")
     claims = verify_user_token(settings.secret_key.get_secret_value(), token, settings.user_token_ttl_seconds)
@@ -51,15 +58,38 @@ def authenticate(session: Session, settings: Settings) -> Principal:
         raise _unauthorized("the token is invalid or expired; log in again")
     # One primary-key read per request: a deactivated user, a changed role or branch, a new password or a
     # logout takes effect at once (the token's version is no longer the row's), not when the token expires.
-    user = session.execute(select(AppUser.role, AppUser.branch, AppUser.branch_key, AppUser.active, AppUser.username,
+    user = session.execute(select(AppUser.role, AppUser.branch_key, AppUser.active, AppUser.username,
                                   AppUser.token_version).where(AppUser.id == claims.user_id)).first()
     if user is None or not user.active or user.token_version != claims.token_version:
         raise _unauthorized("the token was ended (logout, password, role or branch change) or the user is "
                             "unknown or deactivated; log in again")
-    return Principal(user_id=claims.user_id, username=user.username, role=user.role, branch=user.branch,
-                     branch_key=user.branch_key)
+    return Principal(user_id=claims.user_id, username=user.username, role=user.role,
+                     branch_key=scope_branch_key(user.role, user.branch_key))
 
 
-def require_admin(principal: Principal) -> None:
-    if not principal.is_admin:
-        raise ApiError(403, "forbidden", "only admins manage products, couriers and users")
+def _session_principal(session: Session) -> Principal:
+    """The staff page's own calls: the browser's sign-in session (changes carry its CSRF token)."""
+    user = session_user_for_api(session)
+    if user is None:
+        raise _unauthorized("sign in at /signin, or send 'Authorization: Bearer <token>' (from POST /v1/auth/token)")
+    return Principal(user_id=user.user_id, username=user.username, role=user.role,
+                     branch_key=scope_branch_key(user.role, user.branch_key))
+
+
+def password_login(session: Session, username: str, password: str) -> AppUser | None:
+    """The active user with this name (any case) and password, else None. One scrypt run whatever the
+    account: unknown and deactivated ones are checked against a dummy hash, so the time of an answer does
+    not tell which accounts exist. The caller has counted the attempt (services/orders/throttle.py)."""
+    try:
+        user = session.execute(select(AppUser).where(func.lower(AppUser.username) == username.strip().lower())
+                               ).scalar_one_or_none()
+    except OperationalError as exc:
+        if database_unreachable(exc):
+            raise AccountsUnavailable() from exc
+        raise
+    usable = user is not None and user.active
+    password_ok = verify_password(password, user.password_hash if usable else dummy_hash())
+    if not (usable and password_ok):
+        log.info("login refused")
+        return None
+    return user

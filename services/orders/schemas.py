@@ -8,12 +8,12 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from services.orders.permissions import ROLES
 from services.orders.workflow import STATUSES
 
 INT32_MAX = 2 ** 31 - 1
 SIZES = ("Regular", "Large", "Small")
 PAYMENT_METHODS = ("CASH", "CARD")
-ROLES = ("admin", "staff")
 ORDER_SORTS = ("created_at", "-created_at", "id", "-id", "total", "-total", "status", "-status")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()\-]{4,28}[0-9]$")
 
@@ -110,7 +110,8 @@ class UserCreate(Schema):
     username = Text(required=True)
     password = fields.Str(required=True, validate=[validate.Length(min=8, max=200), _encodable])
     role = fields.Str(required=True, validate=validate.OneOf(ROLES))
-    branch = Text(load_default=None, allow_none=True, metadata={"description": "ties a staff user to one branch"})
+    branch = Text(load_default=None, allow_none=True,
+                  metadata={"description": "the one branch a manager (required) or a staff user works for"})
 
 
 class UserUpdate(Schema):

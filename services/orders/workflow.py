@@ -12,8 +12,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "cancelled": (),
     "refunded": (),
 }
-# Only an admin may move an order here, and only with a reason (kept in the order's history).
-ADMIN_ONLY = frozenset({"refunded"})
+# Moving an order here needs a reason (kept in the order's history); who may: services/orders/permissions.py.
 NEEDS_REASON = frozenset({"refunded"})
 # Moving to these states needs a courier assigned first.
 NEEDS_COURIER = frozenset({"out_for_delivery"})

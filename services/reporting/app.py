@@ -18,8 +18,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app, api, database = create_service_app(
         __name__, service="reporting", settings=settings, title="cafeflow reporting",
         description="The chain's sales as JSON reports, streamed exports and a dashboard. Every endpoint but "
-                    "the probes needs a bearer token: a reporting API token, an orders user token or the admin "
-                    "token.")
+                    "the probes needs a bearer token (a reporting API token, an orders user token or the admin "
+                    "token) or, from the dashboard, its sign-in session.")
     make_read_only(database.engine, role=settings.reporting_db_role,
                    statement_timeout_ms=settings.reporting_statement_timeout_ms)
     register_cache(app, settings)
@@ -38,7 +38,8 @@ def register_cache(app: Flask, settings: Settings) -> None:
 
 
 def register_session(app: Flask, settings: Settings) -> None:
-    # The dashboard's sign-in: a server-side session in Redis, and CSRF tokens on its forms.
+    # The dashboard reads the one sign-in of every page (orders' /signin; services/common/signin.py) and its
+    # sign-out form carries a CSRF token.
     register_page_sessions(app, settings)
 
 

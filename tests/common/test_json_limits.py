@@ -29,7 +29,8 @@ def test_the_url_maps_list_the_endpoints_of_the_issue(apps):
     orders = set(every_route(apps["orders"]))
     assert {("POST", "/v1/auth/token"), ("POST", "/v1/orders"), ("PATCH", "/v1/products/1")} <= orders
     assert ("POST", "/v1/uploads") in set(every_route(apps["ingest"]))
-    assert ("POST", "/dashboard/login") in set(every_route(apps["reporting"]))
+    assert {("POST", "/signin"), ("POST", "/signout")} <= orders
+    assert ("POST", "/dashboard/signout") in set(every_route(apps["reporting"]))
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))

@@ -18,7 +18,8 @@ from tests.deploy.manifests import K8S, OVERLAYS, WEB_SERVICES, by_kind, kustomi
 SCHEMAS = Path(__file__).parent / "schemas"
 # Kinds kubernetes-validate has no schema for, each with the schema we check it against instead.
 CUSTOM_RESOURCES = {("keda.sh/v1alpha1", "ScaledObject"): SCHEMAS / "keda-scaledobject.schema.json"}
-PAGES = {"/dashboard": "reporting", "/app": "orders"}     # HTML pages, not in the OpenAPI documents
+# HTML pages, not in the OpenAPI documents
+PAGES = {"/dashboard": "reporting", "/app": "orders", "/signin": "orders", "/signout": "orders"}
 
 
 def _api_prefixes() -> dict[str, str]:

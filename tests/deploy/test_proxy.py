@@ -108,7 +108,7 @@ def test_nginx_t_accepts_the_configuration(workdir):
 def test_every_error_the_proxy_answers_itself_is_json_in_the_error_shape():
     errors = (CONF_DIR / "errors.conf").read_text()
     for status, code in ERROR_CODES.items():
-        block = errors.split(f"location = /_cafeflow_error/{status} {{")[1].split("}\n")[0]
+        block = errors.split(f"location = /_cafeflow_error/{status} {{")[1].split("\n}\n")[0]
         body = json.loads(re.search(r"return \d+ '(.*)\\n';", block).group(1).replace("$request_id", "r1"))
         assert set(body["error"]) == {"code", "message", "details", "request_id"}
         assert body["error"]["code"] == code and "application/json" in block
@@ -183,6 +183,18 @@ def test_malformed_requests_get_json_errors_from_the_proxy(proxied):
     error_of(proxied.raw("orders", b"GET /healthz HTTP/1.1\r\n" + host + b"X-Big: " + b"b" * 10_000 + b"\r\n\r\n"),
              431)
     error_of(proxied.raw("reporting", b"GET /healthz HTTP/1.1\r\n" + host + b"Connection: close\r\n\r\n"), 502)
+
+
+def test_a_browser_opening_a_page_of_a_service_that_is_down_gets_a_page(proxied):
+    """Orders (the sign-in page) or any service down behind the proxy: a person gets a page saying so, with
+    Retry-After; an API client still gets the JSON error shape."""
+    url = proxied.urls["reporting"] + "/dashboard"
+    page = httpx.get(url, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, timeout=10)
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["retry-after"] == "5" and "unavailable for a moment" in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    api = httpx.get(url, headers={"Accept": "application/json"}, timeout=10)
+    assert api.status_code == 502 and api.json()["error"]["code"] == "bad_gateway"
 
 
 def test_what_the_proxy_lets_through_gunicorn_accepts(proxied):

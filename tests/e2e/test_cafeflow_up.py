@@ -34,6 +34,10 @@ def test_up_runs_the_platform_and_stops_on_ctrl_c(clean, tmp_path):
         for metrics_port in (worker_metrics, beat_metrics):
             wait_until(lambda p=metrics_port: _listening(p), 60, f"nothing listens on {metrics_port}:\n{up.output()}")
             assert _listening(metrics_port) == {"127.0.0.1"}, _listening(metrics_port)
+        # The pages send browsers to the sign-in page of the orders port `up` chose, and back.
+        dashboard = httpx.get(f"http://127.0.0.1:{reporting_port}/dashboard")
+        assert dashboard.status_code == 303 and dashboard.headers["Location"] == (
+            f"http://127.0.0.1:{orders_port}/signin?next=http%3A%2F%2F127.0.0.1%3A{reporting_port}%2Fdashboard")
         result = subprocess.run(CLI + ["upload", str(REAL_FILES / "leeds_25-08-2021_09-00-00.csv"),
                                        "--url", url, "--token", ADMIN_TOKEN, "--timeout", "120"],
                                 capture_output=True, text=True, timeout=180)

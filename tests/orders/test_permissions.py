@@ -1,5 +1,6 @@
-"""Roles and the branch restriction: admins manage the catalogue and users; staff work orders; a staff
-user tied to a branch cannot read, list, create or change another branch's orders."""
+"""Roles (services/orders/permissions.py) and the branch restriction: admins manage the catalogue and users;
+managers run one branch and refund its orders; staff work orders; a manager, or a staff user tied to a
+branch, cannot read, list, create or change another branch's orders."""
 from __future__ import annotations
 
 from tests.orders.conftest import change_status, order_body
@@ -87,3 +88,70 @@ def test_deactivated_user_is_locked_out_at_once(api, admin, login):
 def test_unknown_branch_is_refused(api, admin, menu):
     response = api.post("/v1/orders", json=order_body(menu, "Atlantis"), headers=admin)
     assert response.status_code == 422 and response.get_json()["error"]["message"].endswith("branch")
+
+
+def _one_request_per_action(api, menu, headers, leeds_order, delivered_order):
+    """A request that needs each action of services/orders/permissions.py, and whether it was let through."""
+    from services.orders import permissions as p
+
+    def status(response):
+        return response.status_code != 403
+
+    etag = api.get(f"/v1/orders/{leeds_order}", headers=headers).headers.get("ETag", "*")
+    return {
+        p.READ_CATALOGUE: status(api.get("/v1/products", headers=headers)),
+        p.MANAGE_CATALOGUE: status(api.patch(f"/v1/products/{menu.latte['id']}", json={"price": "2.85"},
+                                             headers=headers)),
+        p.MANAGE_USERS: status(api.get("/v1/users", headers=headers)),
+        p.WORK_ORDERS: status(api.patch(f"/v1/orders/{leeds_order}", json={"customer_name": "Renamed"},
+                                        headers={**headers, "If-Match": etag})),
+        p.REFUND_ORDERS: status(change_status(api, headers, delivered_order, "refunded")),
+    }
+
+
+def test_what_each_role_may_do_is_the_permissions_table(api, admin, login, menu):
+    """One request per action and role, against the one table: nothing is allowed or refused elsewhere."""
+    from services.orders.permissions import PERMISSIONS, may
+
+    users = {"admin": login("ada", "admin"), "manager": login("mo", "manager", branch="Leeds"),
+             "staff": login("sam", "staff", branch="Leeds")}
+    assert set(users) == set(PERMISSIONS)
+    for role, headers in users.items():
+        order = api.post("/v1/orders", json=order_body(menu, "Leeds", courier_id=menu.leeds_courier["id"]),
+                         headers=admin).get_json()["id"]
+        delivered = api.post("/v1/orders", json=order_body(menu, "Leeds", courier_id=menu.leeds_courier["id"]),
+                             headers=admin).get_json()["id"]
+        for status in ("out_for_delivery", "delivered"):
+            assert change_status(api, admin, delivered, status).status_code == 200
+        allowed = _one_request_per_action(api, menu, headers, order, delivered)
+        assert allowed == {action: may(role, action) for action in allowed}, role
+
+
+def test_a_manager_runs_their_branch_only(api, admin, login, menu):
+    manager = login("mo", "manager", branch="Leeds")
+    staff = login("sam", "staff", branch="Leeds")
+    leeds = api.post("/v1/orders", json=order_body(menu, "Leeds", courier_id=menu.leeds_courier["id"]),
+                     headers=manager)
+    assert leeds.status_code == 201 and leeds.get_json()["created_by"] == "mo"
+    soho = api.post("/v1/orders", json=order_body(menu, "London Soho", courier_id=menu.soho_courier["id"]),
+                    headers=admin).get_json()["id"]
+    assert api.post("/v1/orders", json=order_body(menu, "London Soho"), headers=manager).status_code == 403
+    assert [o["id"] for o in api.get("/v1/orders", headers=manager).get_json()["items"]] == [leeds.get_json()["id"]]
+    assert api.get(f"/v1/orders/{soho}", headers=manager).status_code == 404
+    for order_id, headers in ((leeds.get_json()["id"], manager), (soho, admin)):
+        for status in ("out_for_delivery", "delivered"):
+            assert change_status(api, headers, order_id, status).status_code == 200
+    # staff deliver but do not refund; the manager refunds their branch's order, not another branch's
+    refused = change_status(api, staff, leeds.get_json()["id"], "refunded")
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["message"] == "only admins and managers may refund delivered orders"
+    assert change_status(api, manager, soho, "refunded", etag="*").status_code == 404
+    refunded = change_status(api, manager, leeds.get_json()["id"], "refunded")
+    assert refunded.status_code == 200 and refunded.get_json()["history"][-1]["changed_by"] == "mo"
+
+
+def test_an_admin_user_works_for_every_branch_even_with_a_branch_set(api, admin, login, menu):
+    boss = login("boss", "admin", branch="Leeds")
+    soho = api.post("/v1/orders", json=order_body(menu, "London Soho"), headers=boss)
+    assert soho.status_code == 201
+    assert api.get(f"/v1/orders/{soho.get_json()['id']}", headers=boss).status_code == 200

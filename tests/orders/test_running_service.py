@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from sqlalchemy import text
 
 from services.cli import main
+from tests.signin import browser_sign_in
 from tests.support import ADMIN_TOKEN
 
 pytestmark = pytest.mark.e2e
@@ -66,11 +67,9 @@ def test_staff_page_log_in_take_an_order_deliver_it_and_find_it(stack, browser, 
     page.on("console", lambda message: console_errors.append(f"{message.text} {message.location}")
             if message.type == "error" else None)
     try:
-        page.goto(f"{url}/app")
-        page.fill("#login-username", "sam")
-        page.fill("#login-password", "page-test-password")
-        page.click("#login-submit")
-        page.wait_for_selector("#work:not(.hidden)")
+        page.goto(f"{url}/app")                   # sent to sign in, and back
+        browser_sign_in(page, "sam", "page-test-password")
+        page.wait_for_url(f"{url}/app")
         # Locator waits, not wait_for_function: the page's CSP forbids the eval that the latter polls with.
         page.locator("#item-product option").first.wait_for(state="attached")
 
@@ -99,11 +98,12 @@ def test_staff_page_log_in_take_an_order_deliver_it_and_find_it(stack, browser, 
         assert "Page Customer" in page.locator("#orders-table tbody").inner_text()
         assert page.locator("#message").inner_text() == ""
 
-        # Signing out ends the token on the server, not only in this tab.
-        token = page.evaluate("sessionStorage.getItem('cafeflow-token')")
-        page.click("#logout")
-        page.wait_for_selector("#login-form:not(.hidden)")
-        assert httpx.get(f"{url}/v1/products", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        # No credential in the page's storage; signing out ends the session on the server, not only in this tab.
+        assert page.evaluate("Object.keys(sessionStorage).length + Object.keys(localStorage).length") == 0
+        session = next(c["value"] for c in page.context.cookies() if c["name"] == "cafeflow_session")
+        page.click("#signout")
+        page.wait_for_selector("#signin-form")
+        assert httpx.get(f"{url}/v1/products", cookies={"cafeflow_session": session}).status_code == 401
     finally:
         page.close()
     assert outside == []                           # no CDN, nothing outside the service
@@ -172,9 +172,7 @@ def test_staff_page_enters_the_details_of_an_erased_open_order_again(stack, brow
     page = browser.new_page()
     try:
         page.goto(f"{url}/app")
-        page.fill("#login-username", "sam")
-        page.fill("#login-password", "page-test-password")
-        page.click("#login-submit")
+        browser_sign_in(page, "sam", "page-test-password")
         row = page.locator("#orders-table tbody tr").first
         row.locator("td", has_text="(erased)").wait_for()
         expect(row.locator("button[data-action]")).to_have_count(1)         # cancel only

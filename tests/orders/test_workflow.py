@@ -9,6 +9,7 @@ from sqlalchemy import text
 from services.common.live_orders import LOAD_LIVE_ORDER_TASK
 from services.orders.workflow import STATUSES, TRANSITIONS
 from tests.orders.conftest import change_status, order_body
+from tests.signin import add_user, form_sign_in
 
 
 def test_take_assign_send_and_deliver_an_order(api, admin, menu, clean, run_task, redis_client, settings):
@@ -151,9 +152,12 @@ def test_service_probes_docs_and_metrics(api):
     assert api.get("/docs").status_code == 200
     api.get("/v1/orders")
     assert b'route="/v1/orders"' in api.get("/metrics").data
+    assert api.get("/app").status_code == 303           # to /signin and back (tests/common/test_signin.py)
+    add_user("sam")
+    assert form_sign_in(api, "sam").status_code == 303
     page = api.get("/app")
-    assert page.status_code == 200 and b"<form id=\"login-form\">" in page.data
+    assert page.status_code == 200 and b'<form id="order-form">' in page.data
     policy = page.headers["Content-Security-Policy"]
     assert "connect-src 'self'" in policy and "script-src 'self';" in policy and "unsafe-inline" not in policy
-    assert b"<script src=\"/app.js\"></script>" in page.data and b"<script>" not in page.data
-    assert api.get("/app.js").status_code == 200 and api.get("/app.css").status_code == 200
+    assert b'<script src="/app/app.js"></script>' in page.data and b"<script>" not in page.data
+    assert api.get("/app/app.js").status_code == 200 and api.get("/app/app.css").status_code == 200

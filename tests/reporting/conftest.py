@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 
 import pytest
@@ -84,10 +83,3 @@ def deliver_order(orders, engine, celery_app, lines: list[tuple[dict, int]], bra
         outbox_id = conn.execute(text("SELECT id FROM orders.outbox WHERE order_id = :o"), {"o": order["id"]}).scalar()
     assert celery_app.tasks[LOAD_LIVE_ORDER_TASK].apply(args=[outbox_id]).result == "loaded"
     return order
-
-
-def dashboard_login(client, token: str):
-    """Signs in at /dashboard/login as a browser would: the form's CSRF token, then the post."""
-    page = client.get("/dashboard/login").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    return client.post("/dashboard/login", data={"token": token, "csrf_token": csrf})

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from services.cli import main as cli
 from services.common.auth import UserClaims, issue_user_token
 from tests.realdata import real_files
-from tests.reporting.conftest import ADMIN, dashboard_login, load_files
+from tests.reporting.conftest import ADMIN, load_files
 from tests.support import SECRET_KEY
 
 ENDPOINTS = ["/v1/reports/sales?group_by=branch", "/v1/reports/peak-hours", "/v1/reports/trend",
@@ -200,16 +200,6 @@ def test_coverage_follows_failed_and_late_files(reporting_app, settings, celery_
     assert (leeds["status"], leeds["transactions"]) == (["loaded", "failed"], [leeds["transactions"][0], 0])
     assert leeds["upload_ids"]["2021-08-26"] == [upload_id] and leeds["transactions"][0] > 0
     assert after.get_json()["branches"][0]["missing_last_day"] is True
-
-
-def test_the_dashboard_login_refuses_the_admin_token(reporting_app):
-    from tests.support import ADMIN_TOKEN
-
-    client = reporting_app.test_client()
-    response = dashboard_login(client, ADMIN_TOKEN)
-    assert response.status_code == 403
-    assert "cafeflow_session" not in response.headers.get("Set-Cookie", "")
-    assert client.get("/dashboard").status_code in (302, 303)        # still not signed in
 
 
 def test_coverage_finds_uploads_by_file_day_through_the_indexes(clean):

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from tests.reporting.conftest import load_files
-from tests.reporting.test_dashboard_page import new_reporting_token, sign_in
+from tests.reporting.test_dashboard_page import sign_in
+from tests.signin import add_user
 from tests.support import Stack, register_branches
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +35,9 @@ def served(clean, settings, celery_app, tmp_path):
     path = tmp_path / "evil_01-09-2025.ndjson"
     path.write_text("\n".join(map(json.dumps, sales)))
     load_files(settings, celery_app, [path])
+    add_user("dana", role="admin")
     stack = Stack(tmp_path)
+    stack.start_orders()
     yield stack.start_reporting()
     stack.stop()
 
@@ -48,7 +51,7 @@ def test_names_with_markup_are_shown_as_text_in_every_chart(browser, served):
     page = context.new_page()
     problems = []
     page.on("pageerror", lambda exc: problems.append(str(exc)))
-    sign_in(page, served, new_reporting_token())
+    sign_in(page, served)
     for chart in CHARTS:
         assert page.locator(f"#{chart}").get_attribute("data-rendered") == "true", chart
 

@@ -1,13 +1,13 @@
-"""/dashboard in headless Chromium against the real service (`cafeflow serve reporting`) over the real
-files: the login takes a reporting token, the page loads with data, every chart renders, nothing is
-fetched from another origin, and the console stays free of errors."""
+"""/dashboard in headless Chromium against the real services (`cafeflow serve reporting`, and orders, whose
+/signin is the sign-in of every page) over the real files: the page sends the browser to sign in and back,
+loads with data, every chart renders, nothing is fetched from outside the services, and the console stays
+free of errors."""
 from __future__ import annotations
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from services.cli import main as cli
+from tests.signin import add_user, browser_sign_in
 from tests.support import Stack
 
 pytestmark = pytest.mark.e2e
@@ -16,48 +16,43 @@ CHARTS = ["chart-trend", "chart-branches", "chart-top-products", "chart-bottom-p
 
 
 @pytest.fixture(scope="module")
-def served(real_warehouse, tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("reporting"))
-    yield stack.start_reporting()
-    stack.stop()
+def stack(real_warehouse, tmp_path_factory):
+    running = Stack(tmp_path_factory.mktemp("reporting"))
+    running.start_orders()
+    running.start_reporting()
+    add_user("dana", role="admin")
+    yield running
+    running.stop()
 
 
-@pytest.fixture
-def reporting_token(served):
-    return new_reporting_token()
+@pytest.fixture(scope="module")
+def served(stack):
+    return stack.url_of("reporting")
 
 
-def new_reporting_token() -> str:
-    result = CliRunner().invoke(cli, ["token", "add", "dashboard", "--scope", "reporting"])
-    assert result.exit_code == 0, result.output
-    return result.output.strip()
-
-
-def sign_in(page, url: str, token: str) -> None:
-    """Through the login form, as a person does; waits until every chart has its data."""
+def sign_in(page, url: str, username: str = "dana") -> None:
+    """Opens the dashboard at `url`, signs in on the page it is sent to, and waits for every chart's data."""
     page.goto(f"{url}/dashboard")
-    page.fill("#token", token)
-    page.click("button[type=submit]")
+    browser_sign_in(page, username)
     page.wait_for_selector("body[data-loaded=true]", timeout=30_000)
 
 
-def test_dashboard_loads_with_data_and_renders_every_chart(browser, served, reporting_token):
+def test_dashboard_loads_with_data_and_renders_every_chart(browser, stack, served):
+    orders = stack.url_of("orders")
     context = browser.new_context()
     page = context.new_page()
     problems, foreign = [], []
     page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(str(exc)))
-    page.on("request", lambda req: foreign.append(req.url) if not req.url.startswith(served) else None)
+    page.on("request", lambda req: foreign.append(req.url) if not req.url.startswith((served, orders)) else None)
 
     page.goto(f"{served}/dashboard")
-    assert page.url.endswith("/dashboard/login")
-    page.fill("#token", "not-a-token")
-    page.click("button[type=submit]")
-    assert page.locator(".error").is_visible()
-    problems.clear()      # the 401 of a refused login is logged by Chromium as a failed resource load
+    assert page.url.startswith(f"{orders}/signin?next=")
+    browser_sign_in(page, "dana", "not the password")
+    assert page.locator("#error").inner_text() == "Wrong username or password."
+    problems.clear()      # the 401 of a refused sign-in is logged by Chromium as a failed resource load
 
-    page.fill("#token", reporting_token)
-    page.click("button[type=submit]")
+    browser_sign_in(page, "dana")
     page.wait_for_selector("body[data-loaded=true]", timeout=30_000)
     assert page.url.endswith("/dashboard")
     for chart in CHARTS:
@@ -72,41 +67,12 @@ def test_dashboard_loads_with_data_and_renders_every_chart(browser, served, repo
     assert "Could not load" not in page.inner_text("#status")
 
     cookie = next(c for c in context.cookies() if c["name"] == "cafeflow_session")
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-    assert all(reporting_token not in c["value"] for c in context.cookies())
-    assert reporting_token not in page.content()
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert page.locator("#who").inner_text() == "Signed in as dana (admin)"
     assert problems == [] and foreign == []
 
     page.click("text=Sign out")
-    page.wait_for_url("**/dashboard/login")
+    page.wait_for_url(f"{orders}/signin?signed_out=1")
     for value in ("forged", cookie["value"]):      # a copied cookie ends with the sign-out
         assert httpx.get(f"{served}/v1/reports/trend", cookies={"cafeflow_session": value}).status_code == 401
     context.close()
-
-
-def test_another_sites_form_cannot_sign_the_browser_in(browser, served, reporting_token, tmp_path):
-    """Login CSRF: a page on another site (localhost is another site than 127.0.0.1) posts the attacker's
-    token to the dashboard's login form; the browser must not end up signed in."""
-    import threading
-    from functools import partial
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    (tmp_path / "evil.html").write_text(
-        f'<form id="f" method="post" action="{served}/dashboard/login">'
-        f'<input name="token" value="{reporting_token}"><input name="csrf_token" value="guessed"></form>'
-        '<script>document.getElementById("f").submit()</script>')
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    context = browser.new_context()
-    page = context.new_page()
-    try:
-        page.goto(f"{served}/dashboard/login")           # the victim has the login page's CSRF cookie already
-        with page.expect_response(f"{served}/dashboard/login") as posted:
-            page.goto(f"http://localhost:{server.server_address[1]}/evil.html")
-        assert posted.value.status == 400
-        assert "cafeflow_session" not in {c["name"] for c in context.cookies()}
-        page.goto(f"{served}/dashboard")
-        assert page.url.endswith("/dashboard/login")
-    finally:
-        context.close()
-        server.shutdown()

@@ -9,8 +9,9 @@ from sqlalchemy.exc import IntegrityError
 
 from services.common.errors import ApiError
 from services.common.naming import branch_key
-from services.orders.auth import authenticate, require_admin
+from services.orders.auth import authenticate
 from services.orders.models import Courier, Product
+from services.orders.permissions import MANAGE_CATALOGUE, READ_CATALOGUE, require
 from services.orders.queries import get_or_404, page_of, resolve_branch
 from services.orders.schemas import (
     CourierCreate,
@@ -56,7 +57,7 @@ def _duplicate_product() -> ApiError:
 def create_product(data: dict):
     db, settings = _ctx()
     with db.session() as session:
-        require_admin(authenticate(session, settings))
+        require(authenticate(session, settings), MANAGE_CATALOGUE)
         product = Product(**data)
         session.add(product)
         try:
@@ -74,7 +75,7 @@ def create_product(data: dict):
 def list_products(args: dict):
     db, settings = _ctx()
     with db.session() as session:
-        authenticate(session, settings)
+        require(authenticate(session, settings), READ_CATALOGUE)
         query = select(Product).order_by(Product.name, Product.size, Product.flavour, Product.id)
         if "active" in args:
             query = query.where(Product.active.is_(args["active"]))
@@ -89,7 +90,7 @@ def list_products(args: dict):
 def get_product(product_id: int):
     db, settings = _ctx()
     with db.session() as session:
-        authenticate(session, settings)
+        require(authenticate(session, settings), READ_CATALOGUE)
         return _product_public(get_or_404(session, Product, product_id, "product"))
 
 
@@ -101,7 +102,7 @@ def get_product(product_id: int):
 def update_product(data: dict, product_id: int):
     db, settings = _ctx()
     with db.session() as session:
-        require_admin(authenticate(session, settings))
+        require(authenticate(session, settings), MANAGE_CATALOGUE)
         product = get_or_404(session, Product, product_id, "product")
         for name, value in data.items():
             setattr(product, name, value)
@@ -120,7 +121,7 @@ def update_product(data: dict, product_id: int):
 def deactivate_product(product_id: int):
     db, settings = _ctx()
     with db.session() as session:
-        require_admin(authenticate(session, settings))
+        require(authenticate(session, settings), MANAGE_CATALOGUE)
         product = get_or_404(session, Product, product_id, "product")
         product.active = False
         session.commit()
@@ -135,7 +136,7 @@ def deactivate_product(product_id: int):
 def create_courier(data: dict):
     db, settings = _ctx()
     with db.session() as session:
-        require_admin(authenticate(session, settings))
+        require(authenticate(session, settings), MANAGE_CATALOGUE)
         branch, key = resolve_branch(session, data["branch"], ["branch"])
         courier = Courier(name=data["name"], phone=data["phone"], branch=branch, branch_key=key)
         session.add(courier)
@@ -150,7 +151,7 @@ def create_courier(data: dict):
 def list_couriers(args: dict):
     db, settings = _ctx()
     with db.session() as session:
-        authenticate(session, settings)
+        require(authenticate(session, settings), READ_CATALOGUE)
         query = select(Courier).order_by(Courier.branch_key, Courier.name, Courier.id)
         if "active" in args:
             query = query.where(Courier.active.is_(args["active"]))
@@ -165,7 +166,7 @@ def list_couriers(args: dict):
 def get_courier(courier_id: int):
     db, settings = _ctx()
     with db.session() as session:
-        authenticate(session, settings)
+        require(authenticate(session, settings), READ_CATALOGUE)
         return _courier_public(get_or_404(session, Courier, courier_id, "courier"))
 
 
@@ -176,7 +177,7 @@ def get_courier(courier_id: int):
 def update_courier(data: dict, courier_id: int):
     db, settings = _ctx()
     with db.session() as session:
-        require_admin(authenticate(session, settings))
+        require(authenticate(session, settings), MANAGE_CATALOGUE)
         courier = get_or_404(session, Courier, courier_id, "courier")
         if "branch" in data:
             courier.branch, courier.branch_key = resolve_branch(session, data.pop("branch"), ["branch"])
@@ -192,7 +193,7 @@ def update_courier(data: dict, courier_id: int):
 def deactivate_courier(courier_id: int):
     db, settings = _ctx()
     with db.session() as session:
-        require_admin(authenticate(session, settings))
+        require(authenticate(session, settings), MANAGE_CATALOGUE)
         courier = get_or_404(session, Courier, courier_id, "courier")
         courier.active = False
         session.commit()

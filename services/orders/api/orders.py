@@ -21,6 +21,7 @@ from services.common.errors import ApiError
 from services.orders.auth import Principal, authenticate
 from services.orders.handoff import send_outbox, write_outbox, write_refund_outbox
 from services.orders.models import Courier, CustomerOrder, OrderItem, Product, StatusChange
+from services.orders.permissions import WORK_ORDERS, require, status_action
 from services.orders.queries import (
     field_error,
     order_for_change,
@@ -39,7 +40,6 @@ from services.orders.schemas import (
     StatusChangeIn,
 )
 from services.orders.workflow import (
-    ADMIN_ONLY,
     EDITABLE_STATUSES,
     INITIAL_STATUS,
     NEEDS_COURIER,
@@ -146,6 +146,7 @@ def create_order(data: dict):
     key = _idempotency_key()
     with db.session() as session:
         principal = authenticate(session, settings)
+        require(principal, WORK_ORDERS)
         branch, branch_key = resolve_branch(session, data["branch"], ["branch"])
         if not principal.sees_branch(branch_key):
             raise ApiError(403, "forbidden", "you take orders for your own branch only")
@@ -187,6 +188,7 @@ def list_orders(args: dict):
     db, settings, _celery = _ctx()
     with db.session() as session:
         principal = authenticate(session, settings)
+        require(principal, WORK_ORDERS)
         orders, total = search_orders(session, principal, args)
         return {"items": orders_public(session, orders), "page": args["page"], "page_size": args["page_size"],
                 "total": total}
@@ -199,6 +201,7 @@ def get_order(order_id: int):
     db, settings, _celery = _ctx()
     with db.session() as session:
         principal = authenticate(session, settings)
+        require(principal, WORK_ORDERS)
         return _one(session, visible_order(session, principal, order_id))
 
 
@@ -211,6 +214,7 @@ def update_order(data: dict, order_id: int):
     db, settings, _celery = _ctx()
     with db.session() as session:
         principal = authenticate(session, settings)
+        require(principal, WORK_ORDERS)
         order = order_for_change(session, principal, order_id)
         _check_if_match(order)
         if order.status not in EDITABLE_STATUSES:
@@ -251,6 +255,7 @@ def change_status(data: dict, order_id: int):
     outbox_id = None
     with db.session() as session:
         principal = authenticate(session, settings)
+        require(principal, WORK_ORDERS)
         order = order_for_change(session, principal, order_id)
         _check_if_match(order)
         allowed = allowed_next(order.status, details_erased=order.customer_details_erased_at is not None)
@@ -268,8 +273,7 @@ def change_status(data: dict, order_id: int):
         if target in NEEDS_COURIER and order.courier_id is None:
             raise ApiError(409, "courier_required", "assign a courier (PATCH courier_id) before it goes out",
                            {"status": order.status, "allowed_next": list(allowed)})
-        if target in ADMIN_ONLY and not principal.is_admin:
-            raise ApiError(403, "forbidden", f"only an admin may mark an order {target}")
+        require(principal, status_action(target))
         reason = (data.get("reason") or "").strip() or None
         if target in NEEDS_REASON and reason is None:
             raise ApiError(422, "validation_error", f"say why the order is {target} (field 'reason')",

@@ -1,36 +1,46 @@
-"""/app: the staff page. One static HTML page with its script and style as files beside it (no CDN: branch
-networks may have no internet); it talks to the JSON API with the bearer token it gets at login."""
+"""/app: the staff page. Signed in through /signin (services/orders/api/signin.py): without a session it
+sends the browser there and back. The page's script calls the JSON API with the session cookie and the CSRF
+token of this page (X-CSRFToken), not with a bearer token: the cookie is HttpOnly, so a script injected into
+the page could not read or carry away a credential; signing out ends it on the server at once. Script and
+style are files beside it (no CDN: branch networks may have no internet)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, send_from_directory
+from flask import Blueprint, current_app, render_template, send_from_directory
+
+from services.common.sessions import page_blueprint
+from services.common.signin import form_action_sources, signed_in_page
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-bp = Blueprint("page", __name__)
-
-# Nothing inline and nothing from elsewhere: an injected <script> or handler attribute does not run, the
-# page cannot be framed (clickjacking), and it talks only to this origin.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+bp = page_blueprint(Blueprint("page", __name__, template_folder="../templates"))
 
 
-def _static(name: str):
-    response = send_from_directory(STATIC, name, max_age=0)
-    response.headers["Content-Security-Policy"] = CSP     # nosniff and X-Frame-Options: services/common/headers.py
+@bp.after_request
+def _headers(response):
+    # Nothing inline and nothing from elsewhere: an injected <script> or handler attribute does not run, the
+    # page cannot be framed (clickjacking), and it talks only to this origin (nosniff and X-Frame-Options:
+    # services/common/headers.py).
+    settings = current_app.extensions["cafeflow.settings"]
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+        f"base-uri 'none'; form-action {form_action_sources(settings)}; frame-ancestors 'none'")
+    if response.mimetype == "text/html":
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 
 @bp.get("/app")
-def staff_page():
-    return _static("app.html")
+@signed_in_page("orders")
+def staff_page(user):
+    return render_template("app.html", user=user)
 
 
-@bp.get("/app.js")
+@bp.get("/app/app.js")
 def staff_page_script():
-    return _static("app.js")
+    return send_from_directory(STATIC, "app.js", max_age=0)
 
 
-@bp.get("/app.css")
+@bp.get("/app/app.css")
 def staff_page_style():
-    return _static("app.css")
+    return send_from_directory(STATIC, "app.css", max_age=0)

@@ -1,19 +1,18 @@
 """/v1/auth/token (log in) and /v1/users (admins manage who may log in)."""
 from __future__ import annotations
 
-import logging
-
 from flask import current_app, url_for
 from flask_smorest import Blueprint
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.auth import UserClaims, issue_user_token
 from services.common.errors import ApiError
-from services.orders.auth import authenticate, require_admin
+from services.orders.auth import authenticate, password_login
 from services.orders.models import AppUser
-from services.orders.passwords import dummy_hash, hash_password, verify_password
-from services.orders.queries import get_or_404, page_of, resolve_branch
+from services.orders.passwords import hash_password
+from services.orders.permissions import BRANCH_REQUIRED, MANAGE_USERS, require
+from services.orders.queries import field_error, get_or_404, page_of, resolve_branch
 from services.orders.schemas import (
     PageArgs,
     TokenPublic,
@@ -27,7 +26,6 @@ from services.orders.throttle import give_back_login_attempt
 
 auth = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Log in")
 users = Blueprint("users", __name__, url_prefix="/v1/users", description="Who may log in (admins only)")
-log = logging.getLogger(__name__)
 
 
 def _ctx():
@@ -50,13 +48,8 @@ def issue_token(data: dict):
     # services/orders/throttle.py has counted this attempt against the address and the account already.
     db, settings = _ctx()
     with db.session() as session:
-        user = session.execute(select(AppUser).where(func.lower(AppUser.username) == data["username"].lower())
-                               ).scalar_one_or_none()
-    # One scrypt run whatever the account: unknown and deactivated ones are checked against a dummy hash.
-    usable = user is not None and user.active
-    password_ok = verify_password(data["password"], user.password_hash if usable else dummy_hash())
-    if not (usable and password_ok):
-        log.info("login refused")
+        user = password_login(session, data["username"], data["password"])
+    if user is None:
         raise ApiError(401, "unauthorized", "wrong username or password")
     give_back_login_attempt(current_app)
     token = issue_user_token(settings.secret_key.get_secret_value(),
@@ -83,6 +76,7 @@ def logout():
 
 def create_user_record(session, *, username: str, password: str, role: str, branch: str | None) -> AppUser:
     """Shared by POST /v1/users and `cafeflow user add`; the caller commits."""
+    _check_branch_for_role(role, branch)
     branch_name = branch_key = None
     if branch is not None:
         branch_name, branch_key = resolve_branch(session, branch, ["branch"])
@@ -96,6 +90,11 @@ def create_user_record(session, *, username: str, password: str, role: str, bran
     return user
 
 
+def _check_branch_for_role(role: str, branch: str | None) -> None:
+    if role in BRANCH_REQUIRED and branch is None:
+        raise field_error(["branch"], f"a {role} runs one branch: name it (branch)")
+
+
 @users.route("", methods=["POST"])
 @users.doc(operationId="users-create", summary="Add a user", security=[{"bearer": []}])
 @users.arguments(UserCreate)
@@ -103,7 +102,7 @@ def create_user_record(session, *, username: str, password: str, role: str, bran
 def create_user(data: dict):
     db, settings = _ctx()
     with db.session() as session:
-        require_admin(authenticate(session, settings))
+        require(authenticate(session, settings), MANAGE_USERS)
         user = create_user_record(session, **data)
         session.commit()
         return _user_public(user), 201, {"Location": url_for("users.get_user", user_id=user.id)}
@@ -116,7 +115,7 @@ def create_user(data: dict):
 def list_users(args: dict):
     db, settings = _ctx()
     with db.session() as session:
-        require_admin(authenticate(session, settings))
+        require(authenticate(session, settings), MANAGE_USERS)
         return page_of(session, select(AppUser).order_by(AppUser.id), args, _user_public)
 
 
@@ -126,7 +125,7 @@ def list_users(args: dict):
 def get_user(user_id: int):
     db, settings = _ctx()
     with db.session() as session:
-        require_admin(authenticate(session, settings))
+        require(authenticate(session, settings), MANAGE_USERS)
         return _user_public(get_or_404(session, AppUser, user_id, "user"))
 
 
@@ -138,8 +137,9 @@ def get_user(user_id: int):
 def update_user(data: dict, user_id: int):
     db, settings = _ctx()
     with db.session() as session:
-        require_admin(authenticate(session, settings))
+        require(authenticate(session, settings), MANAGE_USERS)
         user = get_or_404(session, AppUser, user_id, "user")
+        _check_branch_for_role(data.get("role", user.role), data["branch"] if "branch" in data else user.branch)
         if "password" in data:
             user.password_hash = hash_password(data["password"])
         if "branch" in data:

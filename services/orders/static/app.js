@@ -3,18 +3,20 @@
 const $ = (sel) => document.querySelector(sel);
 let products = [], couriers = [];
 
-function token() { return sessionStorage.getItem("cafeflow-token"); }
+// Calls go with the session cookie (HttpOnly: this script never sees it) and this page's CSRF token, which the
+// API requires of every change a cookie makes. No credential is kept in the page or in browser storage.
+const CSRF_TOKEN = document.querySelector('meta[name="csrf-token"]').content;
 function say(text) { $("#message").textContent = text || ""; }
 
 async function api(method, path, body, headers) {
   const response = await fetch(path, {
-    method, headers: {"Authorization": "Bearer " + token(), "Content-Type": "application/json", ...(headers || {})},
+    method, credentials: "same-origin",
+    headers: {"Content-Type": "application/json", "X-CSRFToken": CSRF_TOKEN, ...(headers || {})},
     body: body === undefined ? undefined : JSON.stringify(body)});
+  // Signed out (here, on another page, or the account changed): the server sends the page to sign in again.
+  if (response.status === 401) { window.location.reload(); throw new Error("signed out"); }
   const data = response.status === 204 ? null : await response.json();
-  if (!response.ok) {
-    if (response.status === 401 && path !== "/v1/auth/token") { sessionStorage.removeItem("cafeflow-token"); show(); }
-    throw new Error(data && data.error ? data.error.message : ("HTTP " + response.status));
-  }
+  if (!response.ok) { throw new Error(data && data.error ? data.error.message : ("HTTP " + response.status)); }
   return {data, etag: response.headers.get("ETag")};
 }
 
@@ -33,37 +35,6 @@ async function loadLists() {
     select.replaceChildren(first, ...couriers.map((c) => option(c.id, c.name + " (" + c.branch + ")")));
   });
 }
-
-function show() {
-  const loggedIn = Boolean(token());
-  $("#login-form").classList.toggle("hidden", loggedIn);
-  $("#work").classList.toggle("hidden", !loggedIn);
-  $("#who").textContent = loggedIn ? (sessionStorage.getItem("cafeflow-user") || "") : "";
-  if (loggedIn) { loadLists().then(search).catch((e) => say(e.message)); }
-}
-
-$("#login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  try {
-    const response = await fetch("/v1/auth/token", {method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({username: $("#login-username").value, password: $("#login-password").value})});
-    const data = await response.json();
-    if (!response.ok) { throw new Error(data.error.message); }
-    sessionStorage.setItem("cafeflow-token", data.access_token);
-    sessionStorage.setItem("cafeflow-user", $("#login-username").value);
-    $("#login-password").value = "";
-    say(""); show();
-  } catch (e) { say(e.message); }
-});
-
-// Signing out ends the token on the server too (POST /v1/auth/logout bumps the user's token version), so a
-// copy of it stops working everywhere.
-$("#logout").addEventListener("click", async () => {
-  try { await api("POST", "/v1/auth/logout"); } catch (e) { /* already ended: signed out either way */ }
-  sessionStorage.removeItem("cafeflow-token");
-  sessionStorage.removeItem("cafeflow-user");
-  say(""); show();
-});
 
 $("#add-item").addEventListener("click", () => {
   const line = document.querySelector(".item-line").cloneNode(true);
@@ -167,4 +138,4 @@ async function change(id, method, suffix, body) {
   } catch (e) { say(e.message); }
 }
 
-show();
+loadLists().then(search).catch((e) => say(e.message));

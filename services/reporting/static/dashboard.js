@@ -16,7 +16,8 @@ function query(extra) {
 
 async function getJson(path, extra) {
   const response = await fetch(`${path}?${query(extra)}`, { credentials: "same-origin" });
-  if (response.status === 401) { window.location.assign("/dashboard/login"); throw new Error("signed out"); }
+  // Signed out (here or on another page) or the account changed: the page itself sends the browser to sign in.
+  if (response.status === 401) { window.location.reload(); throw new Error("signed out"); }
   const body = await response.json();
   if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
   return body;
