@@ -151,15 +151,18 @@ ON CONFLICT DO NOTHING"""]
             match = " AND ".join(f"t.{k} = d.{k}" for k in self.key)
             same = "".join(f" AND f.{k} = d.{k}" for k in self.key if k not in ("period", "period_start"))
             # A key stays while any remaining sale of the customer has it: a probe of the customer index
-            # over the period's time range only (a regular's whole history would be read otherwise).
+            # over the period's time range only (a regular's whole history would be read otherwise). The
+            # probe runs in a materialised CTE because inside the DELETE's own join the fact table would get
+            # a row mark, which rules out index-only scans (three to ten times slower on a big warehouse).
             statements.append(f"""
-DELETE FROM warehouse.{self.table} t
-USING (SELECT DISTINCT {self._keys('s.')} FROM delta_sale s {_PERIODS}
-       WHERE s.sign < 0 AND s.customer_key IS NOT NULL) d
-WHERE {match} AND NOT EXISTS (
-    SELECT 1 FROM warehouse.fact_transaction f
-    WHERE f.customer_key = d.customer_key{same}
-      AND f.occurred_at >= {_PERIOD_START} AND f.occurred_at < {_PERIOD_END})""")
+WITH gone AS MATERIALIZED (
+    SELECT d.* FROM (SELECT DISTINCT {self._keys('s.')} FROM delta_sale s {_PERIODS}
+                     WHERE s.sign < 0 AND s.customer_key IS NOT NULL) d
+    WHERE NOT EXISTS (
+        SELECT 1 FROM warehouse.fact_transaction f
+        WHERE f.customer_key = d.customer_key{same}
+          AND f.occurred_at >= {_PERIOD_START} AND f.occurred_at < {_PERIOD_END}))
+DELETE FROM warehouse.{self.table} t USING gone d WHERE {match}""")
         return statements
 
     def rebuild_query(self) -> str:
