@@ -3,13 +3,13 @@
 with 2 processes) for the code before corrections and for this code, on the same files, alternating, in one
 run.
 
-"Before" is a git commit (default: the last one before corrections, f9569bf), checked out into a temporary
+"Before" is a git commit (default: main just before corrections were merged, a981b93), checked out into a temporary
 worktree and run from there (its own migrations, its own processes) against its own database; "after" is
 this checkout. The bookkeeping measured: which uploads contain each sale (warehouse.upload_sale), the
 (branch, time) and (customer, time) indexes on the facts, the per-branch locks, the delta the rollups are
 kept from.
 
-Usage: .venv/bin/python bench/corrections_overhead.py [--before f9569bf] [--rounds 3]
+Usage: .venv/bin/python bench/corrections_overhead.py [--before a981b93] [--rounds 3]
                                                     [--branches 100 --days 3 --per-day 334]
 Uses databases cafeflow_bench_before and cafeflow_bench_after on the local server (BENCH_SERVER_URL) and Redis
 db 7 (BENCH_REDIS_URL).
@@ -133,7 +133,7 @@ class Version:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before", default="f9569bf", help="git commit of the code before corrections")
+    parser.add_argument("--before", default="a981b93", help="git commit of the code before corrections")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--branches", type=int, default=100)
     parser.add_argument("--days", type=int, default=3)

@@ -185,10 +185,12 @@ def uploads() -> None:
 
 @uploads.command("retry")
 @click.argument("upload_ids", nargs=-1, type=int)
-@click.option("--status", type=click.Choice(["failed", "queued", "processing", "loaded"]),
+@click.option("--status", type=click.Choice(["failed", "queued", "processing"]),
               help="retry every upload in this status")
 def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
-    """Replay uploads from their kept raw bytes (idempotent: loaded rows are not loaded twice)."""
+    """Replay uploads that did not load, from their kept raw bytes. A loaded upload is never replayed: a
+    replacing one would take away sales posted after it, and an append would only recount its rows as
+    duplicates; to load a file again, retract it and post it again."""
     from sqlalchemy import text
 
     from services.common.db import Database
@@ -206,7 +208,7 @@ def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
                    updated_at = now()
             WHERE id IN (SELECT id FROM ingest.upload
                          WHERE (id = ANY(:ids) OR status = :status) AND raw_purged_at IS NULL
-                           AND status <> 'retracted' AND retract_requested_at IS NULL
+                           AND status NOT IN ('retracted', 'loaded') AND retract_requested_at IS NULL
                          FOR UPDATE SKIP LOCKED)
             RETURNING id"""), {"ids": list(upload_ids), "status": status}).scalars().all()
         missing = sorted(set(upload_ids) - set(rows))
@@ -216,8 +218,8 @@ def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
         celery.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=settings.transform_queue)
         click.echo(f"upload {upload_id}: queued again")
     for upload_id in missing:
-        click.echo(f"upload {upload_id}: not found, being loaded right now, retracted, or its raw bytes were "
-                   "purged (then post the file again)", err=True)
+        click.echo(f"upload {upload_id}: not retried: not found, loaded already, being loaded right now, "
+                   "retracted, or its raw bytes were purged (then post the file again)", err=True)
     if missing:
         sys.exit(1)
 

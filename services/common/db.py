@@ -54,6 +54,9 @@ class Database:
             pool_size=pool_size,
             max_overflow=10,
             connect_args=connect_args,
+            # A database error's text must not quote the row it failed on (names, card digits, payloads):
+            # exceptions reach logs and Celery's task results.
+            hide_parameters=True,
         )
         _track_sql(self.engine)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)

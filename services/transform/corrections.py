@@ -86,6 +86,9 @@ def supersede_branch_days(session: Session, upload_id: int) -> int:
         SELECT DISTINCT b.id, {LOCAL_DATE.format(ts="to_timestamp(s.occurred_epoch)")}
         FROM stage_sale s JOIN warehouse.dim_branch b ON b.branch_key = s.branch_key
         WHERE s.upload_id = :upload_id"""), {"upload_id": upload_id})
+    # Statistics for the temporary table, so the joins below probe the (branch_id, occurred_at) index
+    # for a few branch-days rather than being planned for thousands and scanning the fact table.
+    session.execute(text("ANALYZE replaced_day"))
     session.execute(text(f"""
         DELETE FROM warehouse.upload_sale c USING warehouse.fact_transaction f, replaced_day d
         WHERE c.transaction_id = f.id AND c.upload_id <> :upload_id AND f.source = 'file' AND {_IN_DAY}"""),
@@ -105,6 +108,7 @@ def retract_upload_sales(session: Session, upload_id: int) -> int:
     session.execute(text("""
         WITH released AS (DELETE FROM warehouse.upload_sale WHERE upload_id = :upload_id RETURNING transaction_id)
         INSERT INTO released_sale (id) SELECT transaction_id FROM released"""), {"upload_id": upload_id})
+    session.execute(text("ANALYZE released_sale"))
     removed = take_away(session, """
         SELECT r.id FROM released_sale r
         WHERE NOT EXISTS (SELECT FROM warehouse.upload_sale c WHERE c.transaction_id = r.id)""")
@@ -118,8 +122,15 @@ def forget_customer(session: Session, customer_key: str, *, actor: str = "admin"
     """Removes a customer pseudonym from every warehouse table (and from the live-order hand-offs that carry
     it); the sales stay, without a customer. Returns how many sales had it."""
     rollups.create_temp_tables(session)
+    # The live hand-offs first: a delivery loading right now either committed its sale before this
+    # (found below) or reads the payload after, without the pseudonym (the row lock orders the two).
+    session.execute(text("""
+        UPDATE orders.outbox SET payload = jsonb_set(payload, '{customer_key}', 'null'::jsonb)
+        WHERE payload->>'customer_key' = :hex"""), {"hex": customer_key.replace("-", "")})
     lock_branches(session, "SELECT DISTINCT branch_id FROM warehouse.fact_transaction WHERE customer_key = "
                            "CAST(:key AS uuid)", {"key": customer_key}, exclusive=True)
+    # Before reading the customer's sales: a load of any branch adding one commits first or waits.
+    rollups.lock_customer_tables(session, exclusive=True)
     # The sales leave every derived table with the customer and come back without one: the sums net to
     # zero, and the customer's periods and first sale go, because no remaining sale has the pseudonym.
     changed = rollups.add_stored_sales(session, "SELECT id FROM warehouse.fact_transaction "
@@ -129,9 +140,6 @@ def forget_customer(session: Session, customer_key: str, *, actor: str = "admin"
                          "WHERE customer_key = CAST(:key AS uuid)"), {"key": customer_key})
     rollups.add_stored_sales(session, "SELECT id FROM delta_sale WHERE sign < 0", sign=1)
     rollups.apply_delta(session)
-    session.execute(text("""
-        UPDATE orders.outbox SET payload = jsonb_set(payload, '{customer_key}', 'null'::jsonb)
-        WHERE payload->>'customer_key' = :hex"""), {"hex": customer_key.replace("-", "")})
     bump_version(session)
     log_correction(session, "forget", actor=actor, sales_changed=changed)
     return changed

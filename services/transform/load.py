@@ -325,6 +325,19 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
             failed[job.upload_id] = str(exc)
     staging.flush()
     clock.lap("parse_and_stage")
+    replacing = [job.upload_id for job in jobs if job.mode == "replace" and job.upload_id in counted]
+    if replacing and len(jobs) > 1:
+        raise ValueError("a replacing upload is loaded alone")     # the tasks never batch one
+    for upload_id in [u for u in replacing if counted[u].rejected]:
+        # A replacement stands for the whole of its branch-days: applied with a rejected row, it would
+        # take away the sale that row meant. It fails instead, keeping its rejections to show what to fix.
+        for _step, sql in _REJECTION_STEPS:
+            session.execute(text(sql), {"upload_ids": [upload_id]} if ":upload_ids" in sql else {})
+        failed[upload_id] = (f"nothing was replaced: {counted[upload_id].rejected} of the file's rows were rejected "
+                             "(listed with the upload), and a replacing file must hold every sale of the days "
+                             "it covers; fix those rows and post the file again")
+        del counted[upload_id]
+        replacing.remove(upload_id)
     if not counted:
         return BatchResult({}, failed)
     if sum(c.valid for c in counted.values()) >= ANALYZE_FROM_ROWS:
@@ -334,9 +347,6 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
     for step, sql in _DIMENSION_STEPS:
         session.execute(text(sql))
         clock.lap(step)
-    replacing = [job.upload_id for job in jobs if job.mode == "replace" and job.upload_id in counted]
-    if replacing and len(jobs) > 1:
-        raise ValueError("a replacing upload is loaded alone")     # the tasks never batch one
     # Appends of one branch run side by side; a replacement (or a retraction) of it waits for them and they for it.
     corrections.lock_branches(session, "SELECT b.id FROM warehouse.dim_branch b WHERE b.branch_key IN "
                                        "(SELECT DISTINCT branch_key FROM stage_sale)", exclusive=bool(replacing))

@@ -78,6 +78,24 @@ _PERIODS = """CROSS JOIN LATERAL (VALUES ('day', s.local_date),
                                 ('month', date_trunc('month', s.local_date)::date)) p(period, period_start)"""
 
 
+# A period of the customer tables as a timestamptz range (UK-local midnights), for the customer index.
+_PERIOD_START = "(d.period_start::timestamp AT TIME ZONE 'Europe/London')"
+_PERIOD_END = ("((d.period_start + CASE d.period WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '7 days' "
+               "ELSE interval '1 month' END)::timestamp AT TIME ZONE 'Europe/London')")
+
+# The customer tables' lock (two-key advisory form, apart from the branch locks' space). Taking a customer
+# key away checks that no standing sale still has it, and a load of another branch (which the branch locks
+# do not serialise) may be adding such a sale right now, unseen until it commits. So every delta that adds
+# holds this lock shared and one that takes customers away holds it alone: the check then runs after every
+# such load has committed, or before it adds its keys.
+CUSTOMER_LOCK_SPACE = 0x43464355      # "CFCU"
+
+
+def lock_customer_tables(session: Session, *, exclusive: bool) -> None:
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    session.execute(text(f"SELECT {function}({CUSTOMER_LOCK_SPACE}, 0)"))
+
+
 @dataclass(frozen=True)
 class Sum:
     table: str
@@ -131,15 +149,20 @@ ORDER BY {positions}
 ON CONFLICT DO NOTHING"""]
         if taking_away:
             match = " AND ".join(f"t.{k} = d.{k}" for k in self.key)
-            still = " AND ".join(f"{'p' if k in ('period', 'period_start') else 's'}.{k} = d.{k}" for k in self.key)
-            # A key stays while any remaining sale of the customer has it (the customer index finds them).
+            same = "".join(f" AND f.{k} = d.{k}" for k in self.key if k not in ("period", "period_start"))
+            # A key stays while any remaining sale of the customer has it: a probe of the customer index
+            # over the period's time range only (a regular's whole history would be read otherwise). The
+            # probe runs in a materialised CTE because inside the DELETE's own join the fact table would get
+            # a row mark, which rules out index-only scans (three to ten times slower on a big warehouse).
             statements.append(f"""
-DELETE FROM warehouse.{self.table} t
-USING (SELECT DISTINCT {self._keys('s.')} FROM delta_sale s {_PERIODS}
-       WHERE s.sign < 0 AND s.customer_key IS NOT NULL) d
-WHERE {match} AND NOT EXISTS (
-    SELECT 1 FROM ({fact_sales(where='WHERE f.customer_key = d.customer_key', items=False)}) s {_PERIODS}
-    WHERE {still})""")
+WITH gone AS MATERIALIZED (
+    SELECT d.* FROM (SELECT DISTINCT {self._keys('s.')} FROM delta_sale s {_PERIODS}
+                     WHERE s.sign < 0 AND s.customer_key IS NOT NULL) d
+    WHERE NOT EXISTS (
+        SELECT 1 FROM warehouse.fact_transaction f
+        WHERE f.customer_key = d.customer_key{same}
+          AND f.occurred_at >= {_PERIOD_START} AND f.occurred_at < {_PERIOD_END}))
+DELETE FROM warehouse.{self.table} t USING gone d WHERE {match}""")
         return statements
 
     def rebuild_query(self) -> str:
@@ -232,7 +255,14 @@ def apply_delta(session: Session, lap: Callable[[str], None] | None = None) -> N
     """Brings every derived table up to date with the delta, then empties the delta. Call it after the
     facts have been inserted and deleted: taking away checks the remaining facts. `lap(table)`, if given,
     is called after each table (the loader's step timings)."""
-    taking_away = session.execute(text("SELECT EXISTS (SELECT FROM delta_sale WHERE sign < 0)")).scalar()
+    taking_away, customers_leave = session.execute(text(
+        "SELECT EXISTS (SELECT FROM delta_sale WHERE sign < 0), "
+        "       EXISTS (SELECT FROM delta_sale WHERE sign < 0 AND customer_key IS NOT NULL)")).one()
+    lock_customer_tables(session, exclusive=customers_leave)
+    if taking_away:
+        # The temporary tables have no statistics: without them the deletes below are planned for an
+        # empty delta and read whole rollups (seconds on a big warehouse) instead of probing their keys.
+        session.execute(text("ANALYZE delta_sale; ANALYZE delta_line"))
     for definition in DEFINITIONS:
         for statement in definition.delta_statements(taking_away):
             session.execute(text(statement))

@@ -26,3 +26,19 @@ def test_unhandled_errors_log_the_frames_but_not_the_message(settings, capsys):
     (record,) = [r for r in records if r["message"] == "unhandled error: ValueError"]
     assert "exc_info" not in record and "def boom" not in record["traceback"] and "boom" in record["traceback"]
     assert "Zoë" not in written
+
+
+def test_a_database_error_never_quotes_the_statements_parameters(settings):
+    """Celery logs a task's exception text and keeps it as the task's result: the engine leaves the bound
+    values (a customer's name, a live order's payload) out of it."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from services.common.db import Database
+
+    db = Database(settings.database_url)
+    with pytest.raises(DBAPIError) as raised, db.session() as session:
+        session.execute(text("SELECT 1 / 0 WHERE CAST(:name AS text) IS NOT NULL"), {"name": "Zoë Quarterly"})
+    assert "division by zero" in str(raised.value) and "Zoë" not in str(raised.value)
+    db.engine.dispose()

@@ -435,3 +435,33 @@ def test_a_branch_user_retracts_its_own_branchs_uploads(ingest, orders, run_task
     # Signing out ends the token here too.
     assert orders.post("/v1/auth/logout", headers=leeds).status_code in (200, 204)
     assert ingest.get(f"/v1/uploads/{upload['id']}", headers=leeds).status_code == 401
+
+
+def test_a_replacing_file_with_a_rejected_row_replaces_nothing_and_shows_the_row(ingest, run_task, engine, exact):
+    lines = (REAL_FILES / LEEDS_DAY).read_bytes().splitlines(keepends=True)
+    original = load(ingest, run_task, b"".join(lines), LEEDS_DAY)
+    before = facts(engine)
+    # The corrected copy has a typo in one total: applied, the replacement would take that sale away.
+    broken = lines[5].rsplit(b",", 3)
+    corrected = lines[:5] + [broken[0] + b",3.5O," + b",".join(broken[2:])] + lines[6:]
+    upload = load(ingest, run_task, b"".join(corrected), LEEDS_DAY, mode="replace")
+    assert upload["status"] == "failed"
+    assert "nothing was replaced: 1 of the file's rows were rejected" in upload["error"]
+    assert facts(engine) == before and original["rows_loaded"] == len(before)
+    rejections = ingest.get(upload["rejections_url"], headers=ADMIN).get_json()
+    assert [r["line_no"] for r in rejections["items"]] == [6], rejections
+    exact()
+
+
+def test_retry_never_replays_a_loaded_upload(ingest, run_task, engine):
+    from services.cli import main
+
+    lines = (REAL_FILES / LEEDS_DAY).read_bytes().splitlines(keepends=True)
+    replacing = load(ingest, run_task, b"".join(lines[:100]), "fix.csv", mode="replace")
+    later = load(ingest, run_task, b"".join(lines[100:]), "late.csv")
+    assert (replacing["status"], later["status"]) == ("loaded", "loaded")
+    # Replayed, the replacement would take away the sales posted after it.
+    result = CliRunner().invoke(main, ["uploads", "retry", str(replacing["id"])])
+    assert result.exit_code == 1 and "loaded already" in result.output
+    assert len(facts(engine)) == len(lines)
+    assert CliRunner().invoke(main, ["uploads", "retry", "--status", "loaded"]).exit_code == 2

@@ -177,3 +177,44 @@ def test_a_worker_killed_mid_correction_leaves_nothing_half_done(stack, clean, t
     # The base upload's claims on the day ended with the replacement, so nothing of it stands either.
     assert standing(clean) == Counter()
     assert_exact(clean)
+
+
+def test_a_retraction_waits_for_a_load_of_another_branch_adding_the_same_customer(ingest, celery_app, engine,
+                                                                                  settings):
+    """The branch locks do not order a retraction at Leeds and a load at Birmingham, but both touch the
+    customer's period rows: the retraction must not drop the customer's day while a Birmingham sale of the
+    same customer is being added unseen (the load's key insert found the row present and did nothing)."""
+    from services.common.rawstore import RawCipher
+    from services.transform.load import UploadJob, load_uploads
+    from services.transform.parse import SaleBuilder
+
+    leeds = post(ingest, b"25/08/2021 09:00,Leeds,Ada Example,Regular Latte - 2.15,2.15,CASH,\n")
+    task(celery_app, PROCESS_UPLOAD_TASK, leeds)()
+    birmingham = post(ingest, b"25/08/2021 10:00,Birmingham,Ada Example,Regular Latte - 2.15,2.15,CASH,\n")
+    assert ingest.delete(f"/v1/uploads/{leeds}", json={"reason": "wrong file"}, headers=ADMIN).status_code == 202
+
+    secret = settings.secret_key.get_secret_value()
+    with Session(engine) as load_session:
+        row = load_session.execute(text("SELECT sha256, chunk_count FROM ingest.upload WHERE id = :id"),
+                                   {"id": birmingham}).one()
+        registered = load_session.execute(text("SELECT branch_key FROM ingest.branch")).scalars().all()
+        job = UploadJob(birmingham, row.sha256, row.chunk_count, SaleBuilder(secret, expected_branch_key=None,
+                                                            registered_branch_keys=registered))
+        result = load_uploads(load_session, RawCipher(secret), [job], chunk_rows=1000)
+        assert result.loaded[birmingham].rows_loaded == 1          # in the load's transaction, not committed
+
+        outcome: list = []
+        retraction = threading.Thread(target=lambda: outcome.append(task(celery_app, RETRACT_UPLOAD_TASK, leeds)()))
+        retraction.start()
+        waiting = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND wait_event_type = 'Lock' AND wait_event = 'advisory'")
+        wait_until(lambda: retraction.is_alive() and load_session.execute(text(waiting)).scalar() == 1
+                   or not retraction.is_alive(), 20, "the retraction to wait or finish")
+        assert retraction.is_alive(), "the retraction did not wait for the load touching the same customer"
+        load_session.commit()
+    retraction.join(60)
+    assert outcome == ["retracted"]
+    with engine.connect() as conn:
+        days = conn.execute(text("SELECT count(*) FROM warehouse.customer_period WHERE period = 'day'")).scalar()
+    assert days == 1                   # Ada's day stands, through the Birmingham sale
+    assert_exact(engine)
