@@ -29,6 +29,13 @@ def shoot(page, name: str) -> None:
     page.set_viewport_size({"width": 1400, "height": 900})
 
 
+def send(page, button: str, fields: dict[str, str]) -> None:
+    """Fill in these fields of a form (selector: value) and press its button."""
+    for selector, value in fields.items():
+        page.fill(selector, value)
+    page.click(button)
+
+
 def watched_page(browser, problems: list[str]):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.on("pageerror", lambda exc: problems.append(str(exc)))
@@ -55,32 +62,28 @@ def test_an_admin_sets_up_the_shop_and_staff_take_dispatch_and_deliver_an_order(
     expect(page.locator("#order-submit")).to_be_disabled()
     shoot(page, "staff-page-empty")
 
-    page.fill("#product-name", "Flat white")
     page.select_option("#product-size", "Large")
-    page.fill("#product-price", "two pounds")
-    page.click("#product-submit")
+    send(page, "#product-submit", {"#product-name": "Flat white", "#product-price": "two pounds"})
     expect(page.locator("#message")).to_have_text("Give the price in pounds, like 2.45.")
-    page.fill("#product-price", "2.45")
-    page.click("#product-submit")
+    send(page, "#product-submit", {"#product-price": "2.45"})
     expect(page.locator("#notice")).to_have_text("Large Flat white added at £2.45.")
-    page.fill("#product-name", "Tea")                                 # one size, no flavour
-    page.fill("#product-price", "1.20")
-    page.click("#product-submit")
+    send(page, "#product-submit", {"#product-name": "Tea", "#product-price": "1.20"})   # one size, no flavour
     expect(page.locator("#products-table tbody tr")).to_have_count(2)
     expect(page.locator("#products-table tbody")).to_contain_text("Tea")
     expect(page.locator("#no-products")).to_be_hidden()
+    tea = page.locator("#products-table tbody tr", has_text="Tea")
+    tea.get_by_role("button", name="Stop selling").click()                # no longer offered for orders
+    expect(tea.locator("td[data-label='On sale']")).to_have_text("no")
+    expect(page.locator("#item-product option", has_text="Tea")).to_have_count(0)
+    tea.get_by_role("button", name="Sell again").click()
+    expect(page.locator("#item-product option", has_text="Tea")).to_have_count(1)
 
-    page.fill("#courier-name", "Cora Courier")
-    page.fill("#courier-phone", "call me")
-    page.fill("#courier-branch", "Leeds")
-    page.click("#courier-submit")
+    send(page, "#courier-submit", {"#courier-name": "Cora Courier", "#courier-phone": "call me",
+                                   "#courier-branch": "Leeds"})
     expect(page.locator("#message")).to_have_text("Phone: must be a phone number (digits, spaces, +, -)")
-    page.fill("#courier-phone", "07700 900001")
-    page.fill("#courier-branch", "Leeds Nowhere")
-    page.click("#courier-submit")
+    send(page, "#courier-submit", {"#courier-phone": "07700 900001", "#courier-branch": "Leeds Nowhere"})
     expect(page.locator("#message")).to_have_text("Branch: there is no branch of that name (check the spelling)")
-    page.fill("#courier-branch", "Leeds")
-    page.click("#courier-submit")
+    send(page, "#courier-submit", {"#courier-branch": "Leeds"})
     expect(page.locator("#notice")).to_have_text("Cora Courier added as a courier for Leeds.")
     expect(page.locator("#couriers-table tbody tr")).to_have_count(1)
     shoot(page, "staff-page-admin")

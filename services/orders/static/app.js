@@ -356,40 +356,34 @@ async function change(id, method, suffix, body, done) {
 }
 
 // --- products and couriers (admins) ----------------------------------------------------------------------
+// One row of the products or couriers table: its cells, and the button that stops or resumes the item.
+function catalogueRow(path, item, cells, words) {
+  const tr = document.createElement("tr");
+  tr.append(...cells.map(([label, value]) => cell(label, value)));
+  const actions = cell("Actions");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = item.active ? words.stop : words.resume;
+  button.addEventListener("click", () => catalogue(item.active ? "POST" : "PATCH",
+    path + item.id + (item.active ? "/deactivate" : ""), item.active ? undefined : {active: true},
+    item.active ? words.stopped : words.resumed));
+  actions.append(button);
+  tr.append(actions);
+  return tr;
+}
+
 function showProducts(all) {
-  $("#products-table tbody").replaceChildren(...all.map((p) => {
-    const tr = document.createElement("tr");
-    tr.dataset.productId = p.id;
-    tr.append(cell("Product", productLabel(p)), cell("Price", pounds(pence(p.price))), cell("On sale", p.active ? "yes" : "no"));
-    const actions = cell("Actions");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = p.active ? "Stop selling" : "Sell again";
-    button.addEventListener("click", () => catalogue(p.active ? "POST" : "PATCH",
-      "/v1/products/" + p.id + (p.active ? "/deactivate" : ""), p.active ? undefined : {active: true},
-      productLabel(p) + (p.active ? " is no longer sold." : " is on sale again.")));
-    actions.append(button);
-    tr.append(actions);
-    return tr;
-  }));
+  $("#products-table tbody").replaceChildren(...all.map((p) => catalogueRow("/v1/products/", p,
+    [["Product", productLabel(p)], ["Price", pounds(pence(p.price))], ["On sale", p.active ? "yes" : "no"]],
+    {stop: "Stop selling", resume: "Sell again", stopped: productLabel(p) + " is no longer sold.",
+      resumed: productLabel(p) + " is on sale again."})));
 }
 
 function showCouriers(all) {
-  $("#couriers-table tbody").replaceChildren(...all.map((c) => {
-    const tr = document.createElement("tr");
-    tr.dataset.courierId = c.id;
-    tr.append(cell("Courier", c.name), cell("Phone", c.phone), cell("Branch", c.branch), cell("Working", c.active ? "yes" : "no"));
-    const actions = cell("Actions");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = c.active ? "No longer delivers" : "Delivers again";
-    button.addEventListener("click", () => catalogue(c.active ? "POST" : "PATCH",
-      "/v1/couriers/" + c.id + (c.active ? "/deactivate" : ""), c.active ? undefined : {active: true},
-      c.name + (c.active ? " no longer delivers." : " delivers again.")));
-    actions.append(button);
-    tr.append(actions);
-    return tr;
-  }));
+  $("#couriers-table tbody").replaceChildren(...all.map((c) => catalogueRow("/v1/couriers/", c,
+    [["Courier", c.name], ["Phone", c.phone], ["Branch", c.branch], ["Working", c.active ? "yes" : "no"]],
+    {stop: "No longer delivers", resume: "Delivers again", stopped: c.name + " no longer delivers.",
+      resumed: c.name + " delivers again."})));
 }
 
 async function catalogue(method, path, body, done) {
