@@ -149,9 +149,15 @@ def first_rejections(client: httpx.Client, outcome: Outcome, attempts: int) -> l
         return ["(could not fetch its rejections)"]
     if response.status_code != 200:
         return [f"(could not fetch its rejections: HTTP {response.status_code})"]
-    shown = [f"line {r['line_no']}: {r['reason']}" for r in response.json()["items"]]
+    shown = [f"line {r['line_no']}: {_printable(r['reason'])}" for r in response.json()["items"]]
     more = upload["rows_rejected"] - len(shown)
     return shown + ([f"... and {more} more: GET /v1/uploads/{upload['id']}/rejections"] if more > 0 else [])
+
+
+def _printable(text: str) -> str:
+    """A reason may quote a file's text: control characters (a terminal's escape sequences) are shown escaped,
+    never sent to the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def summary(outcomes: list[Outcome], waited: bool) -> str:
