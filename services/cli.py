@@ -92,6 +92,7 @@ def serve(service: str, port: int | None, host: str, workers: int, threads: int)
     _settings()
     _multiproc_dir()
     target, default_port = WEB_SERVICES[service]
+    _refuse_taken_port(service, host, port or default_port, f"--port (cafeflow up: CAFEFLOW_{service.upper()}_PORT)")
     # Threaded workers keep connections alive (sync workers close each one, so every request through an
     # ingress or a client pays a new TCP connection) and serve other requests while one waits on the database.
     # Idle connections must outlive the proxy's (ingress-nginx keeps upstream ones 60 s): if gunicorn closed
@@ -160,6 +161,15 @@ def beat(schedule: str) -> None:
     app.start(["beat", "--schedule", schedule, "--loglevel", "INFO"])
 
 
+def _refuse_taken_port(what: str, host: str, port: int, how: str) -> None:
+    """Stops with the port and what moves it, instead of gunicorn's or Tornado's bare 'Address already in use'."""
+    from services.up import port_in_use
+
+    if port and port_in_use(host, port):
+        raise click.ClickException(f"port {port} ({what}) is in use by another process: {what} cannot start; "
+                                   f"choose another with {how}")
+
+
 def flower_auth_problem(env: str, host: str, credentials: str) -> str | None:
     """Why Flower must not start, if it must not. Flower reads FLOWER_BASIC_AUTH itself; it is checked here
     so a missing or weak one stops the start instead of serving the task list (upload ids, errors, and a
@@ -197,6 +207,7 @@ def flower(port: int, host: str) -> None:
     problem = flower_auth_problem(settings.env, host, os.environ.get("FLOWER_BASIC_AUTH", ""))
     if problem:
         raise click.ClickException(problem)
+    _refuse_taken_port("Flower", host, port, "FLOWER_PORT or --port")
     from services.common.logging import configure_logging
     from services.transform.celery_app import create_celery
 

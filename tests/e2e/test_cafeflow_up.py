@@ -178,3 +178,19 @@ def _ready(url: str) -> bool:
         return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_serve_and_flower_on_a_taken_port_name_it_and_what_moves_it(tmp_path):
+    port = free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        serve = subprocess.run(CLI + ["serve", "orders", "--host", "127.0.0.1", "--port", str(port)],
+                               capture_output=True, text=True, timeout=60)
+        flower = subprocess.run(CLI + ["flower", "--host", "127.0.0.1", "--port", str(port)],
+                                env={**os.environ, "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH)},
+                                capture_output=True, text=True, timeout=60)
+    assert serve.returncode == 1 and (f"port {port} (orders) is in use by another process: orders cannot start; "
+                                      "choose another with --port (cafeflow up: CAFEFLOW_ORDERS_PORT)") in serve.stderr
+    assert flower.returncode == 1 and (f"port {port} (Flower) is in use by another process: Flower cannot start; "
+                                       "choose another with FLOWER_PORT or --port") in flower.stderr, flower.stderr
