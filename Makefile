@@ -34,6 +34,7 @@ stop-services:
 	@scripts/ensure-services.sh stop
 
 up: install .env
+	@scripts/dev-env.sh --missing .env >> .env
 	@set -a; source .env; set +a; \
 	  DATABASE_URL="$${DATABASE_URL:-$(DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(REDIS_URL)}" scripts/ensure-services.sh && \
 	  exec $(BIN)/cafeflow up

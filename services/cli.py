@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -94,6 +92,7 @@ def serve(service: str, port: int | None, host: str, workers: int, threads: int)
     _settings()
     _multiproc_dir()
     target, default_port = WEB_SERVICES[service]
+    _refuse_taken_port(service, host, port or default_port, f"--port (cafeflow up: CAFEFLOW_{service.upper()}_PORT)")
     # Threaded workers keep connections alive (sync workers close each one, so every request through an
     # ingress or a client pays a new TCP connection) and serve other requests while one waits on the database.
     # Idle connections must outlive the proxy's (ingress-nginx keeps upstream ones 60 s): if gunicorn closed
@@ -112,8 +111,9 @@ def serve(service: str, port: int | None, host: str, workers: int, threads: int)
         # reaches the app. A request whose headers do not arrive is still a proxy's job: gunicorn has no header
         # timeout, which is why compose puts nginx in front and Kubernetes relies on its ingress.
         "--limit-request-line", "8190", "--limit-request-fields", "100", "--limit-request-field_size", "8190",
-        "--timeout", "300", "--graceful-timeout", "30", "--access-logfile", "-", "--access-logformat",
-        '{"gunicorn": "access", "status": %(s)s, "path": "%(U)s", "ms": %(M)s}',
+        # No gunicorn access log: the app writes one JSON line per request (services/common/web.py) with its
+        # route, status, duration and SQL count; a second, gunicorn line per request only doubled the logs.
+        "--timeout", "300", "--graceful-timeout", "30",
     ]
     os.execv(sys.executable, argv)
 
@@ -134,7 +134,8 @@ def worker(concurrency: int, loglevel: str) -> None:
 
         heartbeat = liveness.Heartbeat(settings.redis_url, settings.worker_stall_seconds)
         liveness.install(app, heartbeat)
-        start_probe_server(settings, settings.worker_metrics_port, settings.metrics_host, liveness=heartbeat.check)
+        start_probe_server(settings, settings.worker_metrics_port, settings.metrics_host, "WORKER_METRICS_PORT",
+                           liveness=heartbeat.check)
     app.worker_main(["worker", "--queues", settings.transform_queue, "--concurrency", str(concurrency),
                      "--loglevel", loglevel, "--hostname", "transform@%h", "--task-events"])
 
@@ -155,8 +156,18 @@ def beat(schedule: str) -> None:
 
         heartbeat = liveness.Heartbeat(settings.redis_url, settings.beat_stall_seconds, subject="scheduler")
         liveness.install_beat(app, heartbeat)
-        start_probe_server(settings, settings.beat_metrics_port, settings.metrics_host, liveness=heartbeat.check)
+        start_probe_server(settings, settings.beat_metrics_port, settings.metrics_host, "BEAT_METRICS_PORT",
+                           liveness=heartbeat.check)
     app.start(["beat", "--schedule", schedule, "--loglevel", "INFO"])
+
+
+def _refuse_taken_port(what: str, host: str, port: int, how: str) -> None:
+    """Stops with the port and what moves it, instead of gunicorn's or Tornado's bare 'Address already in use'."""
+    from services.up import port_in_use
+
+    if port and port_in_use(host, port):
+        raise click.ClickException(f"port {port} ({what}) is in use by another process: {what} cannot start; "
+                                   f"choose another with {how}")
 
 
 def flower_auth_problem(env: str, host: str, credentials: str) -> str | None:
@@ -196,6 +207,7 @@ def flower(port: int, host: str) -> None:
     problem = flower_auth_problem(settings.env, host, os.environ.get("FLOWER_BASIC_AUTH", ""))
     if problem:
         raise click.ClickException(problem)
+    _refuse_taken_port("Flower", host, port, "FLOWER_PORT or --port")
     from services.common.logging import configure_logging
     from services.transform.celery_app import create_celery
 
@@ -210,8 +222,9 @@ def flower(port: int, host: str) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--url", default=lambda: os.environ.get("CAFEFLOW_INGEST_URL", "http://127.0.0.1:8001"),
               show_default="$CAFEFLOW_INGEST_URL or http://127.0.0.1:8001")
-@click.option("--token", default=lambda: os.environ.get("CAFEFLOW_TOKEN"), required=True,
-              help="branch token or admin token (default $CAFEFLOW_TOKEN)")
+@click.option("--token", default=None, help=(
+    "branch token or admin token; better left out: it is read from $CAFEFLOW_TOKEN, else $CAFEFLOW_ADMIN_TOKEN "
+    "(make up's .env), because a token on the command line is visible to every user of the machine (ps)"))
 @click.option("--wait/--no-wait", default=True, show_default=True, help="wait until each file is loaded")
 @click.option("--timeout", default=3600.0, show_default=True, help="seconds to wait for outcomes")
 @click.option("--parallel", default=4, show_default=True, help="files posted at once")
@@ -223,8 +236,22 @@ def upload(paths: tuple[Path, ...], url: str, token: str, wait: bool, timeout: f
     """Post branch files (and folders of them); exit 1 if any row was rejected, 2 on errors."""
     from services.tools.upload_client import run
 
+    token = _upload_token(token)
+
     sys.exit(run(list(paths), url=url, token=token, wait=wait, timeout=timeout, parallel=parallel,
                  mode="replace" if replace else "append"))
+
+
+def _upload_token(given: str | None) -> str:
+    if given:
+        click.echo("cafeflow upload: a token on the command line is visible to other users (ps); "
+                   "set CAFEFLOW_TOKEN instead", err=True)
+        return given
+    token = os.environ.get("CAFEFLOW_TOKEN") or os.environ.get("CAFEFLOW_ADMIN_TOKEN")
+    if not token:
+        raise click.UsageError("no token: set CAFEFLOW_TOKEN to a branch token (cafeflow branch add) or the admin "
+                               "token (after make up: set -a; source .env; set +a)")
+    return token
 
 
 @main.command()
@@ -232,9 +259,24 @@ def upload(paths: tuple[Path, ...], url: str, token: str, wait: bool, timeout: f
 @click.option("--concurrency", type=int, default=2, help="transform worker processes")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address the web services listen on")
 def up(workers: int, concurrency: int, host: str) -> None:
-    """The whole platform on this machine: migrate, then every service, a worker and beat.
-    Logs go to this terminal; Ctrl-C stops everything."""
+    """The whole platform on this machine: migrate, then every service, a worker, beat and Flower.
+    Logs go to this terminal; a banner lists every address once all answer; Ctrl-C stops everything."""
+    from services import up as local
+
     settings = _settings()
+    flower_port = int(os.environ.get("FLOWER_PORT", "5555"))
+    ports = [local.Port(name, _port_of(name), f"CAFEFLOW_{name.upper()}_PORT", essential=True) for name in WEB_SERVICES]
+    ports += [local.Port("worker metrics", settings.worker_metrics_port, "WORKER_METRICS_PORT", essential=False),
+              local.Port("beat metrics", settings.beat_metrics_port, "BEAT_METRICS_PORT", essential=False)]
+    flower_problem = flower_auth_problem(settings.env, host, os.environ.get("FLOWER_BASIC_AUTH", ""))
+    if flower_problem:
+        click.echo(f"cafeflow up: Flower is left out: {flower_problem} (make up writes one to .env)", err=True)
+    else:
+        ports.append(local.Port("Flower", flower_port, "FLOWER_PORT", essential=False))
+    fatal, skipped = local.check_ports(ports, host)
+    if fatal:
+        raise click.ClickException("; ".join(fatal))
+
     from services.common.migrate import upgrade_all
 
     upgrade_all(settings.database_url)
@@ -244,53 +286,60 @@ def up(workers: int, concurrency: int, host: str) -> None:
                 for name in WEB_SERVICES}
     commands["worker"] = me + ["worker", "--concurrency", str(concurrency)]
     commands["beat"] = me + ["beat"]
+    if not flower_problem and "Flower" not in skipped:
+        commands["flower"] = me + ["flower", "--port", str(flower_port), "--host", host]
     # The worker's and beat's metrics listen where the web services do (loopback by default), not on every
-    # interface as in a container; METRICS_HOST set by the operator still wins.
+    # interface as in a container; METRICS_HOST set by the operator still wins. A taken metrics port is
+    # turned off (0) for that process rather than left to fail (check_ports said so above).
     os.environ.setdefault("METRICS_HOST", host)
+    for port in ports:
+        if port.what in skipped and port.what != "Flower":
+            os.environ[port.setting] = "0"
     # The pages send browsers to orders' /signin and back by these addresses: the ports chosen here (an
     # operator's CAFEFLOW_*_URL still wins, say a name other machines use).
     browser_host = "127.0.0.1" if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     for name in WEB_SERVICES:
         os.environ.setdefault(f"CAFEFLOW_{name.upper()}_URL", f"http://{browser_host}:{_port_of(name)}")
-    sys.exit(supervise(commands))
+    addresses, notes = _up_addresses(settings, browser_host, "flower" in commands, flower_port, skipped, ports)
+    sys.exit(local.supervise(commands, optional=frozenset({"flower"}), on_started=lambda: local.announce_when_ready(
+        addresses, essential={a.label for a in addresses if a.label.endswith("API docs")}, notes=notes)))
+
+
+def _up_addresses(settings, browser_host: str, flower: bool, flower_port: int, skipped: set[str], ports) -> tuple:
+    """What the ready banner lists: the pages, each service's API docs, Flower and the metrics."""
+    from services import up as local
+
+    url = {name: os.environ[f"CAFEFLOW_{name.upper()}_URL"] for name in WEB_SERVICES}
+    probe = {name: f"http://{browser_host}:{_port_of(name)}" for name in WEB_SERVICES}
+    addresses = [
+        local.Address("sign in", f"{url['orders']}/signin", f"{probe['orders']}/readyz",
+                      note="   (add a user: cafeflow user add NAME --role admin)"),
+        local.Address("staff page", f"{url['orders']}/app", f"{probe['orders']}/readyz"),
+        local.Address("dashboard", f"{url['reporting']}/dashboard", f"{probe['reporting']}/readyz"),
+        # The branch portal, once ingest has one (listed only if it answers).
+        local.Address("branch portal", f"{url['ingest']}/portal", f"{probe['ingest']}/portal", optional_page=True),
+    ]
+    addresses += [local.Address(f"{name} API docs", f"{url[name]}/docs", f"{probe[name]}/readyz")
+                  for name in WEB_SERVICES]
+    if flower:
+        user, _, password = os.environ.get("FLOWER_BASIC_AUTH", "").partition(":")
+        addresses.append(local.Address(
+            "Flower", f"http://{browser_host}:{flower_port}", f"http://{browser_host}:{flower_port}/healthcheck",
+            auth=(user, password) if user else None,
+            note=f"   (user {user!r}, password: FLOWER_BASIC_AUTH in .env)" if user else ""))
+    notes = []
+    for port in ports:
+        if port.what in skipped:
+            notes.append(f"{port.what}: not served, port {port.number} is in use by another process ({port.setting})")
+        elif port.what.endswith("metrics") and port.number:
+            addresses.append(local.Address(port.what, f"http://{browser_host}:{port.number}/metrics",
+                                           f"http://{browser_host}:{port.number}/healthz"))
+    return addresses, notes
 
 
 def _port_of(service: str) -> int:
     """CAFEFLOW_<SERVICE>_PORT overrides the default port (DESIGN.md) of a service under `up`."""
     return int(os.environ.get(f"CAFEFLOW_{service.upper()}_PORT", WEB_SERVICES[service][1]))
-
-
-def supervise(commands: dict[str, list[str]]) -> int:
-    """Runs the processes until one exits or we are interrupted; then stops them all."""
-    children = {name: subprocess.Popen(argv, start_new_session=True) for name, argv in commands.items()}
-    stopping = False
-
-    def stop(*_args) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    exit_code = 0
-    try:
-        while not stopping:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    click.echo(f"cafeflow up: {name} exited with {child.returncode}; stopping the rest", err=True)
-                    exit_code, stopping = 1, True
-                    break
-            time.sleep(0.5)
-    finally:
-        for child in children.values():
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for child in children.values():
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-    return exit_code
 
 
 if __name__ == "__main__":

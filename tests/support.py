@@ -19,7 +19,9 @@ import httpx
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL_FILES = Path(os.environ.get("CAFEFLOW_BRANCH_FILES", ROOT.parent / "shared" / "data" / "branch-files"))
+# The 65 real branch files live in the repository (samples/branch-files, see its README): a clone with
+# nothing beside it runs every test (tests/test_stands_alone.py checks that no path leaves the repository).
+REAL_FILES = ROOT / "samples" / "branch-files"
 # Screenshots and other files a test keeps for people to look at (git-ignored).
 ARTEFACTS = Path(os.environ.get("CAFEFLOW_TEST_ARTEFACTS", ROOT / "test-artefacts"))
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123456789"

@@ -2,7 +2,9 @@
 beat), so Kubernetes probes and Prometheus treat every cafeflow container the same way."""
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import threading
 from collections.abc import Callable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -88,14 +90,27 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def start_probe_server(settings: Settings, port: int, host: str,
-                       liveness: Callable[[], tuple[bool, dict]] | None = None) -> ThreadingWSGIServer:
+def start_probe_server(settings: Settings, port: int, host: str, setting: str,
+                       liveness: Callable[[], tuple[bool, dict]] | None = None) -> ThreadingWSGIServer | None:
     """Serves the probes and the multiprocess metrics (prefork children included) from a daemon thread,
-    plus the transform queue's length read from Redis at scrape time."""
+    plus the transform queue's length read from Redis at scrape time.
+
+    A port another process holds is logged, naming the port and `setting` (the variable that moves it), and
+    the process runs on without its probes and metrics (None): losing them must not take the worker or beat
+    down, let alone the whole platform (`cafeflow up` stopped every service when it did)."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     registry.register(QueueLengthCollector(settings.redis_url, [settings.transform_queue]))
-    server = make_server(host, port, probe_app(settings, registry, liveness), ThreadingWSGIServer,
-                         handler_class=_QuietHandler)
+    try:
+        server = make_server(host, port, probe_app(settings, registry, liveness), ThreadingWSGIServer,
+                             handler_class=_QuietHandler)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        logging.getLogger("cafeflow.probes").error(
+            "port %s on %s is in use by another process: running without /healthz, /readyz and /metrics; "
+            "set %s to a free port (0 turns them off)", port, host, setting,
+            extra={"port": port, "setting": setting})
+        return None
     threading.Thread(target=server.serve_forever, name="probe-server", daemon=True).start()
     return server

@@ -141,9 +141,10 @@ class UserPage(Schema):
 # --- products and couriers ----------------------------------------------------------------------------
 class ProductCreate(Schema):
     name = Text(required=True)
-    size = fields.Str(required=True, allow_none=True, validate=validate.OneOf(SIZES),
-                      metadata={"description": "null for one-size products"})
-    flavour = Text(required=True, allow_none=True)
+    # Optional, as the README writes them: a one-size product without a flavour is just a name and a price.
+    size = fields.Str(load_default=None, allow_none=True, validate=validate.OneOf(SIZES),
+                      metadata={"description": "null or left out for one-size products"})
+    flavour = Text(load_default=None, allow_none=True, metadata={"description": "null or left out for none"})
     price = Money(required=True)
 
 

@@ -14,7 +14,7 @@ customer names): the same arguments give byte-identical files. Every file has it
 ``random.Random`` seeded from (seed, branch, date), so a given branch-day holds the same sales
 whatever the number of branches or days asked for and whichever dialect it is written in.
 
-``MENU`` was read once from the real files in ``shared/data/branch-files`` and is kept here as a
+``MENU`` was read once from the real files in ``samples/branch-files`` and is kept here as a
 literal table; nothing here reads those files at run time. Money is ``Decimal`` throughout.
 """
 

@@ -134,6 +134,48 @@ def describe(outcome: Outcome) -> str:
             f"{u['rows_rejected']} rejected, {u['rows_duplicate']} duplicate{retracted}")
 
 
+REASONS_PER_FILE = 3     # the first rejections of each file, printed under its line (the rest: the API)
+
+
+def first_rejections(client: httpx.Client, outcome: Outcome, attempts: int) -> list[str]:
+    """The first REASONS_PER_FILE rejections of a file with any, as "line N: reason" (personal data is masked
+    by ingest; only the line number and the reason are printed, not the row)."""
+    upload = outcome.upload or {}
+    if outcome.error or not upload.get("rows_rejected"):
+        return []
+    try:
+        response = _get(client, f"/v1/uploads/{upload['id']}/rejections?page_size={REASONS_PER_FILE}", attempts)
+    except httpx.TransportError:
+        return ["(could not fetch its rejections)"]
+    if response.status_code != 200:
+        return [f"(could not fetch its rejections: HTTP {response.status_code})"]
+    shown = [f"line {r['line_no']}: {_printable(r['reason'])}" for r in response.json()["items"]]
+    more = upload["rows_rejected"] - len(shown)
+    return shown + ([f"... and {more} more: GET /v1/uploads/{upload['id']}/rejections"] if more > 0 else [])
+
+
+def _printable(text: str) -> str:
+    """A reason may quote a file's text: control characters (a terminal's escape sequences) are shown escaped,
+    never sent to the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def summary(outcomes: list[Outcome], waited: bool) -> str:
+    """One line for the whole run: files by outcome, rows by outcome."""
+    def total(field: str) -> int:
+        return sum((o.upload or {}).get(field) or 0 for o in outcomes if not o.error)
+
+    errors = sum(1 for o in outcomes if o.error)
+    failed = sum(1 for o in outcomes if not o.error and (o.upload or {}).get("status") == "failed")
+    if not waited:
+        return f"{len(outcomes)} files: {len(outcomes) - errors} posted, {errors} not posted (not waited for)"
+    rejecting = sum(1 for o in outcomes if not o.error and (o.upload or {}).get("rows_rejected"))
+    clean = sum(1 for o in outcomes if o.clean)
+    return (f"{len(outcomes)} files: {clean} clean, {rejecting} with rejected rows, {failed} failed, "
+            f"{errors} not posted; rows: {total('rows_loaded')} loaded, {total('rows_rejected')} rejected, "
+            f"{total('rows_duplicate')} duplicate")
+
+
 def run(paths: list[Path], *, url: str, token: str, wait: bool, timeout: float, parallel: int,
         attempts: int = 6, mode: str = "append") -> int:
     files = collect(paths)
@@ -149,8 +191,12 @@ def run(paths: list[Path], *, url: str, token: str, wait: bool, timeout: float, 
                 print(f"posted {done}/{len(files)}", file=sys.stderr, flush=True)
         if wait:
             wait_for_all(client, outcomes, time.monotonic() + timeout, attempts)
+        reasons = {id(o): first_rejections(client, o, attempts) for o in outcomes} if wait else {}
     for outcome in outcomes:
         print(describe(outcome))
+        for reason in reasons.get(id(outcome), []):
+            print(f"          {reason}")
+    print(summary(outcomes, wait))
     if any(o.error for o in outcomes):
         return 2
     return 0 if all(o.clean for o in outcomes) or not wait else 1

@@ -89,7 +89,7 @@ def test_one_sign_in_for_the_dashboard_and_the_staff_page_and_one_sign_out(stack
     page.goto(f"{orders}/app")                     # the other port: signed in already
     assert page.url == f"{orders}/app"
     expect(page.locator("#who")).to_have_text("Signed in as ada (admin)")
-    expect(page.locator("#orders-count")).to_have_text("2 order(s)")
+    expect(page.locator("#orders-count")).to_have_text("2 orders")
     page.screenshot(path=ARTEFACTS / "staff-page-signed-in-1400.png")
     copied = session_cookie(context)
 

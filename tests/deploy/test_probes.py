@@ -88,6 +88,23 @@ def test_flower_without_auth_is_allowed_only_on_loopback_in_development():
     assert flower_auth_problem("test", "0.0.0.0", strong) is None
 
 
+def test_make_up_writes_flower_credentials_that_flower_accepts_also_into_an_older_env(tmp_path):
+    from services.cli import flower_auth_problem
+
+    script = str(ROOT / "scripts" / "dev-env.sh")
+    fresh = subprocess.run([script], capture_output=True, text=True, check=True).stdout
+    credentials = [line.partition("=")[2] for line in fresh.splitlines() if line.startswith("FLOWER_BASIC_AUTH=")]
+    assert len(credentials) == 1 and flower_auth_problem("production", "0.0.0.0", credentials[0]) is None
+    complete, older = tmp_path / "complete.env", tmp_path / "older.env"
+    complete.write_text(fresh)
+    older.write_text("\n".join(line for line in fresh.splitlines() if not line.startswith("FLOWER_BASIC_AUTH=")))
+    assert subprocess.run([script, "--missing", str(complete)], capture_output=True, text=True,
+                          check=True).stdout == ""
+    added = subprocess.run([script, "--missing", str(older)], capture_output=True, text=True, check=True).stdout
+    assert added.startswith("FLOWER_BASIC_AUTH=cafeflow:") and added.count("\n") == 1
+    assert flower_auth_problem("production", "0.0.0.0", added.strip().partition("=")[2]) is None
+
+
 def _migrate(database_url: str, *args: str, background: bool = False):
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "CAFEFLOW_ENV": "test",
            "DATABASE_URL": database_url, "CAFEFLOW_SECRET_KEY": "wait-test-secret-key-0123456789abcdef",

@@ -47,6 +47,8 @@ def test_all_real_files_load_exactly(loaded, engine):
     _stack, _url, result, _ = loaded
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("OK ") == 65
+    assert result.stdout.splitlines()[-1] == ("65 files: 65 clean, 0 with rejected rows, 0 failed, 0 not posted; "
+                                              "rows: 19448 loaded, 0 rejected, 0 duplicate")
     expected = real_figures()
     transactions, items, revenue = warehouse_figures(engine)
     assert (transactions, items, revenue) == (19_448, 53_712, Decimal("119138.75"))

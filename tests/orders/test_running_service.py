@@ -71,30 +71,31 @@ def test_staff_page_log_in_take_an_order_deliver_it_and_find_it(stack, browser, 
         browser_sign_in(page, "sam", "page-test-password")
         page.wait_for_url(f"{url}/app")
         # Locator waits, not wait_for_function: the page's CSP forbids the eval that the latter polls with.
-        page.locator("#item-product option").first.wait_for(state="attached")
+        page.locator("#item-product option", has_text="Latte").wait_for(state="attached")
 
-        page.fill("#order-branch", "Leeds")
+        expect(page.locator("#order-branch")).to_have_value("Leeds")     # their branch, not to be changed
         page.fill("#order-name", "Page Customer")
         page.fill("#order-address", "2 Browser Lane")
         page.fill("#order-phone", "07700 900555")
         page.select_option("#order-payment", "CARD")
+        page.select_option("#item-product", label="Large Latte – £2.45")
         page.fill("#item-quantity", "2")
         page.click("#order-submit")
         row = page.locator("#orders-table tbody tr").first
-        row.locator(".status", has_text="preparing").wait_for()
+        row.locator(".status", has_text="Preparing").wait_for()
 
         row.locator("select.assign-courier").select_option(label="Cora Courier")
         page.locator("#orders-table tbody tr td.courier", has_text="Cora Courier").wait_for()
         page.locator("#orders-table tbody tr").first.locator("button[data-action=out_for_delivery]").click()
-        page.locator("#orders-table tbody tr .status", has_text="out_for_delivery").wait_for()
+        page.locator("#orders-table tbody tr .status", has_text="Out for delivery").wait_for()
         page.locator("#orders-table tbody tr").first.locator("button[data-action=delivered]").click()
-        page.locator("#orders-table tbody tr .status", has_text="delivered").wait_for()
+        page.locator("#orders-table tbody tr .status", has_text="Delivered").wait_for()
 
         # Find it again by the filters.
         page.select_option("#filter-status", "delivered")
         page.fill("#filter-phone", "07700900555")
         page.click("#filter-submit")
-        expect(page.locator("#orders-count")).to_have_text("1 order(s)")
+        expect(page.locator("#orders-count")).to_have_text("1 order")
         assert "Page Customer" in page.locator("#orders-table tbody").inner_text()
         assert page.locator("#message").inner_text() == ""
 
@@ -174,7 +175,7 @@ def test_staff_page_enters_the_details_of_an_erased_open_order_again(stack, brow
         page.goto(f"{url}/app")
         browser_sign_in(page, "sam", "page-test-password")
         row = page.locator("#orders-table tbody tr").first
-        row.locator("td", has_text="(erased)").wait_for()
+        row.locator("td", has_text="(details erased)").wait_for()
         expect(row.locator("button[data-action]")).to_have_count(1)         # cancel only
         row.locator("input[name=customer_name]").fill("Caller Again")
         row.locator("input[name=customer_address]").fill("2 New Road")
@@ -184,7 +185,7 @@ def test_staff_page_enters_the_details_of_an_erased_open_order_again(stack, brow
         row.locator("td", has_text="Caller Again").wait_for()
         expect(row.locator(".reenter-details")).to_have_count(0)
         row.locator("button[data-action=out_for_delivery]").click()
-        page.locator("#orders-table tbody tr .status", has_text="out_for_delivery").wait_for()
+        page.locator("#orders-table tbody tr .status", has_text="Out for delivery").wait_for()
     finally:
         page.close()
     with clean.connect() as conn:

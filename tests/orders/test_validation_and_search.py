@@ -109,3 +109,15 @@ def test_passwords_with_broken_unicode_are_422_not_500(api, admin):
     login = api.post("/v1/auth/token", data='{"username": "una", "password": "x\\udfff"}',
                      content_type="application/json")
     assert login.status_code == 422
+
+
+def test_size_and_flavour_of_a_product_are_optional_as_the_readme_writes_them(api, admin):
+    tea = api.post("/v1/products", json={"name": "Tea", "price": "1.20"}, headers=admin)
+    assert tea.status_code == 201, tea.get_json()
+    assert {k: tea.get_json()[k] for k in ("name", "size", "flavour", "price")} == {
+        "name": "Tea", "size": None, "flavour": None, "price": "1.20"}
+    spelled_out = api.post("/v1/products", json={"name": "Tea", "size": None, "flavour": None, "price": "1.30"},
+                           headers=admin)
+    assert spelled_out.status_code == 409                     # the same product: left out means null
+    large = api.post("/v1/products", json={"name": "Tea", "size": "Large", "price": "1.50"}, headers=admin)
+    assert large.status_code == 201 and large.get_json()["flavour"] is None

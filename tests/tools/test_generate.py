@@ -25,11 +25,8 @@ from services.tools.generate import (
     generate,
     generate_command,
 )
-
-REPO = pathlib.Path(__file__).resolve().parents[2]
-REAL_FILES = pathlib.Path(
-    os.environ.get("CAFEFLOW_BRANCH_FILES", REPO.parent / "shared" / "data" / "branch-files")
-)
+from tests.support import REAL_FILES
+from tests.support import ROOT as REPO
 
 BRANCHES, DAYS, PER_DAY = 3, 2, 200
 START = dt.date(2024, 2, 28)  # second day is the leap day

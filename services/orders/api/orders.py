@@ -271,7 +271,7 @@ def change_status(data: dict, order_id: int):
                            f"{', '.join(allowed) or 'none (final state)'}",
                            {"status": order.status, "allowed_next": list(allowed)})
         if target in NEEDS_COURIER and order.courier_id is None:
-            raise ApiError(409, "courier_required", "assign a courier (PATCH courier_id) before it goes out",
+            raise ApiError(409, "courier_required", "assign a courier to the order before it goes out for delivery",
                            {"status": order.status, "allowed_next": list(allowed)})
         require(principal, status_action(target))
         reason = (data.get("reason") or "").strip() or None
