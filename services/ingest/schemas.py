@@ -2,12 +2,18 @@
 from marshmallow import Schema, fields, validate
 from webargs.fields import DelimitedList
 
-from services.common.uploads import UPLOAD_MODES, UPLOAD_STATUSES
+from services.common.uploads import UPLOAD_MODES, UPLOAD_OUTCOMES, UPLOAD_STATUSES
 
 
 class UploadPublic(Schema):
     id = fields.Int(required=True)
     status = fields.Str(required=True, metadata={"enum": list(UPLOAD_STATUSES)})
+    outcome = fields.Str(allow_none=True, metadata={"enum": list(UPLOAD_OUTCOMES), "description": (
+        "what became of the file's rows, once loaded or failed (null while queued or processing): clean (every "
+        "row taken, some new), partial (some taken, some rejected), all_rejected (nothing taken), all_duplicate "
+        "(every sale was already in), failed (the file could not be loaded; see error)")})
+    summary = fields.Str(metadata={"description": (
+        "the outcome in words, e.g. 'Partly loaded (loaded 250, already had 0, rejected 4).'")})
     sha256 = fields.Str(required=True)
     filename = fields.Str()
     size_bytes = fields.Int()
@@ -70,6 +76,10 @@ class RejectionPublic(Schema):
     code = fields.Str()
     reason = fields.Str()
     row = fields.Str(metadata={"description": "the row with customer name and card number masked"})
+    rows = fields.Int(metadata={"description": (
+        "rows of the file this rejection stands for: 1, or all of a file's rows for another branch (one "
+        "rejection per file and branch: 'this file is for Birmingham; this upload is for Leeds (254 rows not "
+        "loaded)', at the first of them)")})
 
 
 class RejectionPage(Schema):
@@ -77,3 +87,4 @@ class RejectionPage(Schema):
     page = fields.Int()
     page_size = fields.Int()
     total = fields.Int()
+
