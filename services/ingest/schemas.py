@@ -88,3 +88,32 @@ class RejectionPage(Schema):
     page_size = fields.Int()
     total = fields.Int()
 
+
+class CoverageArgs(Schema):
+    date_from = fields.Date(data_key="from", metadata={"description": "first day (default: 27 days before `to`)"})
+    date_to = fields.Date(data_key="to", metadata={
+        "description": "last day (default: yesterday, UK time); at most 366 days in all"})
+    branch = fields.Str(validate=validate.Length(min=1, max=200), metadata={
+        "description": "the admin: one registered branch (default: every branch); a branch: its own only"})
+
+
+class CoverageBranch(Schema):
+    branch = fields.Str()
+    status = fields.List(fields.Str(metadata={"enum": ["loaded", "pending", "failed", "no_sales", "missing"]}),
+                         metadata={"description": (
+                             "per day of `days`: loaded (file sales are in), pending (its file waits or loads), "
+                             "failed (its file failed), no_sales (its file loaded but added no sale of the day), "
+                             "missing (no file)")})
+    transactions = fields.List(fields.Int(), metadata={"description": "file sales in the warehouse, per day"})
+    days_missing = fields.Int(metadata={"description": "days without file sales"})
+    missing_last_day = fields.Bool()
+    upload_ids = fields.Dict(keys=fields.Str(), values=fields.List(fields.Int()), metadata={
+        "description": "per day (ISO date): the uploads whose file name carries it"})
+
+
+class CoveragePublic(Schema):
+    date_from = fields.Str(data_key="from")
+    date_to = fields.Str(data_key="to")
+    last_day = fields.Str()
+    days = fields.List(fields.Str())
+    branches = fields.List(fields.Nested(CoverageBranch))
