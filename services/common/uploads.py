@@ -15,6 +15,8 @@ from services.common.db import Base
 
 UPLOAD_STATUSES = ("queued", "processing", "loaded", "failed", "retracted")
 UPLOAD_MODES = ("append", "replace")
+# What became of a finished upload's rows, in one word (`upload_outcome`); the status says where it is.
+UPLOAD_OUTCOMES = ("clean", "partial", "all_rejected", "all_duplicate", "failed")
 PROCESS_UPLOAD_TASK = "transform.process_upload"
 RETRACT_UPLOAD_TASK = "transform.retract_upload"
 
@@ -24,6 +26,42 @@ def poster_key(poster: str, mode: str) -> str:
     'branch:<id>') and mode. A retraction appends ' retracted <id>' (services/transform/corrections.py), so the
     same file posted again is a new upload."""
     return poster if mode == "append" else f"{poster} {mode}"
+
+
+def upload_outcome(status: str, rows_loaded: int, rows_rejected: int, rows_duplicate: int) -> str | None:
+    """The outcome of an upload's load, from the counts its row keeps; None while it waits or loads.
+
+    - `clean`: every row was taken, and some were new (rows already loaded may be among them);
+    - `partial`: some rows were taken (new or already loaded), some rejected;
+    - `all_rejected`: every row was rejected; nothing of the file is in the warehouse;
+    - `all_duplicate`: every row was already in the warehouse (the file, or its days, were sent before);
+    - `failed`: the file could not be loaded at all (`error` says why).
+    A retracted upload keeps the outcome of its load (its status says its sales left again).
+    "loaded" with 0 rows loaded read as success; these say what happened."""
+    if status == "failed":
+        return "failed"
+    taken = rows_loaded + rows_duplicate
+    if status not in ("loaded", "retracted") or taken + rows_rejected == 0:
+        return None
+    if rows_rejected:
+        return "partial" if taken else "all_rejected"
+    return "clean" if rows_loaded else "all_duplicate"
+
+
+def upload_summary(status: str, rows_loaded: int, rows_rejected: int, rows_duplicate: int,
+                   error: str | None = None) -> str:
+    """The upload in a sentence a branch manager reads without help (the portal shows it as it is)."""
+    if status in ("queued", "processing"):
+        return "Waiting to be loaded." if status == "queued" else "Loading."
+    if status == "failed":
+        return f"Not loaded: {error}" if error else "Not loaded."
+    counts = f"loaded {rows_loaded}, already had {rows_duplicate}, rejected {rows_rejected}"
+    lead = {"clean": "Every row taken", "partial": "Some rows rejected",
+            "all_rejected": "Nothing loaded: every row was rejected",
+            "all_duplicate": "Nothing new: every sale was already in"}.get(
+                upload_outcome(status, rows_loaded, rows_rejected, rows_duplicate) or "", "Loaded")
+    tail = " Retracted since: its sales were taken out again." if status == "retracted" else ""
+    return f"{lead} ({counts}).{tail}"
 
 
 class TimestampMixin:
@@ -105,6 +143,8 @@ class UploadRejection(Base):
     reason: Mapped[str] = mapped_column(Text)
     # The row as received, with customer name and card number masked.
     masked_row: Mapped[str] = mapped_column(Text)
+    # Rows of the file this rejection stands for: more than 1 for a file's rows for another branch (migration 0005).
+    rows: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 class ExtraFieldAllowed(Base):

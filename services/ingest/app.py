@@ -7,7 +7,7 @@ from services.common.queue import producer
 from services.common.sessions import register_page_sessions
 from services.common.settings import Settings, get_settings
 from services.common.web import create_service_app
-from services.ingest.api import uploads
+from services.ingest.api import coverage, portal, uploads
 
 MULTIPART_OVERHEAD = 1024 * 1024
 
@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # page's CSRF token on every change (services/common/signin.py), ready for the branch portal.
     register_page_sessions(app, settings)
     register_blueprints(api)
+    app.register_blueprint(portal.bp)      # the branch manager's page (HTML, not part of the API document)
     return app
 
 
@@ -41,3 +42,4 @@ def register_queue(app: Flask, settings: Settings) -> None:
 def register_blueprints(api) -> None:
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.register_blueprint(uploads.bp)
+    api.register_blueprint(coverage.bp)

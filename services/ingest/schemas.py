@@ -2,12 +2,18 @@
 from marshmallow import Schema, fields, validate
 from webargs.fields import DelimitedList
 
-from services.common.uploads import UPLOAD_MODES, UPLOAD_STATUSES
+from services.common.uploads import UPLOAD_MODES, UPLOAD_OUTCOMES, UPLOAD_STATUSES
 
 
 class UploadPublic(Schema):
     id = fields.Int(required=True)
     status = fields.Str(required=True, metadata={"enum": list(UPLOAD_STATUSES)})
+    outcome = fields.Str(allow_none=True, metadata={"enum": list(UPLOAD_OUTCOMES), "description": (
+        "what became of the file's rows, once loaded or failed (null while queued or processing): clean (every "
+        "row taken, some new), partial (some taken, some rejected), all_rejected (nothing taken), all_duplicate "
+        "(every sale was already in), failed (the file could not be loaded; see error)")})
+    summary = fields.Str(metadata={"description": (
+        "the outcome in words, e.g. 'Partly loaded (loaded 250, already had 0, rejected 4).'")})
     sha256 = fields.Str(required=True)
     filename = fields.Str()
     size_bytes = fields.Int()
@@ -70,6 +76,10 @@ class RejectionPublic(Schema):
     code = fields.Str()
     reason = fields.Str()
     row = fields.Str(metadata={"description": "the row with customer name and card number masked"})
+    rows = fields.Int(metadata={"description": (
+        "rows of the file this rejection stands for: 1, or all of a file's rows for another branch (one "
+        "rejection per file and branch: 'this file is for Birmingham; this upload is for Leeds (254 rows not "
+        "loaded)', at the first of them)")})
 
 
 class RejectionPage(Schema):
@@ -77,3 +87,33 @@ class RejectionPage(Schema):
     page = fields.Int()
     page_size = fields.Int()
     total = fields.Int()
+
+
+class CoverageArgs(Schema):
+    date_from = fields.Date(data_key="from", metadata={"description": "first day (default: 27 days before `to`)"})
+    date_to = fields.Date(data_key="to", metadata={
+        "description": "last day (default: yesterday, UK time); at most 366 days in all"})
+    branch = fields.Str(validate=validate.Length(min=1, max=200), metadata={
+        "description": "the admin: one registered branch (default: every branch); a branch: its own only"})
+
+
+class CoverageBranch(Schema):
+    branch = fields.Str()
+    status = fields.List(fields.Str(metadata={"enum": ["loaded", "pending", "failed", "no_sales", "missing"]}),
+                         metadata={"description": (
+                             "per day of `days`: loaded (file sales are in), pending (its file waits or loads), "
+                             "failed (its file failed), no_sales (its file loaded but added no sale of the day), "
+                             "missing (no file)")})
+    transactions = fields.List(fields.Int(), metadata={"description": "file sales in the warehouse, per day"})
+    days_missing = fields.Int(metadata={"description": "days without file sales"})
+    missing_last_day = fields.Bool()
+    upload_ids = fields.Dict(keys=fields.Str(), values=fields.List(fields.Int()), metadata={
+        "description": "per day (ISO date): the uploads whose file name carries it"})
+
+
+class CoveragePublic(Schema):
+    date_from = fields.Str(data_key="from")
+    date_to = fields.Str(data_key="to")
+    last_day = fields.Str()
+    days = fields.List(fields.Str())
+    branches = fields.List(fields.Nested(CoverageBranch))

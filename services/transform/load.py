@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 from sqlalchemy import text
@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from services.common.rawstore import RawCipher, RawFileCorrupt, iter_raw
 from services.transform import corrections, rollups
 from services.transform.rollups import LOCAL_DATE, LOCAL_HOUR
-from services.transform.parse import (FileUnreadable, ParseStats, Product, Rejection, Sale, SaleBuilder, iter_records,
-                                     money_text, storable_copy)
+from services.transform.parse import (WRONG_BRANCH, FileUnreadable, ParseStats, Product, Rejection, Sale, SaleBuilder,
+                                     iter_records, money_text, storable_copy)
 
 STAGE_FLUSH_ROWS = 5_000
 STRUCTURAL_CODES = {"wrong_field_count", "unreadable_line", "bad_json"}   # "not a sales row at all"
@@ -39,7 +39,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_item (
     quantity integer, unit_price numeric(10, 2)
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_reject (
-    upload_id bigint, line_no integer, code text, reason text, masked_row text
+    upload_id bigint, line_no integer, code text, reason text, masked_row text, rows integer
 ) ON COMMIT DELETE ROWS;
 """
 # Autovacuum never analyses temporary tables; without statistics a large stage gets nested loops.
@@ -129,8 +129,8 @@ _REJECTION_STEPS = (
 DELETE FROM ingest.upload_rejection WHERE upload_id = ANY(:upload_ids)
 """),
     ("rejections", """
-INSERT INTO ingest.upload_rejection (upload_id, line_no, code, reason, masked_row)
-SELECT upload_id, line_no, code, reason, masked_row FROM stage_reject
+INSERT INTO ingest.upload_rejection (upload_id, line_no, code, reason, masked_row, rows)
+SELECT upload_id, line_no, code, reason, masked_row, rows FROM stage_reject
 ON CONFLICT (upload_id, line_no) DO NOTHING
 """),
 )
@@ -231,7 +231,7 @@ class _Staging:
         sales, items, products, amount = self._sales, self._items, self._products, self._amount
         for r in records:
             if r.__class__ is not Sale:
-                self._reject_writer.writerow((upload_id, r.line_no, r.code, r.reason, storable_copy(r.masked_row)))
+                self._reject_writer.writerow((upload_id, r.line_no, r.code, r.reason, storable_copy(r.masked_row), 1))
                 continue
             branch = self._branches.get((r.branch_key, r.branch_name))
             if branch is None:
@@ -251,6 +251,11 @@ class _Staging:
         self._rows += len(records)
         if self._rows >= self._flush_rows:
             self.flush()
+
+    def add_file_rejection(self, upload_id: int, first: Rejection, reason: str, rows: int) -> None:
+        """One rejection standing for `rows` rows of the file, shown at the first of them."""
+        self._reject_writer.writerow((upload_id, first.line_no, first.code, reason, storable_copy(first.masked_row),
+                                      rows))
 
     def flush(self) -> None:
         for table, lines in (("stage_sale", self._sales), ("stage_item", self._items)):
@@ -279,6 +284,21 @@ class _Counts:
     valid: int = 0
     rejected: int = 0
     structural: int = 0
+    # Rows for another registered branch, per reason (one reason per foreign branch): their first row and count.
+    foreign: dict[str, list] = field(default_factory=dict)
+
+    def set_aside_foreign(self, batch: list[Sale | Rejection]) -> list[Sale | Rejection]:
+        """The batch without its rows for another branch, which are counted here instead: a file from the
+        wrong branch is one mistake, reported once (\"this file is for Birmingham; this upload is for Leeds\"),
+        not once per row."""
+        kept = []
+        for record in batch:
+            if record.__class__ is Rejection and record.code == WRONG_BRANCH:
+                seen = self.foreign.setdefault(record.reason, [record, 0])
+                seen[1] += 1
+            else:
+                kept.append(record)
+        return kept
 
 
 def _stage_upload(session: Session, cipher: RawCipher, staging: _Staging, job: UploadJob,
@@ -293,7 +313,10 @@ def _stage_upload(session: Session, cipher: RawCipher, staging: _Staging, job: U
         counts.valid += len(batch) - len(rejections)
         counts.rejected += len(rejections)
         counts.structural += sum(r.code in STRUCTURAL_CODES for r in rejections)
-        staging.add(job.upload_id, batch)
+        staging.add(job.upload_id, counts.set_aside_foreign(batch) if rejections else batch)
+    for reason, (first, rows) in counts.foreign.items():
+        staging.add_file_rejection(job.upload_id, first, f"{reason} ({rows} {'row' if rows == 1 else 'rows'} "
+                                                         "not loaded)", rows)
     if counts.valid == 0 and counts.rejected == counts.structural:
         if counts.rejected == 0:
             raise FileUnreadable("the file has no sales rows (it is empty apart from headers or blank lines)")

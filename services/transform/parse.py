@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 from zoneinfo import ZoneInfo
 
 from services.common.crypto import CUSTOMER_PSEUDONYM_KEY, SALE_IDENTITY_KEY, derive_key, keyed_hex
@@ -40,6 +40,9 @@ MAX_JSON_RECORD = 1024 * 1024
 MEMO_LIMIT = 100_000
 BASKET_MEMO_LIMIT = 10_000  # a basket entry holds its items: the common baskets fit, memory stays small
 OLDEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+# A row for another registered branch than the upload's: a property of the file rather than of the row, so the
+# load reports such rows once per file and foreign branch (services/transform/load.py), not once per row.
+WRONG_BRANCH = "wrong_branch"
 TIMESTAMP_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
                      "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
 # JSON fields we understand; of anything else, what services/transform/extra_fields.py allows is kept.
@@ -254,13 +257,16 @@ class SaleBuilder:
 
     def __init__(self, secret: str, *, expected_branch_key: str | None, registered_branch_keys: Iterable[str] = (),
                  now: datetime | None = None, memo: ValueMemo | None = None,
-                 allowed_extra_fields: Iterable[str] = ()) -> None:
+                 allowed_extra_fields: Iterable[str] = (), branch_names: Mapping[str, str] | None = None) -> None:
         self._customer_key = derive_key(secret, CUSTOMER_PSEUDONYM_KEY)
         self._identity_key = derive_key(secret, SALE_IDENTITY_KEY)
         self.expected_branch_key = expected_branch_key
         # Rows load only for registered branches: a typo, or a name shifted into the branch column,
         # must not become a branch of the warehouse.
         self.registered_branch_keys = frozenset(registered_branch_keys)
+        # Registered branches' names as an admin typed them (`cafeflow branch add`): the only branch names a
+        # reason may quote (a branch cell of a file can hold anything, a customer's name shifted into it too).
+        self.branch_names = dict(branch_names or {})
         # Unknown JSON fields whose free text an admin allow-listed (`cafeflow fields allow`).
         self.allowed_extra_fields = frozenset(allowed_extra_fields)
         self.latest = (now or datetime.now(timezone.utc)) + timedelta(days=1)
@@ -341,13 +347,22 @@ class SaleBuilder:
             return Reject("missing_branch", "the branch name is empty")
         if name.startswith(_FORMULA_START):
             return Reject("formula_cell", "the branch name starts with a spreadsheet formula character")
-        if self.expected_branch_key is not None and key != self.expected_branch_key:
-            return Reject("wrong_branch", "the row is for another branch than the one this upload's token belongs to")
         if key not in self.registered_branch_keys and key != self.expected_branch_key:
             return Reject("unknown_branch", "the branch is not registered; an admin adds it with "
                                             "`cafeflow branch add`")
+        if self.expected_branch_key is not None and key != self.expected_branch_key:
+            return Reject(WRONG_BRANCH, self._wrong_branch_reason(key))
         self.known_branch_keys.add(key)
         return key, name
+
+    def _wrong_branch_reason(self, key: str) -> str:
+        """One text per foreign branch, the same for all its rows: the load reports them once per file by it
+        (services/transform/load.py). Both names are the registered ones, never the file's cell."""
+        ours = self.branch_names.get(self.expected_branch_key or "")
+        theirs = self.branch_names.get(key)
+        if ours and theirs:
+            return f"this file is for {theirs}; this upload is for {ours}"
+        return "the row is for another branch than the one this upload is for"
 
     def product(self, size_raw: str, name_raw: str) -> Product:
         return _memoised(self._products, (size_raw, name_raw), self._parse_product, size_raw, name_raw)

@@ -195,7 +195,7 @@ def _load(ctx, upload_id: int, companions: list[int], settled: list[str] | None 
             rows += session.execute(_LOCK_COMPANIONS, {"ids": companions}).all()
         if not rows:
             return "skipped"
-        registered = session.execute(text("SELECT branch_key FROM ingest.branch")).scalars().all()
+        registered = dict(session.execute(text("SELECT branch_key, name FROM ingest.branch")).all())
         allowed = session.execute(text("SELECT path FROM ingest.extra_field_allowed")).scalars().all()
         memo = ValueMemo()
         jobs = []
@@ -204,7 +204,8 @@ def _load(ctx, upload_id: int, companions: list[int], settled: list[str] | None 
                 failed[row.id] = "the raw file was purged after its retention period; post the file again to reload it"
                 continue
             builder = SaleBuilder(secret, expected_branch_key=row.expected_branch_key,
-                                  registered_branch_keys=registered, memo=memo, allowed_extra_fields=allowed)
+                                  registered_branch_keys=registered, branch_names=registered, memo=memo,
+                                  allowed_extra_fields=allowed)
             jobs.append(UploadJob(row.id, row.sha256, row.chunk_count, builder, row.mode))
         result = load_uploads(session, RawCipher(secret), jobs, chunk_rows=settings.parse_chunk_rows) \
             if jobs else BatchResult({}, {})

@@ -19,7 +19,7 @@ SCHEMAS = Path(__file__).parent / "schemas"
 # Kinds kubernetes-validate has no schema for, each with the schema we check it against instead.
 CUSTOM_RESOURCES = {("keda.sh/v1alpha1", "ScaledObject"): SCHEMAS / "keda-scaledobject.schema.json"}
 # HTML pages, not in the OpenAPI documents
-PAGES = {"/dashboard": "reporting", "/app": "orders", "/signin": "orders", "/signout": "orders"}
+PAGES = {"/dashboard": "reporting", "/app": "orders", "/signin": "orders", "/signout": "orders", "/portal": "ingest"}
 
 
 def _api_prefixes() -> dict[str, str]:

@@ -205,7 +205,7 @@ def test_coverage_follows_failed_and_late_files(reporting_app, settings, celery_
 def test_coverage_finds_uploads_by_file_day_through_the_indexes(clean):
     """The coverage query's file-name expressions must match ingest migration 0002's index expressions
     exactly, or every uncached coverage request reads every upload ever posted."""
-    from services.reporting.queries.coverage import _UPLOADS
+    from services.common.coverage import _UPLOADS
 
     with clean.connect() as conn:
         conn.execute(text("SET enable_seqscan = off"))

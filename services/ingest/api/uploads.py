@@ -16,7 +16,7 @@ from services.common.naming import branch_key
 from services.common.metrics import UPLOAD_BYTES, UPLOADS_RECEIVED
 from services.common.rawstore import RawCipher, chunk_count, store_raw
 from services.common.uploads import (PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK, Branch, Upload, UploadRejection,
-                                     poster_key)
+                                     poster_key, upload_outcome, upload_summary)
 from services.ingest.auth import Caller, authenticate
 from services.ingest.schemas import (PageArgs, RejectionPage, UploadCreateArgs, UploadListArgs, UploadPage,
                                     UploadPublic)
@@ -37,8 +37,10 @@ def _ctx():
 
 
 def _public(upload: Upload, branch_name: str | None) -> dict:
+    counts = (upload.status, upload.rows_loaded, upload.rows_rejected, upload.rows_duplicate)
     return {
-        "id": upload.id, "status": upload.status, "sha256": upload.sha256, "filename": upload.filename,
+        "id": upload.id, "status": upload.status, "outcome": upload_outcome(*counts),
+        "summary": upload_summary(*counts, upload.error), "sha256": upload.sha256, "filename": upload.filename,
         "size_bytes": upload.size_bytes, "branch": branch_name, "dialect": upload.dialect,
         "mode": upload.mode, "rows_loaded": upload.rows_loaded, "rows_rejected": upload.rows_rejected,
         "rows_duplicate": upload.rows_duplicate, "rows_retracted": upload.rows_retracted,
@@ -312,7 +314,8 @@ def list_rejections(args, upload_id: int):
         total = session.execute(select(func.count()).select_from(UploadRejection).where(where)).scalar_one()
         rows = session.execute(select(UploadRejection).where(where).order_by(UploadRejection.line_no)
                                .limit(size).offset((page - 1) * size)).scalars().all()
-        return {"items": [{"line_no": r.line_no, "code": r.code, "reason": r.reason, "row": r.masked_row}
+        return {"items": [{"line_no": r.line_no, "code": r.code, "reason": r.reason, "row": r.masked_row,
+                           "rows": r.rows}
                           for r in rows], "page": page, "page_size": size, "total": total}
 
 

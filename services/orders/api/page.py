@@ -7,27 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, current_app, render_template, send_from_directory
+from flask import Blueprint, render_template, send_from_directory
 
 from services.common.sessions import page_blueprint
-from services.common.signin import form_action_sources, signed_in_page
+from services.common.signin import signed_in_page, strict_page_headers
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-bp = page_blueprint(Blueprint("page", __name__, template_folder="../templates"))
-
-
-@bp.after_request
-def _headers(response):
-    # Nothing inline and nothing from elsewhere: an injected <script> or handler attribute does not run, the
-    # page cannot be framed (clickjacking), and it talks only to this origin (nosniff and X-Frame-Options:
-    # services/common/headers.py).
-    settings = current_app.extensions["cafeflow.settings"]
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
-        f"base-uri 'none'; form-action {form_action_sources(settings)}; frame-ancestors 'none'")
-    if response.mimetype == "text/html":
-        response.headers["Cache-Control"] = "no-store"
-    return response
+# Nothing inline and nothing from elsewhere (services/common/signin.py, strict_page_headers).
+bp = strict_page_headers(page_blueprint(Blueprint("page", __name__, template_folder="../templates")))
 
 
 @bp.get("/app")

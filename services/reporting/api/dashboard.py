@@ -9,28 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import plotly
-from flask import Blueprint, current_app, render_template, send_from_directory
+from flask import Blueprint, render_template, send_from_directory
 
 from services.common.sessions import page_blueprint
-from services.common.signin import form_action_sources, signed_in_page, signed_out_redirect
+from services.common.signin import signed_in_page, signed_out_redirect, strict_page_headers
 
-bp = page_blueprint(Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="../templates",
-                              static_folder="../static", static_url_path="/static"))
+# Plotly sets element styles from script and draws with data:/blob: images, hence those two sources.
+bp = strict_page_headers(page_blueprint(Blueprint("dashboard", __name__, url_prefix="/dashboard",
+                                                  template_folder="../templates", static_folder="../static",
+                                                  static_url_path="/static")),
+                         default_src="'self'", style_src="'self' 'unsafe-inline'", img_src="'self' data: blob:")
 PLOTLY_DIR = Path(plotly.__file__).parent / "package_data"
-
-
-@bp.after_request
-def _security_headers(response):
-    # nosniff and X-Frame-Options: services/common/headers.py
-    settings = current_app.extensions["cafeflow.settings"]
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-        f"form-action {form_action_sources(settings)}")
-    response.headers["Referrer-Policy"] = "no-referrer"
-    if response.mimetype == "text/html":
-        response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.get("")
