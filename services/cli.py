@@ -316,8 +316,7 @@ def _up_addresses(settings, browser_host: str, flower: bool, flower_port: int, s
                       note="   (add a user: cafeflow user add NAME --role admin)"),
         local.Address("staff page", f"{url['orders']}/app", f"{probe['orders']}/readyz"),
         local.Address("dashboard", f"{url['reporting']}/dashboard", f"{probe['reporting']}/readyz"),
-        # The branch portal, once ingest has one (listed only if it answers).
-        local.Address("branch portal", f"{url['ingest']}/portal", f"{probe['ingest']}/portal", optional_page=True),
+        local.Address("branch portal", f"{url['ingest']}/portal", f"{probe['ingest']}/readyz"),
     ]
     addresses += [local.Address(f"{name} API docs", f"{url[name]}/docs", f"{probe[name]}/readyz")
                   for name in WEB_SERVICES]

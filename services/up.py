@@ -115,7 +115,6 @@ class Address:
     probe: str              # the URL that answers when it is up
     auth: tuple[str, str] | None = None
     note: str = ""
-    optional_page: bool = False    # listed only if it exists (answers other than 404)
 
 
 def _answers(address: Address) -> int | None:
@@ -130,8 +129,6 @@ def banner(addresses: list[Address], statuses: dict[str, int | None], notes: lis
     lines = ["", "cafeflow is ready:"]
     for address in addresses:
         status = statuses.get(address.label)
-        if address.optional_page and status in (None, 404):
-            continue
         missing = "" if status is not None and status < 500 else "   (not answering yet)"
         lines.append(f"  {address.label.ljust(width)}  {address.url}{missing}{address.note}")
     lines += [f"  {note}" for note in notes]
@@ -149,7 +146,7 @@ def announce_when_ready(addresses: list[Address], essential: set[str], notes: li
         while True:
             statuses = {a.label: _answers(a) for a in addresses}
             up = {label for label, status in statuses.items() if status is not None and status < 500}
-            if up >= {a.label for a in addresses if not a.optional_page}:
+            if up >= {a.label for a in addresses}:
                 break
             if time.monotonic() > deadline and up >= essential:
                 break

@@ -47,7 +47,8 @@ def test_up_runs_the_platform_and_stops_on_ctrl_c(clean, tmp_path):
                        lambda n=name: f"{n} never ready:\n{up.output()}")
         # One banner, once everything answers, with every address a person opens.
         banner = _banner(up)
-        for address in (f"http://127.0.0.1:{orders_port}/app", f"http://127.0.0.1:{reporting_port}/dashboard",
+        for address in (f"http://127.0.0.1:{orders_port}/app", f"http://127.0.0.1:{port}/portal",
+                        f"http://127.0.0.1:{reporting_port}/dashboard",
                         f"http://127.0.0.1:{orders_port}/signin", f"http://127.0.0.1:{port}/docs",
                         f"http://127.0.0.1:{orders_port}/docs", f"http://127.0.0.1:{reporting_port}/docs",
                         f"http://127.0.0.1:{ports['flower']}", f"http://127.0.0.1:{worker_metrics}/metrics",
