@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from services.common import task_names
 from services.orders.permissions import ROLES
 
 
@@ -193,7 +194,6 @@ def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
 
     from services.common.db import Database
     from services.common.queue import producer
-    from services.common.uploads import PROCESS_UPLOAD_TASK
 
     if not upload_ids and not status:
         raise click.UsageError("give upload ids or --status")
@@ -213,7 +213,7 @@ def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
         session.commit()
     celery = producer(settings)
     for upload_id in sorted(rows):
-        celery.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=settings.transform_queue)
+        celery.send_task(task_names.PROCESS_UPLOAD, args=[upload_id], queue=settings.transform_queue)
         click.echo(f"upload {upload_id}: queued again")
     for upload_id in missing:
         click.echo(f"upload {upload_id}: not found, being loaded right now, retracted, or its raw bytes were "

@@ -15,8 +15,6 @@ from services.common.db import Base
 
 UPLOAD_STATUSES = ("queued", "processing", "loaded", "failed", "retracted")
 UPLOAD_MODES = ("append", "replace")
-PROCESS_UPLOAD_TASK = "transform.process_upload"
-RETRACT_UPLOAD_TASK = "transform.retract_upload"
 
 
 def poster_key(poster: str, mode: str) -> str:

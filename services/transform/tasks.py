@@ -15,13 +15,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from services.common import task_names
 from services.common.logging import task_id_var, upload_id_var
 from services.common.metrics import (QUEUE_DEPTH, ROWS, TASK_DURATION, TASK_FAILURES, UPLOADS_FINISHED,
                                      UPLOADS_REQUEUED)
 from services.common.rawstore import RawCipher
-from services.common.uploads import PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK
 from services.transform import corrections
-from services.transform.celery_app import ERASE_CUSTOMERS_TASK, PURGE_TASK, SWEEP_TASK
 from services.transform.load import BatchResult, UploadJob, load_uploads
 from services.transform.parse import SaleBuilder, ValueMemo
 
@@ -95,7 +94,7 @@ def is_transient(exc: BaseException) -> bool:
     return code.startswith("08") or code in _TRANSIENT_SQLSTATES
 
 
-@shared_task(bind=True, name=PROCESS_UPLOAD_TASK, acks_late=True, autoretry_for=(TransientLoadError,),
+@shared_task(bind=True, name=task_names.PROCESS_UPLOAD, acks_late=True, autoretry_for=(TransientLoadError,),
              retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=8)
 def process_upload(self, upload_id: int) -> str:
     ctx = _context(self)
@@ -108,13 +107,13 @@ def process_upload(self, upload_id: int) -> str:
         return outcome
     except SoftTimeLimitExceeded:
         outcome = "failed"
-        TASK_FAILURES.labels(PROCESS_UPLOAD_TASK, "SoftTimeLimitExceeded").inc()
+        TASK_FAILURES.labels(task_names.PROCESS_UPLOAD, "SoftTimeLimitExceeded").inc()
         _mark_failed(ctx, upload_id, f"loading took longer than {ctx.settings.task_soft_time_limit} s; "
                                      "split the file or raise TASK_SOFT_TIME_LIMIT")
         raise LoadFailed("SoftTimeLimitExceeded") from None
     except Exception as exc:  # noqa: BLE001 - every failure is classified, counted and recorded
         error = type(getattr(exc, "orig", None) or exc).__name__
-        TASK_FAILURES.labels(PROCESS_UPLOAD_TASK, error).inc()
+        TASK_FAILURES.labels(task_names.PROCESS_UPLOAD, error).inc()
         if is_transient(exc):
             if self.request.retries < self.max_retries:
                 outcome = "retry"
@@ -135,7 +134,7 @@ def process_upload(self, upload_id: int) -> str:
         # loads (their own later deliveries then count as skipped).
         share = (time.perf_counter() - started) / (1 + len(companions))
         for settled in (outcome, *companions):
-            TASK_DURATION.labels(PROCESS_UPLOAD_TASK, settled).observe(share)
+            TASK_DURATION.labels(task_names.PROCESS_UPLOAD, settled).observe(share)
         task_id_var.reset(task_token)
         upload_id_var.reset(upload_token)
 
@@ -242,7 +241,7 @@ def _requeue(task, ctx, upload_ids: list[int]) -> None:
             requeued = session.execute(_REQUEUE, {"ids": upload_ids}).scalars().all()
             session.commit()
         for requeued_id in sorted(requeued):
-            task.app.send_task(PROCESS_UPLOAD_TASK, args=[requeued_id], queue=ctx.settings.transform_queue)
+            task.app.send_task(task_names.PROCESS_UPLOAD, args=[requeued_id], queue=ctx.settings.transform_queue)
     except Exception as exc:  # noqa: BLE001 - they stay processing; the sweeper re-enqueues them
         log.error("could not re-queue the rest of a failed batch", extra={"error": type(exc).__name__})
 
@@ -257,7 +256,7 @@ def _mark_failed(ctx, upload_id: int, error: str) -> None:
         log.error("could not mark the upload failed", extra={"error": type(exc).__name__})
 
 
-@shared_task(bind=True, name=RETRACT_UPLOAD_TASK, acks_late=True, autoretry_for=(TransientLoadError,),
+@shared_task(bind=True, name=task_names.RETRACT_UPLOAD, acks_late=True, autoretry_for=(TransientLoadError,),
              retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=8)
 def retract_upload(self, upload_id: int) -> str:
     """Takes a retracted upload's sales out of the warehouse (those no other standing upload contains),
@@ -274,7 +273,7 @@ def retract_upload(self, upload_id: int) -> str:
         return outcome
     except Exception as exc:  # noqa: BLE001 - classified: transient errors retry, others are logged
         error = type(getattr(exc, "orig", None) or exc).__name__
-        TASK_FAILURES.labels(RETRACT_UPLOAD_TASK, error).inc()
+        TASK_FAILURES.labels(task_names.RETRACT_UPLOAD, error).inc()
         if is_transient(exc):
             outcome = "retry"
             raise TransientLoadError(error) from None
@@ -282,12 +281,12 @@ def retract_upload(self, upload_id: int) -> str:
             "error": error, "traceback": "".join(traceback.format_tb(exc.__traceback__))})
         raise LoadFailed(error) from None
     finally:
-        TASK_DURATION.labels(RETRACT_UPLOAD_TASK, outcome).observe(time.perf_counter() - started)
+        TASK_DURATION.labels(task_names.RETRACT_UPLOAD, outcome).observe(time.perf_counter() - started)
         task_id_var.reset(task_token)
         upload_id_var.reset(upload_token)
 
 
-@shared_task(bind=True, name=SWEEP_TASK, acks_late=True, autoretry_for=(OperationalError,),
+@shared_task(bind=True, name=task_names.SWEEP_UPLOADS, acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
 def sweep_uploads(self) -> int:
     """Re-enqueues uploads left queued or processing past STUCK_UPLOAD_SECONDS (a lost queue, a dead
@@ -314,9 +313,9 @@ def sweep_uploads(self) -> int:
               AND retract_requested_at < now() - make_interval(secs => :interval)
             ORDER BY id LIMIT 1000"""), {"interval": ctx.settings.sweep_interval_seconds}).scalars().all()
     for upload_id in sorted(ids):
-        self.app.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=ctx.settings.transform_queue)
+        self.app.send_task(task_names.PROCESS_UPLOAD, args=[upload_id], queue=ctx.settings.transform_queue)
     for upload_id in retractions:
-        self.app.send_task(RETRACT_UPLOAD_TASK, args=[upload_id], queue=ctx.settings.transform_queue)
+        self.app.send_task(task_names.RETRACT_UPLOAD, args=[upload_id], queue=ctx.settings.transform_queue)
     if ids:
         UPLOADS_REQUEUED.inc(len(ids))
         log.warning("re-enqueued stuck uploads", extra={"count": len(ids), "upload_ids": sorted(ids)[:50]})
@@ -337,7 +336,7 @@ def _record_queue_depth(ctx) -> int | None:
     return depth
 
 
-@shared_task(bind=True, name=PURGE_TASK, acks_late=True, autoretry_for=(OperationalError,),
+@shared_task(bind=True, name=task_names.PURGE_RAW_FILES, acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
 def purge_raw_files(self) -> int:
     """Deletes the encrypted raw bytes of uploads finished (loaded or failed) longer ago than
@@ -357,7 +356,7 @@ def purge_raw_files(self) -> int:
     return len(ids)
 
 
-@shared_task(bind=True, name=ERASE_CUSTOMERS_TASK, acks_late=True, autoretry_for=(OperationalError,),
+@shared_task(bind=True, name=task_names.ERASE_ORDER_CUSTOMER_DETAILS, acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
 def erase_order_customer_details(self) -> int:
     """Erases the customer name, address and phone of live orders not changed for ORDERS_CUSTOMER_RETENTION_DAYS

@@ -10,13 +10,13 @@ from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 from sqlalchemy import any_, func, literal, or_, select, text
 
+from services.common import task_names
 from services.common.errors import ApiError
 from services.common.logging import upload_id_var
 from services.common.naming import branch_key
 from services.common.metrics import UPLOAD_BYTES, UPLOADS_RECEIVED
 from services.common.rawstore import RawCipher, chunk_count, store_raw
-from services.common.uploads import (PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK, Branch, Upload, UploadRejection,
-                                     poster_key)
+from services.common.uploads import Branch, Upload, UploadRejection, poster_key
 from services.ingest.auth import Caller, authenticate
 from services.ingest.schemas import (PageArgs, RejectionPage, UploadCreateArgs, UploadListArgs, UploadPage,
                                     UploadPublic)
@@ -223,7 +223,7 @@ def _repeat(session, settings, celery, caller: Caller, sha256_hex: str, mode: st
 
 
 def _enqueue(celery, settings, upload_id: int) -> None:
-    _send(celery, settings, PROCESS_UPLOAD_TASK, upload_id)
+    _send(celery, settings, task_names.PROCESS_UPLOAD, upload_id)
 
 
 def _send(celery, settings, task: str, upload_id: int) -> None:
@@ -276,7 +276,7 @@ def retract_upload(upload_id: int):
                    updated_at = now()
             WHERE id = :id AND retract_requested_at IS NULL"""), {"id": upload_id, "by": caller.name, "reason": reason})
         session.commit()
-        _send(celery, settings, RETRACT_UPLOAD_TASK, upload_id)
+        _send(celery, settings, task_names.RETRACT_UPLOAD, upload_id)
         log.info("retraction requested", extra={"upload_id": upload_id, "requested_by": caller.name})
         session.expire_all()
         response = _public(*_visible_upload(session, caller, upload_id))
