@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from services.common import task_names
+from services.common import task_names, upload_states
 from services.orders.permissions import ROLES
 
 
@@ -186,11 +186,10 @@ def uploads() -> None:
 
 @uploads.command("retry")
 @click.argument("upload_ids", nargs=-1, type=int)
-@click.option("--status", type=click.Choice(["failed", "queued", "processing", "loaded"]),
+@click.option("--status", type=click.Choice(upload_states.sources(upload_states.QUEUED)),
               help="retry every upload in this status")
 def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
     """Replay uploads from their kept raw bytes (idempotent: loaded rows are not loaded twice)."""
-    from sqlalchemy import text
 
     from services.common.db import Database
     from services.common.queue import producer
@@ -201,14 +200,13 @@ def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
     db = Database(settings.database_url)
     with db.session() as session:
         # SKIP LOCKED: an upload being loaded right now is left to finish, not waited for.
-        rows = session.execute(text("""
-            UPDATE ingest.upload SET status = 'queued', error = NULL, attempts = 0, enqueued_at = now(),
-                   updated_at = now()
-            WHERE id IN (SELECT id FROM ingest.upload
-                         WHERE (id = ANY(:ids) OR status = :status) AND raw_purged_at IS NULL
-                           AND status <> 'retracted' AND retract_requested_at IS NULL
-                         FOR UPDATE SKIP LOCKED)
-            RETURNING id"""), {"ids": list(upload_ids), "status": status}).scalars().all()
+        # (A retracted upload cannot be queued again: upload_states leaves it as it is.)
+        rows = session.execute(upload_states.transition(upload_states.QUEUED, assign="""
+            error = NULL, attempts = 0, enqueued_at = now()""", where="""
+            id IN (SELECT id FROM ingest.upload
+                   WHERE (id = ANY(:ids) OR status = :status) AND raw_purged_at IS NULL
+                     AND retract_requested_at IS NULL
+                   FOR UPDATE SKIP LOCKED)"""), {"ids": list(upload_ids), "status": status}).scalars().all()
         missing = sorted(set(upload_ids) - set(rows))
         session.commit()
     celery = producer(settings)

@@ -15,55 +15,46 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from services.common import task_names
+from services.common import task_names, upload_states
 from services.common.logging import task_id_var, upload_id_var
 from services.common.metrics import (QUEUE_DEPTH, ROWS, TASK_DURATION, TASK_FAILURES, UPLOADS_FINISHED,
                                      UPLOADS_REQUEUED)
 from services.common.rawstore import RawCipher
+from services.common.upload_states import FAILED, PROCESSING, QUEUED, UNFINISHED
 from services.transform import corrections
 from services.transform.load import BatchResult, UploadJob, load_uploads
 from services.transform.parse import SaleBuilder, ValueMemo
 
 log = logging.getLogger(__name__)
 
-# Marks the upload 'processing' unless it is finished or another worker holds it right now.
-_CLAIM = text("""
-UPDATE ingest.upload SET status = 'processing', attempts = attempts + 1, started_at = now(), updated_at = now()
-WHERE id = (SELECT id FROM ingest.upload WHERE id = :id AND status IN ('queued', 'processing')
-            FOR UPDATE SKIP LOCKED)
-RETURNING attempts, size_bytes, mode
-""")
+# Marks the upload processing unless it is finished or another worker holds it right now.
+_CLAIM = upload_states.transition(PROCESSING, assign="attempts = attempts + 1, started_at = now()", where=f"""
+    id = (SELECT id FROM ingest.upload WHERE id = :id AND status IN {upload_states.sql_list(UNFINISHED)}
+          FOR UPDATE SKIP LOCKED)""", returning="attempts, size_bytes, mode")
 # Companions: other small queued uploads, loaded in the same transaction as the claimed one. Only
 # uploads never tried before: one that was interrupted is loaded alone, so a file that kills its
 # worker cannot take others down with it. Newest first: their own messages are the furthest back
 # in the queue, so when a worker receives them they are loaded and skipped instead of racing this
 # worker for the row lock.
-_CLAIM_COMPANIONS = text("""
-UPDATE ingest.upload SET status = 'processing', attempts = attempts + 1, started_at = now(), updated_at = now()
-WHERE id IN (SELECT id FROM ingest.upload
-             WHERE status = 'queued' AND attempts = 0 AND size_bytes <= :max_bytes AND id <> :id AND mode = 'append'
-             ORDER BY id DESC LIMIT :limit FOR UPDATE SKIP LOCKED)
-RETURNING id
-""")
+_CLAIM_COMPANIONS = upload_states.transition(PROCESSING, assign="attempts = attempts + 1, started_at = now()",
+                                             where=f"""
+    id IN (SELECT id FROM ingest.upload
+           WHERE status = '{QUEUED}' AND attempts = 0 AND size_bytes <= :max_bytes AND id <> :id AND mode = 'append'
+           ORDER BY id DESC LIMIT :limit FOR UPDATE SKIP LOCKED)""")
 # Held for the whole load: a second delivery of the same task gives up at once instead of waiting.
 _LOCK = text("""
 SELECT id, status, sha256, chunk_count, expected_branch_key, raw_purged_at, mode
 FROM ingest.upload WHERE id = :id FOR UPDATE NOWAIT
 """)
 # Companions another worker took in the meantime are skipped: that worker loads them.
-_LOCK_COMPANIONS = text("""
+_LOCK_COMPANIONS = text(f"""
 SELECT id, status, sha256, chunk_count, expected_branch_key, raw_purged_at, mode
-FROM ingest.upload WHERE id = ANY(:ids) AND status = 'processing' ORDER BY id FOR UPDATE SKIP LOCKED
+FROM ingest.upload WHERE id = ANY(:ids) AND status = '{PROCESSING}' ORDER BY id FOR UPDATE SKIP LOCKED
 """)
-_REQUEUE = text("""
-UPDATE ingest.upload SET status = 'queued', enqueued_at = now(), updated_at = now()
-WHERE id IN (SELECT id FROM ingest.upload WHERE id = ANY(:ids) AND status = 'processing' FOR UPDATE SKIP LOCKED)
-RETURNING id
-""")
-_FAIL = text("""
-UPDATE ingest.upload SET status = 'failed', error = :error, finished_at = now(), updated_at = now()
-WHERE id = :id AND status <> 'loaded'
-""")
+_REQUEUE = upload_states.transition(QUEUED, assign="enqueued_at = now()", where=f"""
+    id IN (SELECT id FROM ingest.upload WHERE id = ANY(:ids) AND status = '{PROCESSING}' FOR UPDATE SKIP LOCKED)""")
+# A loaded (or retracted) upload stays as it is: failing is only for one still on its way.
+_FAIL = upload_states.transition(FAILED, assign="error = :error, finished_at = now()")
 
 
 def _context(task):
@@ -189,7 +180,7 @@ def _load(ctx, upload_id: int, companions: list[int], settled: list[str] | None 
             log.info("upload is being loaded by another worker")
             session.rollback()
             rows = []
-        rows = [row for row in rows if row.status == "processing"]
+        rows = [row for row in rows if row.status == PROCESSING]
         if companions:
             rows += session.execute(_LOCK_COMPANIONS, {"ids": companions}).all()
         if not rows:
@@ -343,9 +334,9 @@ def purge_raw_files(self) -> int:
     RAW_RETENTION_DAYS; the upload row, its sha256 and its counts stay for good."""
     ctx = _context(self)
     with ctx.db.session() as session:
-        ids = session.execute(text("""
+        ids = session.execute(text(f"""
             UPDATE ingest.upload SET raw_purged_at = now(), updated_at = now()
-            WHERE status IN ('loaded', 'failed', 'retracted') AND raw_purged_at IS NULL
+            WHERE status NOT IN {upload_states.sql_list(UNFINISHED)} AND raw_purged_at IS NULL
               AND coalesce(retracted_at, finished_at) < now() - make_interval(secs => :seconds)
             RETURNING id"""), {"seconds": ctx.settings.raw_retention_days * 86400}).scalars().all()
         if ids:

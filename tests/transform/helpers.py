@@ -3,8 +3,8 @@ from __future__ import annotations
 import io
 
 from sqlalchemy import text
-from services.common import task_names
 
+from services.common import task_names
 
 
 def post(client, content: bytes, headers, name: str = "branch.csv"):

@@ -10,7 +10,7 @@ from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 from sqlalchemy import any_, func, literal, or_, select, text
 
-from services.common import task_names
+from services.common import task_names, upload_states
 from services.common.errors import ApiError
 from services.common.logging import upload_id_var
 from services.common.naming import branch_key
@@ -169,11 +169,12 @@ def create_upload(args):
             INSERT INTO ingest.upload (sha256, poster_key, mode, filename, content_type, size_bytes, chunk_count,
                                        branch_id, expected_branch_key, submitted_by, status, enqueued_at)
             VALUES (:sha, :poster, :mode, :filename, :content_type, :size, :chunks, :branch_id, :branch_key, :by,
-                    'queued', now())
+:status, now())
             ON CONFLICT (sha256, poster_key) DO NOTHING RETURNING *"""), {
             "sha": sha256_hex, "poster": poster, "mode": mode, "filename": filename,
             "content_type": _printable(upload_file.mimetype, 100), "size": size, "chunks": chunks,
-            "branch_id": caller.branch_id, "branch_key": caller.branch_key, "by": caller.name}).first()
+            "branch_id": caller.branch_id, "branch_key": caller.branch_key, "by": caller.name,
+            "status": upload_states.INITIAL}).first()
         if created is None:
             # This poster sent these bytes before, or an identical post committed while we were reading.
             session.rollback()
@@ -198,21 +199,19 @@ def _repeat(session, settings, celery, caller: Caller, sha256_hex: str, mode: st
         # The earlier upload was retracted between our insert and this read: the poster may post again.
         raise ApiError(409, "conflict", "these bytes were just retracted; post the file again to load it again")
     upload, branch_name = found
-    if upload.status != "failed":
+    if upload.status != upload_states.FAILED:
         UPLOADS_RECEIVED.labels("duplicate").inc()
         return _public(upload, branch_name), 200
-    locked = session.execute(text("SELECT id FROM ingest.upload WHERE id = :id AND status = 'failed' FOR UPDATE"),
-                             {"id": upload.id}).first()
+    locked = session.execute(text("SELECT id FROM ingest.upload WHERE id = :id AND status = :failed FOR UPDATE"),
+                             {"id": upload.id, "failed": upload_states.FAILED}).first()
     if locked is None:           # someone else retried it just now
         session.rollback()
         return _public(*_existing(session, sha256_hex, _poster_key(caller, mode))), 200
     session.execute(text("DELETE FROM ingest.upload_chunk WHERE upload_id = :id"), {"id": upload.id})
     store_raw(session, RawCipher(settings.secret_key.get_secret_value()), upload_id=upload.id,
               sha256_hex=sha256_hex, size=size, source=stream)
-    session.execute(text("""
-        UPDATE ingest.upload SET status = 'queued', error = NULL, raw_purged_at = NULL, finished_at = NULL,
-               attempts = 0, enqueued_at = now(), updated_at = now()
-        WHERE id = :id"""), {"id": upload.id})
+    upload_states.move(session, upload.id, upload_states.QUEUED, assign="""
+        error = NULL, raw_purged_at = NULL, finished_at = NULL, attempts = 0, enqueued_at = now()""")
     session.commit()
     UPLOADS_RECEIVED.labels("retry").inc()
     _enqueue(celery, settings, upload.id)
@@ -269,7 +268,7 @@ def retract_upload(upload_id: int):
     with db.session() as session:
         caller = authenticate(session, settings)
         upload, branch_name = _visible_upload(session, caller, upload_id)
-        if upload.status == "retracted":
+        if upload.status == upload_states.RETRACTED:
             return _public(upload, branch_name), 200
         session.execute(text("""
             UPDATE ingest.upload SET retract_requested_at = now(), retract_requested_by = :by, retract_reason = :reason,
