@@ -22,7 +22,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("cafeflow-transform")
     app.conf.update(celery_config(settings))
-    app.conf.include = ["services.transform.tasks", "services.transform.live"]
+    app.conf.include = ["services.transform.tasks", "services.transform.live", "services.transform.sweeper"]
     sweep = {"schedule": settings.sweep_interval_seconds, "options": {"expires": settings.sweep_interval_seconds}}
     hourly = {"schedule": 3600.0, "options": {"expires": 3600}}
     # Deterministic entry names (the task names); `expires` drops a tick that waited longer than its interval.

@@ -66,7 +66,7 @@ def test_an_upload_is_accepted_while_redis_is_down_and_swept_in_later(settings, 
     assert response.status_code == 202 and response.get_json()["status"] == "queued"
     assert redis_client.llen(settings.transform_queue) == 0
     with clean.begin() as conn:
-        conn.execute(text("UPDATE ingest.upload SET updated_at = now() - interval '1 hour'"))
+        conn.execute(text("UPDATE ingest.upload SET enqueued_at = now() - interval '1 hour'"))
     assert run_task("transform.sweep_uploads") == 1
     run_task(task_names.PROCESS_UPLOAD, response.get_json()["id"])
     assert scalar(clean, "SELECT count(*) FROM warehouse.fact_transaction") == 1

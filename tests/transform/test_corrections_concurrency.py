@@ -124,7 +124,7 @@ def test_a_retraction_racing_a_load_that_shares_its_sales_ends_exact(ingest, cel
     assert_exact(engine)
 
 
-FAST_SWEEP = {"STUCK_UPLOAD_SECONDS": "3", "SWEEP_INTERVAL_SECONDS": "1"}
+FAST_SWEEP = {"UPLOAD_LEASE_SECONDS": "3", "SWEEP_INTERVAL_SECONDS": "1"}
 
 
 def test_a_worker_killed_mid_correction_leaves_nothing_half_done(stack, clean, tmp_path):

@@ -48,7 +48,7 @@ def test_sweeper_requeues_only_stuck_uploads(client, run_task, admin_headers, cl
     stuck = post(client, ROW.replace(b"A B", b"C D"), admin_headers).get_json()["id"]
     redis_client.delete(settings.transform_queue)
     with clean.begin() as conn:
-        conn.execute(text("UPDATE ingest.upload SET updated_at = now() - interval '1 hour' WHERE id = :id"),
+        conn.execute(text("UPDATE ingest.upload SET enqueued_at = now() - interval '1 hour' WHERE id = :id"),
                      {"id": stuck})
     assert run_task(task_names.SWEEP_UPLOADS) == 1
     assert redis_client.llen(settings.transform_queue) == 1

@@ -67,7 +67,7 @@ def test_sweeper_resends_queued_uploads_only_when_the_queue_lost_them(client, ru
     if not queue_holds_it:
         redis_client.delete(settings.transform_queue)
     with clean.begin() as conn:
-        conn.execute(text("UPDATE ingest.upload SET updated_at = now() - interval '1 hour'"))
+        conn.execute(text("UPDATE ingest.upload SET enqueued_at = now() - interval '1 hour'"))
     before = redis_client.llen(settings.transform_queue)
     requeued = run_task("transform.sweep_uploads")
     assert requeued == (0 if queue_holds_it else 1)
