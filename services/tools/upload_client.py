@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from services.common.upload_states import LOADED, UNFINISHED
+
 SUFFIXES = {".csv", ".json", ".ndjson", ".jsonl", ".txt"}
 # Ingest or a dependency is down or busy: ride it out for as long as --patience allows (honouring Retry-After).
 OUTAGE_STATUS = {429, 502, 503, 504}
@@ -88,7 +90,7 @@ class Outcome:
 
     @property
     def clean(self) -> bool:
-        return (self.error is None and self.upload is not None and self.upload["status"] == "loaded"
+        return (self.error is None and self.upload is not None and self.upload["status"] == LOADED
                 and self.upload["rows_rejected"] == 0)
 
 
@@ -146,7 +148,6 @@ def post_file(client: httpx.Client, path: Path, patience: Patience, mode: str = 
 
 
 STATUS_BATCH = 200      # uploads asked about per status request (the API allows up to 500)
-UNFINISHED = ("queued", "processing")
 
 
 def _get(client: httpx.Client, url: str, patience: Patience) -> httpx.Response:
