@@ -16,7 +16,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from services.common import task_names, upload_states
 from services.common.logging import task_id_var, upload_id_var
-from services.common.metrics import (ROWS, TASK_DURATION, TASK_FAILURES, UPLOADS_FINISHED)
+from services.common.metrics import ROWS, TASK_DURATION, TASK_FAILURES, UPLOADS_FINISHED
+from services.common.outages import statement_timed_out
 from services.common.rawstore import RawCipher
 from services.common.upload_states import FAILED, PROCESSING, QUEUED, UNFINISHED
 from services.transform import corrections, leases
@@ -118,6 +119,11 @@ def process_upload(self, upload_id: int) -> str:
                 raise TransientLoadError(error) from None
             _mark_failed(ctx, upload_id, "the database was unreachable during every attempt; "
                                          "retry with `cafeflow uploads retry` or post the file again")
+        elif statement_timed_out(exc):
+            log.warning("a statement of the load ran into its timeout", extra={"error": error})
+            _mark_failed(ctx, upload_id, f"loading took longer than {_statement_timeout(ctx)}, the database's "
+                                         "statement_timeout for the worker, and was stopped: split the file or "
+                                         "raise that timeout, then `cafeflow uploads retry`")
         else:
             # The traceback's frames show where; the exception text may quote data, so it is left out.
             log.error("upload failed with an internal error", extra={
@@ -254,6 +260,15 @@ def _requeue(task, ctx, upload_ids: list[int]) -> None:
     except Exception as exc:  # noqa: BLE001 - they stay processing; their leases run out and the sweeper
         # re-queues them (tests/transform/test_leases.py)
         log.error("could not re-queue the rest of a failed batch", extra={"error": type(exc).__name__})
+
+
+def _statement_timeout(ctx) -> str:
+    """The worker's statement_timeout as PostgreSQL spells it (`5s`, `300ms`): set on its role, database or URL."""
+    try:
+        with ctx.db.session() as session:
+            return session.execute(text("SHOW statement_timeout")).scalar()
+    except Exception:  # noqa: BLE001 - the message says less, the upload is still marked failed
+        return "its statement timeout"
 
 
 def _mark_failed(ctx, upload_id: int, error: str) -> None:
