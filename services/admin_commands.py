@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from services.common import task_names, upload_states
 from services.orders.permissions import ROLES
 
 
@@ -185,17 +186,16 @@ def uploads() -> None:
 
 @uploads.command("retry")
 @click.argument("upload_ids", nargs=-1, type=int)
-@click.option("--status", type=click.Choice(["failed", "queued", "processing"]),
+@click.option("--status", type=click.Choice(upload_states.sources(upload_states.QUEUED)),
               help="retry every upload in this status")
 def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
-    """Replay uploads that did not load, from their kept raw bytes. A loaded upload is never replayed: a
-    replacing one would take away sales posted after it, and an append would only recount its rows as
-    duplicates; to load a file again, retract it and post it again."""
-    from sqlalchemy import text
+    """Replay uploads that did not load, from their kept raw bytes. A loaded upload is never replayed
+    (upload_states allows it no move back to queued): a replacing one would take away sales posted after it,
+    and an append would only recount its rows as duplicates; to load a file again, retract it and post it
+    again."""
 
     from services.common.db import Database
     from services.common.queue import producer
-    from services.common.uploads import PROCESS_UPLOAD_TASK
 
     if not upload_ids and not status:
         raise click.UsageError("give upload ids or --status")
@@ -203,19 +203,18 @@ def uploads_retry(upload_ids: tuple[int, ...], status: str | None) -> None:
     db = Database(settings.database_url)
     with db.session() as session:
         # SKIP LOCKED: an upload being loaded right now is left to finish, not waited for.
-        rows = session.execute(text("""
-            UPDATE ingest.upload SET status = 'queued', error = NULL, attempts = 0, enqueued_at = now(),
-                   updated_at = now()
-            WHERE id IN (SELECT id FROM ingest.upload
-                         WHERE (id = ANY(:ids) OR status = :status) AND raw_purged_at IS NULL
-                           AND status NOT IN ('retracted', 'loaded') AND retract_requested_at IS NULL
-                         FOR UPDATE SKIP LOCKED)
-            RETURNING id"""), {"ids": list(upload_ids), "status": status}).scalars().all()
+        # (A loaded or retracted upload cannot be queued again: upload_states leaves it as it is.)
+        rows = session.execute(upload_states.transition(upload_states.QUEUED, assign="""
+            error = NULL, attempts = 0, enqueued_at = now()""", where="""
+            id IN (SELECT id FROM ingest.upload
+                   WHERE (id = ANY(:ids) OR status = :status) AND raw_purged_at IS NULL
+                     AND retract_requested_at IS NULL
+                   FOR UPDATE SKIP LOCKED)"""), {"ids": list(upload_ids), "status": status}).scalars().all()
         missing = sorted(set(upload_ids) - set(rows))
         session.commit()
     celery = producer(settings)
     for upload_id in sorted(rows):
-        celery.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=settings.transform_queue)
+        celery.send_task(task_names.PROCESS_UPLOAD, args=[upload_id], queue=settings.transform_queue)
         click.echo(f"upload {upload_id}: queued again")
     for upload_id in missing:
         click.echo(f"upload {upload_id}: not retried: not found, loaded already, being loaded right now, "

@@ -11,6 +11,7 @@ import click
 
 from services.admin_commands import ADMIN_GROUPS, load_settings
 from services.tools.generate import generate_command
+from services.tools.upload_client import DEFAULT_PATIENCE_SECONDS
 
 # Web services and their default ports (DESIGN.md). The app factories are imported by gunicorn in the
 # service's own process, so this module imports no service code.
@@ -228,18 +229,20 @@ def flower(port: int, host: str) -> None:
 @click.option("--wait/--no-wait", default=True, show_default=True, help="wait until each file is loaded")
 @click.option("--timeout", default=3600.0, show_default=True, help="seconds to wait for outcomes")
 @click.option("--parallel", default=4, show_default=True, help="files posted at once")
+@click.option("--patience", default=DEFAULT_PATIENCE_SECONDS, show_default=True, help=(
+    "seconds to ride out an outage (ingest, its database or Redis down), honouring Retry-After"))
 @click.option("--replace", is_flag=True, help=(
     "each file is the complete record of the branch-days it covers: sales earlier files gave those days and "
     "this one lacks are retracted (default: append, which only adds)"))
 def upload(paths: tuple[Path, ...], url: str, token: str, wait: bool, timeout: float, parallel: int,
-           replace: bool) -> None:
+           patience: float, replace: bool) -> None:
     """Post branch files (and folders of them); exit 1 if any row was rejected, 2 on errors."""
     from services.tools.upload_client import run
 
     token = _upload_token(token)
 
     sys.exit(run(list(paths), url=url, token=token, wait=wait, timeout=timeout, parallel=parallel,
-                 mode="replace" if replace else "append"))
+                 patience=patience, mode="replace" if replace else "append"))
 
 
 def _upload_token(given: str | None) -> str:

@@ -92,8 +92,7 @@ def celery_app(settings):
     from services.transform.celery_app import create_celery
 
     app = create_celery(settings)
-    import services.transform.live  # noqa: F401 - registers the live-order tasks on this app
-    import services.transform.tasks  # noqa: F401 - registers the tasks on this app
+    app.loader.import_default_modules()     # the modules a worker imports: every task registers on this app
 
     return app
 

@@ -181,8 +181,8 @@ class Stack:
         wait_until(lambda: _ready(url, probe), 60, lambda: f"{service} did not become ready:\n{process.output()}")
         return url
 
-    def start_ingest(self) -> str:
-        self.ingest_url = self._start_web("ingest", 2, None)
+    def start_ingest(self, env: dict[str, str] | None = None) -> str:
+        self.ingest_url = self._start_web("ingest", 2, env)
         return self.ingest_url
 
     def start_reporting(self, env: dict[str, str] | None = None) -> str:
@@ -229,3 +229,103 @@ def wait_until(predicate, timeout: float, message: str, interval: float = 0.2):
     raise AssertionError(message() if callable(message) else message)
 
 
+
+
+# --- project-local servers a test may stop and start (never the shared ones) -------------------
+def _as_postgres(argv: list[str]) -> list[str]:
+    """PostgreSQL's tools refuse to run as root: run them as the postgres user then."""
+    return ["runuser", "-u", "postgres", "--"] + argv if os.geteuid() == 0 else argv
+
+
+def _pg_bindir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if not found:
+        raise RuntimeError("no PostgreSQL server binaries (apt-get install postgresql)")
+    return found[-1].parent
+
+
+class LocalPostgres:
+    """A throwaway PostgreSQL cluster on its own loopback port (as scripts/ensure-services.sh makes one), for
+    tests and benchmarks that stop, crash and restart the database. Its files live under /var/tmp (the postgres
+    user cannot enter root's pytest directories) and go when `remove()` runs."""
+
+    def __init__(self, name: str = "cafeflow") -> None:
+        import tempfile
+
+        self.port = free_port()
+        self.base = Path(tempfile.mkdtemp(prefix=f"cafeflow-pg-{self.port}-", dir="/var/tmp"))
+        self.data = self.base / "data"
+        self.log = self.base / "server.log"
+        self.name = name
+        self.bindir = _pg_bindir()
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "postgres:", str(self.base)], check=True)
+        subprocess.run(_as_postgres([str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
+                                     "--auth=trust", "--no-sync"]), check=True, capture_output=True)
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
+                       f"unix_socket_directories = '{self.base}'\nfsync = off\nmax_connections = 100\n")
+        self.start()
+        try:
+            ensure_database(self.url)
+        except Exception:
+            self.remove()
+            raise
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{self.name}"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
+                                     "-t", "60", *args]), check=True, capture_output=True)
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """fast: a clean shutdown (sessions ended); immediate: a crash (recovery from the WAL at the next start)."""
+        self._ctl("-m", mode, "stop")
+
+    def remove(self) -> None:
+        import shutil
+
+        if (self.data / "postmaster.pid").exists():
+            self._ctl("-m", "immediate", "stop")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+class LocalRedis:
+    """A throwaway redis-server on its own loopback port without persistence: stopping it and starting it again
+    is a Redis restarted empty."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.log_dir = log_dir
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(self.log_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        import redis
+
+        wait_until(lambda: _redis_answers(redis, self.url), 30, "the local redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+def _redis_answers(redis, url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False

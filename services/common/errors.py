@@ -5,11 +5,11 @@ import logging
 import traceback
 from typing import Any
 
-from flask import Flask, jsonify
-from sqlalchemy.exc import OperationalError
+from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from services.common.logging import request_id_var
+from services.common.outages import outage_of
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +27,6 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
         self.headers = headers or {}
-
-
-DATABASE_RETRY_AFTER_SECONDS = 5
-
-
-def database_unreachable(exc: BaseException) -> bool:
-    """PostgreSQL cannot be reached (refused, dropped, shutting down), as opposed to a statement it refused
-    (those carry an SQLSTATE and stay errors of the request)."""
-    return isinstance(exc, OperationalError) and (
-        exc.connection_invalidated or getattr(exc.orig, "pgcode", None) in (None, "57P01", "57P02", "57P03"))
 
 
 def error_response(status: int, code: str, message: str, details: Any = None,
@@ -67,21 +57,22 @@ def register_error_handlers(app: Flask) -> None:
             message = "request validation failed: " + ", ".join(_flatten_fields(details))
         return error_response(status, _HTTP_CODES.get(status, "http_error"), message, details)
 
-    @app.errorhandler(OperationalError)
-    def _database_error(exc: OperationalError):
-        if database_unreachable(exc):
-            log.warning("database unreachable", extra={"error_type": type(exc.orig).__name__})
-            return error_response(503, "database_unavailable", "the database does not answer for a moment; try "
-                                  "again shortly", headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
-        return _unexpected(exc)
-
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        # A dependency that does not answer is no internal error: 503 with Retry-After (services/common/outages.py).
+        outage = outage_of(exc, statement_timeout_ms=current_app.extensions.get("cafeflow.statement_timeout_ms"))
+        if outage is not None:
+            log.warning("dependency unavailable", extra={"code": outage.code, "error_type": _type_name(exc)})
+            return error_response(outage.status, outage.code, outage.message, headers=outage.headers)
         # The exception text may quote user data (a database error's DETAIL quotes the row), so the log gets
         # the type name and the traceback's frames, never the message.
         log.error("unhandled error: %s", type(exc).__name__,
                   extra={"traceback": "".join(traceback.format_tb(exc.__traceback__))})
         return error_response(500, "internal_error", "internal error; quote the request_id when reporting it")
+
+
+def _type_name(exc: BaseException) -> str:
+    return type(getattr(exc, "orig", None) or exc).__name__
 
 
 def _flatten_fields(messages: Any, prefix: str = "") -> list[str]:

@@ -21,8 +21,6 @@ from __future__ import annotations
 from services.common.crypto import CUSTOMER_PSEUDONYM_KEY, derive_key, keyed_hex
 from services.common.naming import fold
 
-LOAD_LIVE_ORDER_TASK = "transform.load_live_order"
-SWEEP_LIVE_ORDERS_TASK = "transform.sweep_live_orders"
 OUTBOX_TABLE = "orders.outbox"
 DELIVERY = "delivery"         # outbox row kinds
 REFUND = "refund"

@@ -28,13 +28,13 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from services.common.crypto import derive_key
 from services.common.errors import ApiError, error_response
+from services.common.outages import RETRY_AFTER_SECONDS
 from services.common.settings import Settings
 
 SESSION_COOKIE = "cafeflow_session"
 # Flask's own signed cookie; it holds only the CSRF secret of Flask-WTF.
 CSRF_COOKIE = "cafeflow_csrf"
 SESSION_KEY_PREFIX = "cafeflow:session:"
-RETRY_AFTER_SECONDS = 5
 _FLASK_SECRET_PURPOSE = b"cafeflow page forms csrf v1"
 _MAX_SESSION_ID = 128
 

@@ -32,9 +32,12 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     upload_max_bytes: int = Field(256 * MiB, gt=0, validation_alias=_env("UPLOAD_MAX_BYTES"))
     raw_retention_days: float = Field(7.0, ge=0, validation_alias=_env("RAW_RETENTION_DAYS"))
-    # An upload left queued/processing longer than this is re-enqueued by the beat sweeper.
-    stuck_upload_seconds: int = Field(900, ge=1, validation_alias=_env("STUCK_UPLOAD_SECONDS"))
-    sweep_interval_seconds: float = Field(60.0, gt=0, validation_alias=_env("SWEEP_INTERVAL_SECONDS"))
+    # A worker loading an upload holds a lease on it and renews it every quarter of this; beat's sweeper re-queues
+    # an upload whose lease ran out (its worker died) on its next pass (services/transform/sweeper.py).
+    upload_lease_seconds: float = Field(20.0, ge=1, validation_alias=_env("UPLOAD_LEASE_SECONDS"))
+    # How often beat runs the sweepers (uploads whose worker died or whose queue message was lost; live orders
+    # whose hand-off was lost). A pass is a few indexed queries: recovery waits for it, so keep it short.
+    sweep_interval_seconds: float = Field(10.0, gt=0, validation_alias=_env("SWEEP_INTERVAL_SECONDS"))
     task_soft_time_limit: int = Field(1800, gt=0, validation_alias=_env("TASK_SOFT_TIME_LIMIT"))
     task_time_limit: int = Field(1900, gt=0, validation_alias=_env("TASK_TIME_LIMIT"))
     max_load_attempts: int = Field(10, ge=1, validation_alias=_env("MAX_LOAD_ATTEMPTS"))
@@ -128,14 +131,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _real_secrets_outside_development(self) -> "Settings":
+        # In every environment, development too: a hard limit at or below the soft one kills a task before it
+        # can record why it stopped.
+        if self.task_time_limit <= self.task_soft_time_limit:
+            raise ValueError("TASK_TIME_LIMIT must be above TASK_SOFT_TIME_LIMIT")
         if self.env == "development":
             return self
         for name, value in (("CAFEFLOW_SECRET_KEY", self.secret_key), ("CAFEFLOW_ADMIN_TOKEN", self.admin_token)):
             raw = value.get_secret_value()
             if raw.strip().lower() in _PLACEHOLDERS or len(raw) < 32:
                 raise ValueError(f"{name} must be a random value of at least 32 characters outside development")
-        if self.task_time_limit <= self.task_soft_time_limit:
-            raise ValueError("TASK_TIME_LIMIT must be above TASK_SOFT_TIME_LIMIT")
         return self
 
     @property

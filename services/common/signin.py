@@ -32,7 +32,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from services.common.auth import StandingUser, standing_user
-from services.common.errors import database_unreachable
+from services.common.outages import database_unreachable
 from services.common.sessions import (
     SessionRecord,
     SignInUnavailable,

@@ -11,14 +11,12 @@ from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Intege
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from services.common import upload_states
 from services.common.db import Base
 
-UPLOAD_STATUSES = ("queued", "processing", "loaded", "failed", "retracted")
 UPLOAD_MODES = ("append", "replace")
 # What became of a finished upload's rows, in one word (`upload_outcome`); the status says where it is.
 UPLOAD_OUTCOMES = ("clean", "partial", "all_rejected", "all_duplicate", "failed")
-PROCESS_UPLOAD_TASK = "transform.process_upload"
-RETRACT_UPLOAD_TASK = "transform.retract_upload"
 
 
 def poster_key(poster: str, mode: str) -> str:
@@ -94,7 +92,7 @@ class ApiToken(TimestampMixin, Base):
 class Upload(TimestampMixin, Base):
     __tablename__ = "upload"
     __table_args__ = (
-        CheckConstraint(f"status IN {UPLOAD_STATUSES}", name="upload_status_known"),
+        CheckConstraint(f"status IN {upload_states.sql_list(upload_states.STATUSES)}", name="upload_status_known"),
         {"schema": "ingest"},
     )
 
@@ -109,7 +107,7 @@ class Upload(TimestampMixin, Base):
     # Set for a branch token: rows for any other branch are rejected.
     expected_branch_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     submitted_by: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text, server_default="queued")
+    status: Mapped[str] = mapped_column(Text, server_default=upload_states.INITIAL)
     rows_loaded: Mapped[int] = mapped_column(Integer, server_default="0")
     rows_rejected: Mapped[int] = mapped_column(Integer, server_default="0")
     rows_duplicate: Mapped[int] = mapped_column(Integer, server_default="0")

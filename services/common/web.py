@@ -61,6 +61,7 @@ def create_service_app(import_name: str, *, service: str, settings: Settings, ti
     database = Database(settings.database_url, application_name=f"cafeflow-{service}",
                         statement_timeout_ms=settings.web_statement_timeout_ms)
     app.extensions["cafeflow.db"] = database
+    app.extensions["cafeflow.statement_timeout_ms"] = settings.web_statement_timeout_ms   # for its 503's message
     register_request_context(app, service)
     register_security_headers(app)
     register_json_limits(app, settings)

@@ -2,7 +2,8 @@
 from marshmallow import Schema, fields, validate
 from webargs.fields import DelimitedList
 
-from services.common.uploads import UPLOAD_MODES, UPLOAD_OUTCOMES, UPLOAD_STATUSES
+from services.common.upload_states import STATUSES as UPLOAD_STATUSES
+from services.common.uploads import UPLOAD_MODES, UPLOAD_OUTCOMES
 
 
 class UploadPublic(Schema):

@@ -12,7 +12,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from services.common.auth import verify_user_token
-from services.common.errors import ApiError, database_unreachable
+from services.common.errors import ApiError
+from services.common.outages import database_unreachable
 from services.common.settings import Settings
 from services.common.signin import AccountsUnavailable, session_user_for_api
 from services.common.tokens import bearer_token, same_secret

@@ -13,7 +13,8 @@ from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.common.live_orders import LOAD_LIVE_ORDER_TASK, REFUND, customer_pseudonym
+from services.common import task_names
+from services.common.live_orders import REFUND, customer_pseudonym
 from services.common.settings import Settings
 from services.orders.models import CustomerOrder, OrderItem, Outbox, Product
 
@@ -57,7 +58,7 @@ def write_refund_outbox(session: Session, order: CustomerOrder, refunded_by: str
 
 def send_outbox(celery: Celery, settings: Settings, outbox_id: int) -> bool:
     try:
-        celery.send_task(LOAD_LIVE_ORDER_TASK, args=[outbox_id], queue=settings.transform_queue)
+        celery.send_task(task_names.LOAD_LIVE_ORDER, args=[outbox_id], queue=settings.transform_queue)
         HANDOFF_SENDS.labels("sent").inc()
         return True
     except Exception as exc:  # noqa: BLE001 - the row is committed; the sweeper sends it later

@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                     "token) or, from the dashboard, its sign-in session.")
     make_read_only(database.engine, role=settings.reporting_db_role,
                    statement_timeout_ms=settings.reporting_statement_timeout_ms)
+    app.extensions["cafeflow.statement_timeout_ms"] = settings.reporting_statement_timeout_ms
     register_cache(app, settings)
     register_session(app, settings)
     register_blueprints(app, api)

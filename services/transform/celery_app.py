@@ -5,17 +5,12 @@ from dataclasses import dataclass
 
 from celery import Celery, signals
 
+from services.common import task_names
 from services.common.db import Database
-from services.common.live_orders import SWEEP_LIVE_ORDERS_TASK
 from services.common.logging import configure_logging, request_id_var
 from services.common.metrics import CELERY_TASKS
 from services.common.queue import REQUEST_ID_HEADER, celery_config
 from services.common.settings import Settings, get_settings
-
-SWEEP_TASK = "transform.sweep_uploads"
-PURGE_TASK = "transform.purge_raw_files"
-ERASE_CUSTOMERS_TASK = "transform.erase_order_customer_details"
-
 
 @dataclass
 class TransformContext:
@@ -27,16 +22,16 @@ def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("cafeflow-transform")
     app.conf.update(celery_config(settings))
-    app.conf.include = ["services.transform.tasks", "services.transform.live"]
-    # Deterministic entry names; `expires` drops a tick that waited longer than its interval.
+    app.conf.include = ["services.transform.tasks", "services.transform.live", "services.transform.sweeper"]
+    sweep = {"schedule": settings.sweep_interval_seconds, "options": {"expires": settings.sweep_interval_seconds}}
+    hourly = {"schedule": 3600.0, "options": {"expires": 3600}}
+    # Deterministic entry names (the task names); `expires` drops a tick that waited longer than its interval.
     app.conf.beat_schedule = {
-        "transform.sweep_uploads": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_seconds,
-                                    "options": {"expires": settings.sweep_interval_seconds}},
-        "transform.purge_raw_files": {"task": PURGE_TASK, "schedule": 3600.0, "options": {"expires": 3600}},
-        ERASE_CUSTOMERS_TASK: {"task": ERASE_CUSTOMERS_TASK, "schedule": 3600.0, "options": {"expires": 3600}},
+        task_names.SWEEP_UPLOADS: {"task": task_names.SWEEP_UPLOADS, **sweep},
+        task_names.PURGE_RAW_FILES: {"task": task_names.PURGE_RAW_FILES, **hourly},
+        task_names.ERASE_ORDER_CUSTOMER_DETAILS: {"task": task_names.ERASE_ORDER_CUSTOMER_DETAILS, **hourly},
         # Delivered live orders whose hand-off message was lost or never sent (services/transform/live.py).
-        SWEEP_LIVE_ORDERS_TASK: {"task": SWEEP_LIVE_ORDERS_TASK, "schedule": settings.sweep_interval_seconds,
-                                 "options": {"expires": settings.sweep_interval_seconds}},
+        task_names.SWEEP_LIVE_ORDERS: {"task": task_names.SWEEP_LIVE_ORDERS, **sweep},
     }
     app.cafeflow = TransformContext(settings, Database(settings.database_url, application_name="cafeflow-worker",
                                                        pool_size=2))

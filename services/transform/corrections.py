@@ -16,6 +16,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from services.common import upload_states
+from services.common.upload_states import RETRACTED
 from services.transform import rollups
 from services.transform.rollups import LOCAL_DATE
 
@@ -154,16 +156,14 @@ def retract_upload(session: Session, upload_id: int) -> str:
         {"id": upload_id}).first()
     if row is None:
         return "unknown"
-    if row.status == "retracted":
+    if row.status == RETRACTED:
         return "already_retracted"
     if row.retract_requested_at is None:
         return "not_requested"
     removed = retract_upload_sales(session, upload_id)
-    session.execute(text("""
-        UPDATE ingest.upload SET status = 'retracted', retracted_at = now(), rows_retracted = :removed,
-               finished_at = coalesce(finished_at, now()), updated_at = now(),
-               -- no longer "these bytes were posted before": the same file posted again loads again
-               poster_key = poster_key || ' retracted ' || id
-        WHERE id = :id"""), {"id": upload_id, "removed": removed})
+    upload_states.move(session, upload_id, RETRACTED, assign="""
+        retracted_at = now(), rows_retracted = :removed, finished_at = coalesce(finished_at, now()),
+        -- no longer "these bytes were posted before": the same file posted again loads again
+        poster_key = poster_key || ' retracted ' || id""", params={"removed": removed})
     log_correction(session, "retract", actor=row.retract_requested_by, upload_id=upload_id, sales_removed=removed)
     return "retracted"

@@ -18,8 +18,9 @@ from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from services.common import task_names
 from services.common.crypto import SALE_IDENTITY_KEY, derive_key, keyed_hex
-from services.common.live_orders import LOAD_LIVE_ORDER_TASK, REFUND, SWEEP_LIVE_ORDERS_TASK
+from services.common.live_orders import REFUND
 from services.common.metrics import TASK_DURATION, TASK_FAILURES
 from services.common.naming import branch_key, product_key
 from services.transform import corrections, rollups
@@ -129,7 +130,7 @@ def _refund(session, secret: str, row) -> str:
     return "refunded"
 
 
-@shared_task(bind=True, name=LOAD_LIVE_ORDER_TASK, acks_late=True, autoretry_for=(OperationalError,),
+@shared_task(bind=True, name=task_names.LOAD_LIVE_ORDER, acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=2, retry_backoff_max=120, retry_jitter=True, max_retries=8)
 def load_live_order(self, outbox_id: int) -> str:
     ctx = self.app.cafeflow
@@ -144,13 +145,13 @@ def load_live_order(self, outbox_id: int) -> str:
     except Exception as exc:
         # Not loaded: the row stays pending and the sweeper sends it again (the class name only: a
         # database error text can quote row data).
-        TASK_FAILURES.labels(LOAD_LIVE_ORDER_TASK, type(getattr(exc, "orig", None) or exc).__name__).inc()
+        TASK_FAILURES.labels(task_names.LOAD_LIVE_ORDER, type(getattr(exc, "orig", None) or exc).__name__).inc()
         raise
     finally:
-        TASK_DURATION.labels(LOAD_LIVE_ORDER_TASK, outcome).observe(time.perf_counter() - started)
+        TASK_DURATION.labels(task_names.LOAD_LIVE_ORDER, outcome).observe(time.perf_counter() - started)
 
 
-@shared_task(bind=True, name=SWEEP_LIVE_ORDERS_TASK, acks_late=True, autoretry_for=(OperationalError,),
+@shared_task(bind=True, name=task_names.SWEEP_LIVE_ORDERS, acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
 def sweep_live_orders(self) -> int:
     """Resends delivered orders whose hand-off was not loaded within LIVE_ORDER_RESEND_SECONDS of the
@@ -176,7 +177,7 @@ def sweep_live_orders(self) -> int:
         log.error("delivered orders still not in the warehouse after many sends", extra={
             "outbox_ids": stuck[:20], "count": len(stuck), "sends_over": STUCK_AFTER_SENDS})
     for outbox_id in sorted(ids):
-        self.app.send_task(LOAD_LIVE_ORDER_TASK, args=[outbox_id], queue=ctx.settings.transform_queue)
+        self.app.send_task(task_names.LOAD_LIVE_ORDER, args=[outbox_id], queue=ctx.settings.transform_queue)
     if ids:
         LIVE_ORDERS_RESENT.inc(len(ids))
         log.warning("resent delivered orders to the warehouse", extra={"count": len(ids)})

@@ -18,7 +18,9 @@ from itertools import islice
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from services.common import upload_states
 from services.common.rawstore import RawCipher, RawFileCorrupt, iter_raw
+from services.common.upload_states import LOADED
 from services.transform import corrections, rollups
 from services.transform.rollups import LOCAL_DATE, LOCAL_HOUR
 from services.transform.parse import (WRONG_BRANCH, FileUnreadable, ParseStats, Product, Rejection, Sale, SaleBuilder,
@@ -163,7 +165,7 @@ job AS (
         AS j(id bigint, dialect text, extra_fields jsonb, rejected integer, valid integer, retracted integer)
 )
 UPDATE ingest.upload u SET
-    status = 'loaded', error = NULL, finished_at = now(), updated_at = now(),
+    """ + upload_states.assignment(LOADED) + """, error = NULL, finished_at = now(),
     dialect = j.dialect, extra_fields = j.extra_fields,
     file_branch_keys = coalesce(b.keys, '{}'),
     rows_loaded = u.rows_loaded + coalesce(f.n, 0),
@@ -171,7 +173,7 @@ UPDATE ingest.upload u SET
     rows_duplicate = j.valid - u.rows_loaded - coalesce(f.n, 0),
     rows_retracted = j.retracted
 FROM job j LEFT JOIN fresh f ON f.upload_id = j.id LEFT JOIN branches b ON b.upload_id = j.id
-WHERE u.id = j.id
+WHERE u.id = j.id AND """ + upload_states.guard(LOADED, alias="u") + """
 RETURNING u.id, u.rows_loaded, u.rows_rejected, u.rows_duplicate, u.rows_retracted;
 """
 
@@ -393,6 +395,11 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
         jobs_json.append({"id": upload_id, "dialect": c.stats.dialect(), "extra_fields": c.stats.extra_report(),
                           "rejected": c.rejected, "valid": c.valid, "retracted": retracted.get(upload_id, 0)})
     finished = session.execute(text(_FINISH), {"jobs": json.dumps(jobs_json)}).all()
+    if len(finished) != len(jobs_json):
+        # The caller holds every job's row lock and checked it is processing: this cannot happen, and if it
+        # did, the sales must not stand without their upload saying loaded (the caller rolls back).
+        stray = sorted(set(counted) - {row.id for row in finished})[0]
+        raise upload_states.IllegalUploadMove(stray, None, LOADED)
     clock.lap("finish")
     # Every derived table, from the sales this load added (and, replacing, took away).
     rollups.apply_delta(session, lap=clock.lap)

@@ -6,7 +6,6 @@ import logging
 import time
 import traceback
 
-import redis
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 import psycopg2
@@ -15,56 +14,54 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from services.common import task_names, upload_states
 from services.common.logging import task_id_var, upload_id_var
-from services.common.metrics import (QUEUE_DEPTH, ROWS, TASK_DURATION, TASK_FAILURES, UPLOADS_FINISHED,
-                                     UPLOADS_REQUEUED)
+from services.common.metrics import ROWS, TASK_DURATION, TASK_FAILURES, UPLOADS_FINISHED
+from services.common.outages import statement_timed_out
 from services.common.rawstore import RawCipher
-from services.common.uploads import PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK
-from services.transform import corrections
-from services.transform.celery_app import ERASE_CUSTOMERS_TASK, PURGE_TASK, SWEEP_TASK
+from services.common.upload_states import FAILED, PROCESSING, QUEUED, UNFINISHED
+from services.transform import corrections, leases
 from services.transform.load import BatchResult, UploadJob, load_uploads
 from services.transform.parse import SaleBuilder, ValueMemo
 
 log = logging.getLogger(__name__)
 
-# Marks the upload 'processing' unless it is finished or another worker holds it right now.
-_CLAIM = text("""
-UPDATE ingest.upload SET status = 'processing', attempts = attempts + 1, started_at = now(), updated_at = now()
-WHERE id = (SELECT id FROM ingest.upload WHERE id = :id AND status IN ('queued', 'processing')
-            FOR UPDATE SKIP LOCKED)
-RETURNING attempts, size_bytes, mode
-""")
+# Marks the upload processing unless it is finished or another worker holds it right now: a live lease of
+# another holder, or the row lock of a load in progress.
+_CLAIM = upload_states.transition(PROCESSING, assign="attempts = attempts + 1, started_at = now()", where=f"""
+    id = (SELECT u.id FROM ingest.upload u
+          WHERE u.id = :id AND (u.status = '{QUEUED}' OR (u.status = '{PROCESSING}' AND {leases.FREE_FOR_HOLDER}))
+          FOR UPDATE OF u SKIP LOCKED)""", returning="attempts, size_bytes, mode")
 # Companions: other small queued uploads, loaded in the same transaction as the claimed one. Only
 # uploads never tried before: one that was interrupted is loaded alone, so a file that kills its
 # worker cannot take others down with it. Newest first: their own messages are the furthest back
 # in the queue, so when a worker receives them they are loaded and skipped instead of racing this
 # worker for the row lock.
-_CLAIM_COMPANIONS = text("""
-UPDATE ingest.upload SET status = 'processing', attempts = attempts + 1, started_at = now(), updated_at = now()
-WHERE id IN (SELECT id FROM ingest.upload
-             WHERE status = 'queued' AND attempts = 0 AND size_bytes <= :max_bytes AND id <> :id AND mode = 'append'
-             ORDER BY id DESC LIMIT :limit FOR UPDATE SKIP LOCKED)
-RETURNING id
-""")
+_CLAIM_COMPANIONS = upload_states.transition(PROCESSING, assign="attempts = attempts + 1, started_at = now()",
+                                             where=f"""
+    id IN (SELECT id FROM ingest.upload
+           WHERE status = '{QUEUED}' AND attempts = 0 AND size_bytes <= :max_bytes AND id <> :id AND mode = 'append'
+           ORDER BY id DESC LIMIT :limit FOR UPDATE SKIP LOCKED)""")
 # Held for the whole load: a second delivery of the same task gives up at once instead of waiting.
 _LOCK = text("""
 SELECT id, status, sha256, chunk_count, expected_branch_key, raw_purged_at, mode
 FROM ingest.upload WHERE id = :id FOR UPDATE NOWAIT
 """)
 # Companions another worker took in the meantime are skipped: that worker loads them.
-_LOCK_COMPANIONS = text("""
+_LOCK_COMPANIONS = text(f"""
 SELECT id, status, sha256, chunk_count, expected_branch_key, raw_purged_at, mode
-FROM ingest.upload WHERE id = ANY(:ids) AND status = 'processing' ORDER BY id FOR UPDATE SKIP LOCKED
+FROM ingest.upload WHERE id = ANY(:ids) AND status = '{PROCESSING}' ORDER BY id FOR UPDATE SKIP LOCKED
 """)
-_REQUEUE = text("""
-UPDATE ingest.upload SET status = 'queued', enqueued_at = now(), updated_at = now()
-WHERE id IN (SELECT id FROM ingest.upload WHERE id = ANY(:ids) AND status = 'processing' FOR UPDATE SKIP LOCKED)
-RETURNING id
-""")
-_FAIL = text("""
-UPDATE ingest.upload SET status = 'failed', error = :error, finished_at = now(), updated_at = now()
-WHERE id = :id AND status <> 'loaded'
-""")
+_REQUEUE = upload_states.transition(QUEUED, assign="enqueued_at = now()", where=f"""
+    id IN (SELECT id FROM ingest.upload WHERE id = ANY(:ids) AND status = '{PROCESSING}' FOR UPDATE SKIP LOCKED)""")
+# A loaded (or retracted) upload stays as it is: failing is only for one still on its way.
+_FAIL = upload_states.transition(FAILED, assign="error = :error, finished_at = now()")
+
+
+# Retries after a transient error (the database restarting) wait at most this long: a worker must notice a
+# database that is back within seconds, not minutes. Eight tries span about two minutes; an outage longer
+# than that is the sweeper's (a lapsed lease, a lost message), which re-sends the upload when it is back.
+RETRY_BACKOFF_MAX_SECONDS = 30
 
 
 def _context(task):
@@ -95,8 +92,8 @@ def is_transient(exc: BaseException) -> bool:
     return code.startswith("08") or code in _TRANSIENT_SQLSTATES
 
 
-@shared_task(bind=True, name=PROCESS_UPLOAD_TASK, acks_late=True, autoretry_for=(TransientLoadError,),
-             retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=8)
+@shared_task(bind=True, name=task_names.PROCESS_UPLOAD, acks_late=True, autoretry_for=(TransientLoadError,),
+             retry_backoff=2, retry_backoff_max=RETRY_BACKOFF_MAX_SECONDS, retry_jitter=True, max_retries=8)
 def process_upload(self, upload_id: int) -> str:
     ctx = _context(self)
     task_token, upload_token = task_id_var.set(self.request.id), upload_id_var.set(upload_id)
@@ -108,13 +105,13 @@ def process_upload(self, upload_id: int) -> str:
         return outcome
     except SoftTimeLimitExceeded:
         outcome = "failed"
-        TASK_FAILURES.labels(PROCESS_UPLOAD_TASK, "SoftTimeLimitExceeded").inc()
+        TASK_FAILURES.labels(task_names.PROCESS_UPLOAD, "SoftTimeLimitExceeded").inc()
         _mark_failed(ctx, upload_id, f"loading took longer than {ctx.settings.task_soft_time_limit} s; "
                                      "split the file or raise TASK_SOFT_TIME_LIMIT")
         raise LoadFailed("SoftTimeLimitExceeded") from None
     except Exception as exc:  # noqa: BLE001 - every failure is classified, counted and recorded
         error = type(getattr(exc, "orig", None) or exc).__name__
-        TASK_FAILURES.labels(PROCESS_UPLOAD_TASK, error).inc()
+        TASK_FAILURES.labels(task_names.PROCESS_UPLOAD, error).inc()
         if is_transient(exc):
             if self.request.retries < self.max_retries:
                 outcome = "retry"
@@ -122,6 +119,11 @@ def process_upload(self, upload_id: int) -> str:
                 raise TransientLoadError(error) from None
             _mark_failed(ctx, upload_id, "the database was unreachable during every attempt; "
                                          "retry with `cafeflow uploads retry` or post the file again")
+        elif statement_timed_out(exc):
+            log.warning("a statement of the load ran into its timeout", extra={"error": error})
+            _mark_failed(ctx, upload_id, f"loading took longer than {_statement_timeout(ctx)}, the database's "
+                                         "statement_timeout for the worker, and was stopped: split the file or "
+                                         "raise that timeout, then `cafeflow uploads retry`")
         else:
             # The traceback's frames show where; the exception text may quote data, so it is left out.
             log.error("upload failed with an internal error", extra={
@@ -135,15 +137,16 @@ def process_upload(self, upload_id: int) -> str:
         # loads (their own later deliveries then count as skipped).
         share = (time.perf_counter() - started) / (1 + len(companions))
         for settled in (outcome, *companions):
-            TASK_DURATION.labels(PROCESS_UPLOAD_TASK, settled).observe(share)
+            TASK_DURATION.labels(task_names.PROCESS_UPLOAD, settled).observe(share)
         task_id_var.reset(task_token)
         upload_id_var.reset(upload_token)
 
 
 def _process(task, ctx, upload_id: int, settled: list[str]) -> str:
     settings = ctx.settings
+    holder = task.request.id or f"local-{upload_id}"
     with ctx.db.session() as session:
-        claimed = session.execute(_CLAIM, {"id": upload_id}).one_or_none()
+        claimed = session.execute(_CLAIM, {"id": upload_id, "holder": holder}).one_or_none()
         companions: list[int] = []
         # A replacing upload is loaded alone: it is the whole record of its branch-days at its turn.
         if claimed is not None and claimed.attempts == 1 and settings.load_batch_uploads > 1 \
@@ -151,10 +154,19 @@ def _process(task, ctx, upload_id: int, settled: list[str]) -> str:
             companions = list(session.execute(_CLAIM_COMPANIONS, {
                 "id": upload_id, "max_bytes": settings.load_batch_file_bytes,
                 "limit": settings.load_batch_uploads - 1}).scalars())
+        if claimed is not None:
+            leases.take(session, [upload_id, *companions], holder=holder, seconds=settings.upload_lease_seconds)
         session.commit()
     if claimed is None:
         log.info("upload not claimable: finished, unknown, or being loaded by another worker")
         return "skipped"
+    with leases.Renewal(ctx.db.engine, [upload_id, *companions], holder=holder,
+                        seconds=settings.upload_lease_seconds):
+        return _load_claimed(task, ctx, upload_id, claimed, companions, settled)
+
+
+def _load_claimed(task, ctx, upload_id: int, claimed, companions: list[int], settled: list[str]) -> str:
+    settings = ctx.settings
     if claimed.attempts > settings.max_load_attempts:
         # A file that keeps killing its worker (memory, hard time limit) must not be retried forever.
         _mark_failed(ctx, upload_id, f"loading did not complete in {claimed.attempts - 1} attempts (worker "
@@ -190,7 +202,7 @@ def _load(ctx, upload_id: int, companions: list[int], settled: list[str] | None 
             log.info("upload is being loaded by another worker")
             session.rollback()
             rows = []
-        rows = [row for row in rows if row.status == "processing"]
+        rows = [row for row in rows if row.status == PROCESSING]
         if companions:
             rows += session.execute(_LOCK_COMPANIONS, {"ids": companions}).all()
         if not rows:
@@ -212,6 +224,7 @@ def _load(ctx, upload_id: int, companions: list[int], settled: list[str] | None 
         failed.update(result.failed)
         for failed_id, error in failed.items():
             session.execute(_FAIL, {"id": failed_id, "error": error})
+        leases.release(session, [row.id for row in rows])
         session.commit()
     for failed_id, error in failed.items():
         UPLOADS_FINISHED.labels("failed").inc()
@@ -241,11 +254,22 @@ def _requeue(task, ctx, upload_ids: list[int]) -> None:
     try:
         with ctx.db.session() as session:
             requeued = session.execute(_REQUEUE, {"ids": upload_ids}).scalars().all()
+            leases.release(session, requeued)
             session.commit()
         for requeued_id in sorted(requeued):
-            task.app.send_task(PROCESS_UPLOAD_TASK, args=[requeued_id], queue=ctx.settings.transform_queue)
-    except Exception as exc:  # noqa: BLE001 - they stay processing; the sweeper re-enqueues them
+            task.app.send_task(task_names.PROCESS_UPLOAD, args=[requeued_id], queue=ctx.settings.transform_queue)
+    except Exception as exc:  # noqa: BLE001 - they stay processing; their leases run out and the sweeper
+        # re-queues them (tests/transform/test_leases.py)
         log.error("could not re-queue the rest of a failed batch", extra={"error": type(exc).__name__})
+
+
+def _statement_timeout(ctx) -> str:
+    """The worker's statement_timeout as PostgreSQL spells it (`5s`, `300ms`): set on its role, database or URL."""
+    try:
+        with ctx.db.session() as session:
+            return session.execute(text("SHOW statement_timeout")).scalar()
+    except Exception:  # noqa: BLE001 - the message says less, the upload is still marked failed
+        return "its statement timeout"
 
 
 def _mark_failed(ctx, upload_id: int, error: str) -> None:
@@ -253,13 +277,14 @@ def _mark_failed(ctx, upload_id: int, error: str) -> None:
     try:
         with ctx.db.session() as session:
             session.execute(_FAIL, {"id": upload_id, "error": error})
+            leases.release(session, [upload_id])
             session.commit()
-    except Exception as exc:  # noqa: BLE001 - the upload stays processing; the sweeper retries it
+    except Exception as exc:  # noqa: BLE001 - the upload stays processing; its lease runs out, the sweeper retries it
         log.error("could not mark the upload failed", extra={"error": type(exc).__name__})
 
 
-@shared_task(bind=True, name=RETRACT_UPLOAD_TASK, acks_late=True, autoretry_for=(TransientLoadError,),
-             retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=8)
+@shared_task(bind=True, name=task_names.RETRACT_UPLOAD, acks_late=True, autoretry_for=(TransientLoadError,),
+             retry_backoff=2, retry_backoff_max=RETRY_BACKOFF_MAX_SECONDS, retry_jitter=True, max_retries=8)
 def retract_upload(self, upload_id: int) -> str:
     """Takes a retracted upload's sales out of the warehouse (those no other standing upload contains),
     in one transaction; a repeat finds it retracted and does nothing."""
@@ -275,7 +300,7 @@ def retract_upload(self, upload_id: int) -> str:
         return outcome
     except Exception as exc:  # noqa: BLE001 - classified: transient errors retry, others are logged
         error = type(getattr(exc, "orig", None) or exc).__name__
-        TASK_FAILURES.labels(RETRACT_UPLOAD_TASK, error).inc()
+        TASK_FAILURES.labels(task_names.RETRACT_UPLOAD, error).inc()
         if is_transient(exc):
             outcome = "retry"
             raise TransientLoadError(error) from None
@@ -283,71 +308,21 @@ def retract_upload(self, upload_id: int) -> str:
             "error": error, "traceback": "".join(traceback.format_tb(exc.__traceback__))})
         raise LoadFailed(error) from None
     finally:
-        TASK_DURATION.labels(RETRACT_UPLOAD_TASK, outcome).observe(time.perf_counter() - started)
+        TASK_DURATION.labels(task_names.RETRACT_UPLOAD, outcome).observe(time.perf_counter() - started)
         task_id_var.reset(task_token)
         upload_id_var.reset(upload_token)
 
 
-@shared_task(bind=True, name=SWEEP_TASK, acks_late=True, autoretry_for=(OperationalError,),
-             retry_backoff=True, max_retries=3)
-def sweep_uploads(self) -> int:
-    """Re-enqueues uploads left queued or processing past STUCK_UPLOAD_SECONDS (a lost queue, a dead
-    worker). Uploads being loaded right now are locked and skipped."""
-    ctx = _context(self)
-    depth = _record_queue_depth(ctx)
-    with ctx.db.session() as session:
-        queued = session.execute(text("SELECT count(*) FROM ingest.upload WHERE status = 'queued'")).scalar()
-        # During a long backfill, queued uploads are still in the queue: re-send them only when the
-        # queue holds fewer messages than there are queued uploads (some were lost).
-        ids = session.execute(text("""
-            UPDATE ingest.upload SET enqueued_at = now(), updated_at = now()
-            WHERE id IN (SELECT id FROM ingest.upload
-                         WHERE (status = 'processing' OR (status = 'queued' AND :resend_queued))
-                           AND updated_at < now() - make_interval(secs => :stuck)
-                         ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)
-            RETURNING id"""), {"stuck": ctx.settings.stuck_upload_seconds,
-                               "resend_queued": depth is None or depth < queued}).scalars().all()
-        session.commit()
-        # Retractions asked for and not done a sweep later: their message was lost (or the broker was down).
-        retractions = session.execute(text("""
-            SELECT id FROM ingest.upload
-            WHERE retract_requested_at IS NOT NULL AND retracted_at IS NULL
-              AND retract_requested_at < now() - make_interval(secs => :interval)
-            ORDER BY id LIMIT 1000"""), {"interval": ctx.settings.sweep_interval_seconds}).scalars().all()
-    for upload_id in sorted(ids):
-        self.app.send_task(PROCESS_UPLOAD_TASK, args=[upload_id], queue=ctx.settings.transform_queue)
-    for upload_id in retractions:
-        self.app.send_task(RETRACT_UPLOAD_TASK, args=[upload_id], queue=ctx.settings.transform_queue)
-    if ids:
-        UPLOADS_REQUEUED.inc(len(ids))
-        log.warning("re-enqueued stuck uploads", extra={"count": len(ids), "upload_ids": sorted(ids)[:50]})
-    if retractions:
-        log.warning("resent pending retractions", extra={"count": len(retractions), "upload_ids": retractions[:50]})
-    return len(ids)
-
-
-def _record_queue_depth(ctx) -> int | None:
-    try:
-        client = redis.Redis.from_url(ctx.settings.redis_url, socket_timeout=2)
-        depth = client.llen(ctx.settings.transform_queue)
-        client.close()
-    except redis.RedisError as exc:
-        log.warning("queue depth unavailable", extra={"error": type(exc).__name__})
-        return None
-    QUEUE_DEPTH.labels(ctx.settings.transform_queue).set(depth)
-    return depth
-
-
-@shared_task(bind=True, name=PURGE_TASK, acks_late=True, autoretry_for=(OperationalError,),
+@shared_task(bind=True, name=task_names.PURGE_RAW_FILES, acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
 def purge_raw_files(self) -> int:
     """Deletes the encrypted raw bytes of uploads finished (loaded or failed) longer ago than
     RAW_RETENTION_DAYS; the upload row, its sha256 and its counts stay for good."""
     ctx = _context(self)
     with ctx.db.session() as session:
-        ids = session.execute(text("""
+        ids = session.execute(text(f"""
             UPDATE ingest.upload SET raw_purged_at = now(), updated_at = now()
-            WHERE status IN ('loaded', 'failed', 'retracted') AND raw_purged_at IS NULL
+            WHERE status NOT IN {upload_states.sql_list(UNFINISHED)} AND raw_purged_at IS NULL
               AND coalesce(retracted_at, finished_at) < now() - make_interval(secs => :seconds)
             RETURNING id"""), {"seconds": ctx.settings.raw_retention_days * 86400}).scalars().all()
         if ids:
@@ -358,7 +333,7 @@ def purge_raw_files(self) -> int:
     return len(ids)
 
 
-@shared_task(bind=True, name=ERASE_CUSTOMERS_TASK, acks_late=True, autoretry_for=(OperationalError,),
+@shared_task(bind=True, name=task_names.ERASE_ORDER_CUSTOMER_DETAILS, acks_late=True, autoretry_for=(OperationalError,),
              retry_backoff=True, max_retries=3)
 def erase_order_customer_details(self) -> int:
     """Erases the customer name, address and phone of live orders not changed for ORDERS_CUSTOMER_RETENTION_DAYS

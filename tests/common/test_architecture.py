@@ -91,6 +91,17 @@ def test_production_refuses_placeholder_secrets(monkeypatch):
         Settings(_env_file=None)
 
 
+@pytest.mark.parametrize("env", ["development", "test", "production"])
+def test_the_hard_time_limit_must_exceed_the_soft_one_in_every_environment(monkeypatch, env):
+    monkeypatch.setenv("CAFEFLOW_ENV", env)
+    monkeypatch.setenv("TASK_SOFT_TIME_LIMIT", "600")
+    monkeypatch.setenv("TASK_TIME_LIMIT", "600")
+    with pytest.raises(ValidationError, match="TASK_TIME_LIMIT must be above TASK_SOFT_TIME_LIMIT"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("TASK_TIME_LIMIT", "700")
+    assert Settings(_env_file=None).task_time_limit == 700
+
+
 def test_committed_reporting_openapi_spec_is_current(settings):
     from services.reporting.app import create_app
 

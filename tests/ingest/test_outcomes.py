@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.uploads import PROCESS_UPLOAD_TASK, upload_outcome
+from services.common import task_names
+from services.common.uploads import upload_outcome
 from tests.support import REAL_FILES
 from tests.transform.helpers import load, post, rejections
 
@@ -76,7 +77,7 @@ def test_a_branch_cell_that_is_not_a_registered_branch_is_never_quoted(client, r
 def test_failed_and_waiting_uploads(client, run_task, leeds):
     waiting = post(client, b"time,branch\nnot,a sale\n", leeds).get_json()
     assert (waiting["status"], waiting["outcome"], waiting["summary"]) == ("queued", None, "Waiting to be loaded.")
-    run_task(PROCESS_UPLOAD_TASK, waiting["id"])
+    run_task(task_names.PROCESS_UPLOAD, waiting["id"])
     failed = client.get(waiting["status_url"], headers=leeds).get_json()
     assert (failed["status"], failed["outcome"]) == ("failed", "failed")
     assert failed["summary"] == f"Not loaded: {failed['error']}" and "sales row" in failed["error"]

@@ -5,7 +5,7 @@ import io
 
 from sqlalchemy import text
 
-from services.common.uploads import PROCESS_UPLOAD_TASK
+from services.common import task_names
 from tests.transform.helpers import post, scalar
 
 ROW = b'25/08/2021 09:00,Leeds,A B,"Regular Chai latte - 2.30",2.30,CASH,\n'
@@ -13,7 +13,7 @@ ROW = b'25/08/2021 09:00,Leeds,A B,"Regular Chai latte - 2.30",2.30,CASH,\n'
 
 def test_admin_backfill_is_found_by_the_branch_of_its_rows(client, run_task, admin_headers, clean):
     upload_id = post(client, ROW, admin_headers).get_json()["id"]
-    run_task(PROCESS_UPLOAD_TASK, upload_id)
+    run_task(task_names.PROCESS_UPLOAD, upload_id)
     listing = client.get("/v1/uploads?branch=Leeds", headers=admin_headers).get_json()
     assert [u["id"] for u in listing["items"]] == [upload_id]
     assert listing["items"][0]["file_branches"] == ["leeds"]
@@ -24,12 +24,12 @@ def test_reposting_a_failed_upload_retries_it_from_the_new_bytes(client, run_tas
     upload_id = post(client, ROW, admin_headers).get_json()["id"]
     with clean.begin() as conn:                      # the stored bytes are lost (disk, operator error)
         conn.execute(text("DELETE FROM ingest.upload_chunk WHERE upload_id = :id"), {"id": upload_id})
-    run_task(PROCESS_UPLOAD_TASK, upload_id)
+    run_task(task_names.PROCESS_UPLOAD, upload_id)
     failed = client.get(f"/v1/uploads/{upload_id}", headers=admin_headers).get_json()
     assert failed["status"] == "failed" and "missing" in failed["error"]
     again = post(client, ROW, admin_headers)
     assert (again.status_code, again.get_json()["id"], again.get_json()["status"]) == (202, upload_id, "queued")
-    run_task(PROCESS_UPLOAD_TASK, upload_id)
+    run_task(task_names.PROCESS_UPLOAD, upload_id)
     loaded = client.get(f"/v1/uploads/{upload_id}", headers=admin_headers).get_json()
     assert (loaded["status"], loaded["rows_loaded"], loaded["error"]) == ("loaded", 1, None)
     assert post(client, ROW, admin_headers).status_code == 200        # loaded now: a plain repeat
@@ -66,7 +66,7 @@ def test_an_upload_is_accepted_while_redis_is_down_and_swept_in_later(settings, 
     assert response.status_code == 202 and response.get_json()["status"] == "queued"
     assert redis_client.llen(settings.transform_queue) == 0
     with clean.begin() as conn:
-        conn.execute(text("UPDATE ingest.upload SET updated_at = now() - interval '1 hour'"))
+        conn.execute(text("UPDATE ingest.upload SET enqueued_at = now() - interval '1 hour'"))
     assert run_task("transform.sweep_uploads") == 1
-    run_task(PROCESS_UPLOAD_TASK, response.get_json()["id"])
+    run_task(task_names.PROCESS_UPLOAD, response.get_json()["id"])
     assert scalar(clean, "SELECT count(*) FROM warehouse.fact_transaction") == 1

@@ -8,8 +8,7 @@ from itertools import count
 
 from sqlalchemy import text
 
-from services.common.live_orders import LOAD_LIVE_ORDER_TASK
-from services.transform.celery_app import ERASE_CUSTOMERS_TASK
+from services.common import task_names
 from tests.orders.conftest import change_status, order_body
 
 NAME, ADDRESS, PHONE = "Ottilie Erasable-Customer", "7 Forget Lane, LS2", "07700 900777"
@@ -52,8 +51,8 @@ def test_orders_lose_customer_details_after_the_retention_period(api, admin, men
     _age(engine, recent_open, int(retention) - 1)
     etag_before = api.get(f"/v1/orders/{old_delivered}", headers=admin).headers["ETag"]
 
-    assert run_task(ERASE_CUSTOMERS_TASK) == 3
-    assert run_task(ERASE_CUSTOMERS_TASK) == 0                       # nothing left to erase
+    assert run_task(task_names.ERASE_ORDER_CUSTOMER_DETAILS) == 3
+    assert run_task(task_names.ERASE_ORDER_CUSTOMER_DETAILS) == 0                       # nothing left to erase
 
     for order_id in erased_ids:
         response = api.get(f"/v1/orders/{order_id}", headers=admin)
@@ -78,7 +77,7 @@ def test_an_order_abandoned_open_goes_out_again_only_once_its_details_are_entere
                                                                                   run_task, settings):
     order_id = _order(api, admin, menu)
     _age(engine, order_id, int(settings.orders_customer_retention_days) + 1)
-    assert run_task(ERASE_CUSTOMERS_TASK) == 1
+    assert run_task(task_names.ERASE_ORDER_CUSTOMER_DETAILS) == 1
     erased = api.get(f"/v1/orders/{order_id}", headers=admin)
     assert erased.get_json()["status"] == "preparing" and erased.get_json()["allowed_next"] == ["cancelled"]
 
@@ -113,17 +112,17 @@ def test_details_entered_again_are_erased_again_after_the_retention_period(api, 
     half, whole = _order(api, admin, menu), _order(api, admin, menu)
     for order_id in (half, whole):
         _age(engine, order_id, retention + 1)
-    assert run_task(ERASE_CUSTOMERS_TASK) == 2
+    assert run_task(task_names.ERASE_ORDER_CUSTOMER_DETAILS) == 2
     for order_id, body in ((half, {"customer_name": "Half Entered"}),
                            (whole, {"customer_name": "Whole Entered", "customer_address": "3 Back Road",
                                     "customer_phone": "07700 900333"})):
         etag = api.get(f"/v1/orders/{order_id}", headers=admin).headers["ETag"]
         assert api.patch(f"/v1/orders/{order_id}", json=body, headers={**admin, "If-Match": etag}).status_code == 200
-    assert run_task(ERASE_CUSTOMERS_TASK) == 0                       # just changed: kept for now
+    assert run_task(task_names.ERASE_ORDER_CUSTOMER_DETAILS) == 0                       # just changed: kept for now
 
     for order_id in (half, whole):
         _age(engine, order_id, retention + 1)
-    assert run_task(ERASE_CUSTOMERS_TASK) == 2
+    assert run_task(task_names.ERASE_ORDER_CUSTOMER_DETAILS) == 2
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT customer_order::text FROM orders.customer_order")).scalars().all()
     assert not any("Entered" in row or "Back Road" in row or "900333" in row for row in rows)
@@ -137,7 +136,7 @@ def test_an_order_erased_while_out_can_still_be_delivered_without_a_customer(api
     order_id = _order(api, admin, menu)
     assert change_status(api, admin, order_id, "out_for_delivery").status_code == 200
     _age(engine, order_id, int(settings.orders_customer_retention_days) + 1)
-    assert run_task(ERASE_CUSTOMERS_TASK) == 1
+    assert run_task(task_names.ERASE_ORDER_CUSTOMER_DETAILS) == 1
     assert api.get(f"/v1/orders/{order_id}", headers=admin).get_json()["allowed_next"] == ["delivered", "cancelled"]
 
     delivered = change_status(api, admin, order_id, "delivered")
@@ -146,7 +145,7 @@ def test_an_order_erased_while_out_can_still_be_delivered_without_a_customer(api
         outbox_id, payload = conn.execute(text("SELECT id, payload FROM orders.outbox WHERE order_id = :id"),
                                           {"id": order_id}).one()
     assert payload["customer_key"] is None                         # nobody to pseudonymise: not a customer
-    assert run_task(LOAD_LIVE_ORDER_TASK, outbox_id) in ("loaded", "duplicate")
+    assert run_task(task_names.LOAD_LIVE_ORDER, outbox_id) in ("loaded", "duplicate")
     with engine.connect() as conn:
         sale = conn.execute(text("SELECT customer_key FROM warehouse.fact_transaction WHERE source = 'live'")).one()
     assert sale.customer_key is None
@@ -156,10 +155,10 @@ def test_an_erased_delivered_order_still_reaches_the_warehouse_once(api, admin, 
     order_id = _order(api, admin, menu)
     _finish(api, admin, order_id, "delivered")
     _age(engine, order_id, int(settings.orders_customer_retention_days) + 1)
-    assert run_task(ERASE_CUSTOMERS_TASK) == 1
+    assert run_task(task_names.ERASE_ORDER_CUSTOMER_DETAILS) == 1
     with engine.connect() as conn:
         outbox_id = conn.execute(text("SELECT id FROM orders.outbox WHERE order_id = :id"), {"id": order_id}).scalar()
-    assert run_task(LOAD_LIVE_ORDER_TASK, outbox_id) in ("loaded", "duplicate")
+    assert run_task(task_names.LOAD_LIVE_ORDER, outbox_id) in ("loaded", "duplicate")
     with engine.connect() as conn:
         sales = conn.execute(text("SELECT count(*), min(customer_key::text) FROM warehouse.fact_transaction "
                                   "WHERE source = 'live'")).one()
@@ -167,8 +166,8 @@ def test_an_erased_delivered_order_still_reaches_the_warehouse_once(api, admin, 
 
 
 def test_beat_runs_the_erasure_hourly(celery_app):
-    entry = celery_app.conf.beat_schedule[ERASE_CUSTOMERS_TASK]
-    assert (entry["task"], entry["schedule"]) == (ERASE_CUSTOMERS_TASK, 3600.0)
+    entry = celery_app.conf.beat_schedule[task_names.ERASE_ORDER_CUSTOMER_DETAILS]
+    assert (entry["task"], entry["schedule"]) == (task_names.ERASE_ORDER_CUSTOMER_DETAILS, 3600.0)
 
 
 def test_the_migration_downgrades_and_upgrades_again_with_erased_orders(api, admin, menu, engine, run_task,
@@ -182,7 +181,7 @@ def test_the_migration_downgrades_and_upgrades_again_with_erased_orders(api, adm
     order_id = _order(api, admin, menu)
     _finish(api, admin, order_id, "cancelled")
     _age(engine, order_id, int(settings.orders_customer_retention_days) + 1)
-    assert run_task(ERASE_CUSTOMERS_TASK) == 1
+    assert run_task(task_names.ERASE_ORDER_CUSTOMER_DETAILS) == 1
     orders_history = next(h for h in HISTORIES if h.schema == "orders")
 
     def migrate(step, revision: str) -> None:
@@ -194,7 +193,7 @@ def test_the_migration_downgrades_and_upgrades_again_with_erased_orders(api, adm
     try:
         migrate(command.downgrade, "0003_customer_details_retention")
         _age(engine, abandoned, int(settings.orders_customer_retention_days) + 1)
-        assert run_task(ERASE_CUSTOMERS_TASK) == 0                   # 0003's rule again: finished orders only
+        assert run_task(task_names.ERASE_ORDER_CUSTOMER_DETAILS) == 0  # 0003's rule again: finished orders only
         migrate(command.downgrade, "0002_reporting_reads_users")
         with engine.connect() as conn:
             assert conn.execute(text("SELECT customer_name FROM orders.customer_order WHERE id = :id"),
@@ -204,4 +203,4 @@ def test_the_migration_downgrades_and_upgrades_again_with_erased_orders(api, adm
     order = api.get(f"/v1/orders/{order_id}", headers=admin).get_json()
     assert order["customer_name"] == "" and order["customer_details_erased_at"] is None
     _age(engine, abandoned, int(settings.orders_customer_retention_days) + 1)
-    assert run_task(ERASE_CUSTOMERS_TASK) == 1                       # 0004's rule: the open one
+    assert run_task(task_names.ERASE_ORDER_CUSTOMER_DETAILS) == 1                       # 0004's rule: the open one

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from services.common.live_orders import LOAD_LIVE_ORDER_TASK
+from services.common import task_names
 from services.orders.workflow import STATUSES, TRANSITIONS
 from tests.orders.conftest import change_status, order_body
 from tests.signin import add_user, form_sign_in
@@ -53,12 +53,13 @@ def test_take_assign_send_and_deliver_an_order(api, admin, menu, clean, run_task
     payload_text = str(outbox.payload)
     for personal in ("Zoë", "Quarterly", "Test Street", "900123"):
         assert personal not in payload_text
-    queued = [m for m in redis_client.lrange(settings.transform_queue, 0, -1) if LOAD_LIVE_ORDER_TASK.encode() in m]
+    queued = [m for m in redis_client.lrange(settings.transform_queue, 0, -1)
+              if task_names.LOAD_LIVE_ORDER.encode() in m]
     assert len(queued) == 1
 
     # A worker loads it; the same message delivered again adds nothing.
-    assert run_task(LOAD_LIVE_ORDER_TASK, outbox.id) == "loaded"
-    assert run_task(LOAD_LIVE_ORDER_TASK, outbox.id) == "duplicate"
+    assert run_task(task_names.LOAD_LIVE_ORDER, outbox.id) == "loaded"
+    assert run_task(task_names.LOAD_LIVE_ORDER, outbox.id) == "duplicate"
     with clean.connect() as conn:
         facts = conn.execute(text("""
             SELECT t.total, t.source, t.payment_method, t.customer_key, b.name AS branch, t.occurred_at

@@ -9,8 +9,7 @@ import pytest
 
 from sqlalchemy import text
 
-from services.common.live_orders import LOAD_LIVE_ORDER_TASK
-from services.common.uploads import PROCESS_UPLOAD_TASK
+from services.common import task_names
 from tests.realdata import real_files
 from tests.support import ADMIN_TOKEN, reset_state
 
@@ -28,7 +27,7 @@ def load_files(settings, celery_app, paths: list[Path]) -> list[int]:
         response = ingest.post("/v1/uploads", data={"file": (io.BytesIO(path.read_bytes()), path.name)}, headers=ADMIN)
         assert response.status_code in (200, 202), response.get_json()
         upload_id = response.get_json()["id"]
-        result = celery_app.tasks[PROCESS_UPLOAD_TASK].apply(args=[upload_id])
+        result = celery_app.tasks[task_names.PROCESS_UPLOAD].apply(args=[upload_id])
         assert result.successful() and result.result == "loaded", result.result
         ids.append(upload_id)
     return ids
@@ -81,5 +80,5 @@ def deliver_order(orders, engine, celery_app, lines: list[tuple[dict, int]], bra
         assert moved.status_code == 200, moved.get_json()
     with engine.connect() as conn:
         outbox_id = conn.execute(text("SELECT id FROM orders.outbox WHERE order_id = :o"), {"o": order["id"]}).scalar()
-    assert celery_app.tasks[LOAD_LIVE_ORDER_TASK].apply(args=[outbox_id]).result == "loaded"
+    assert celery_app.tasks[task_names.LOAD_LIVE_ORDER].apply(args=[outbox_id]).result == "loaded"
     return order

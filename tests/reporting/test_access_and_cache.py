@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from services.common import task_names
 from services.cli import main as cli
 from services.common.auth import UserClaims, issue_user_token
 from tests.realdata import real_files
@@ -177,7 +178,6 @@ def test_coverage_follows_failed_and_late_files(reporting_app, settings, celery_
     """A file that fails changes coverage without changing the warehouse version: the cache must see it."""
     import io
 
-    from services.common.uploads import PROCESS_UPLOAD_TASK
     from services.ingest.app import create_app as create_ingest
 
     client = reporting_app.test_client()
@@ -193,7 +193,7 @@ def test_coverage_follows_failed_and_late_files(reporting_app, settings, celery_
         "file": (io.BytesIO(b"this,is,not,a,till,file\n"), "leeds_26-08-2021_09-00-00.csv")})
     upload_id = posted.get_json()["id"]
     assert client.get(url, headers=ADMIN).get_json()["branches"][0]["status"] == ["loaded", "pending"]
-    celery_app.tasks[PROCESS_UPLOAD_TASK].apply(args=[upload_id])
+    celery_app.tasks[task_names.PROCESS_UPLOAD].apply(args=[upload_id])
     after = client.get(url, headers=ADMIN)
     assert after.headers["X-Cache"] == "miss"
     leeds = after.get_json()["branches"][0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from services.common.uploads import PROCESS_UPLOAD_TASK
+from services.common import task_names
 from tests.reporting.conftest import ADMIN, get_json
 
 DAY = "05-09-2021"
@@ -15,7 +15,7 @@ LEEDS_ROW = b'05/09/2021 09:00,Leeds,Ann Lee,"Regular Latte - 2.15",2.15,CASH,\n
 def _post_and_load(ingest, celery_app, headers, content: bytes, name: str) -> dict:
     posted = ingest.post("/v1/uploads", headers=headers, data={"file": (io.BytesIO(content), name)})
     assert posted.status_code == 202, posted.get_json()
-    celery_app.tasks[PROCESS_UPLOAD_TASK].apply(args=[posted.get_json()["id"]])
+    celery_app.tasks[task_names.PROCESS_UPLOAD].apply(args=[posted.get_json()["id"]])
     return ingest.get(f"/v1/uploads/{posted.get_json()['id']}", headers=headers).get_json()
 
 

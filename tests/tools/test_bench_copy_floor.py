@@ -8,7 +8,7 @@ import io
 from sqlalchemy import text
 
 from bench.copy_floor import FACT_TABLES, LOAD_TABLES, run_copy_floor
-from services.common.uploads import PROCESS_UPLOAD_TASK
+from services.common import task_names
 from tests.support import REAL_FILES
 
 NOT_WRITTEN_BY_LOADS = {"warehouse.alembic_version", "warehouse.version", "warehouse.dim_branch",
@@ -20,7 +20,7 @@ def load_real_files(client, admin_headers, run_task, count: int) -> None:
         response = client.post("/v1/uploads", data={"file": (io.BytesIO(path.read_bytes()), path.name)},
                                headers=admin_headers)
         assert response.status_code == 202, response.get_json()
-        assert run_task(PROCESS_UPLOAD_TASK, response.get_json()["id"]) == "loaded"
+        assert run_task(task_names.PROCESS_UPLOAD, response.get_json()["id"]) == "loaded"
 
 
 def table_digests(engine, tables) -> dict[str, tuple[int, str]]:

@@ -4,7 +4,7 @@ import io
 
 from sqlalchemy import text
 
-from services.common.uploads import PROCESS_UPLOAD_TASK
+from services.common import task_names
 
 
 def post(client, content: bytes, headers, name: str = "branch.csv"):
@@ -18,7 +18,7 @@ def load(client, run_task, content: bytes, headers, name: str = "branch.csv") ->
     response = post(client, content, headers, name)
     assert response.status_code in (200, 202), response.get_json()
     upload_id = response.get_json()["id"]
-    run_task(PROCESS_UPLOAD_TASK, upload_id)
+    run_task(task_names.PROCESS_UPLOAD, upload_id)
     status = client.get(f"/v1/uploads/{upload_id}", headers=headers)
     assert status.status_code == 200
     return status.get_json()

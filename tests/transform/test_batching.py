@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from services.common.uploads import PROCESS_UPLOAD_TASK
+from services.common import task_names
 from tests.transform.helpers import post, rejections, scalar
 
 SALE_1 = '25/08/2021 09:00,Leeds,Thomas Douglas,"Regular Chai latte - 2.30",2.30,CASH,\n'
@@ -31,7 +31,7 @@ def test_one_task_loads_the_queued_uploads_each_with_its_own_outcome(client, run
     overlapping = post(client, (SALE_1 + SALE_3).encode(), admin_headers).get_json()["id"]
     repeated = post(client, (SALE_3 + SALE_3).encode(), admin_headers).get_json()["id"]
 
-    assert run_task(PROCESS_UPLOAD_TASK, first) == "loaded"
+    assert run_task(task_names.PROCESS_UPLOAD, first) == "loaded"
 
     assert counts(status(client, first, admin_headers)) == ("loaded", 2, 1, 0)
     failed = status(client, garbage, admin_headers)
@@ -54,7 +54,7 @@ def test_one_task_loads_the_queued_uploads_each_with_its_own_outcome(client, run
     assert by_upload == {first: 2, overlapping: 1, repeated: 1}
     # Their own messages arrive later and find nothing left to do.
     for other in (garbage, overlapping, repeated):
-        assert run_task(PROCESS_UPLOAD_TASK, other) == "skipped"
+        assert run_task(task_names.PROCESS_UPLOAD, other) == "skipped"
 
 
 def test_a_database_error_in_a_batch_fails_only_the_upload_that_caused_it(client, run_task, admin_headers, clean,
@@ -75,14 +75,14 @@ def test_a_database_error_in_a_batch_fails_only_the_upload_that_caused_it(client
                 FOR EACH ROW EXECUTE FUNCTION warehouse.refuse_upload();"""))
     try:
         # The batch fails; the claimed upload is loaded alone and the others go back to the queue.
-        assert run_task(PROCESS_UPLOAD_TASK, first) == "loaded"
+        assert run_task(task_names.PROCESS_UPLOAD, first) == "loaded"
         assert status(client, poisoned, admin_headers)["status"] == "queued"
         assert status(client, healthy, admin_headers)["status"] == "queued"
         assert redis_client.llen(settings.transform_queue) == 2
         # Each is then loaded alone: the poisoned one fails with a readable error, the other loads.
-        assert run_task(PROCESS_UPLOAD_TASK, healthy) == "loaded"
+        assert run_task(task_names.PROCESS_UPLOAD, healthy) == "loaded"
         with pytest.raises(Exception) as raised:     # the task raises after recording the failure
-            run_task(PROCESS_UPLOAD_TASK, poisoned)
+            run_task(task_names.PROCESS_UPLOAD, poisoned)
         assert type(raised.value).__name__ == "LoadFailed"
         failed = status(client, poisoned, admin_headers)
         assert failed["status"] == "failed" and "internal error" in failed["error"]

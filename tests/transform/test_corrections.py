@@ -12,8 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from services.common.live_orders import LOAD_LIVE_ORDER_TASK
-from services.common.uploads import PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK
+from services.common import task_names
 from tests.orders.conftest import PASSWORD, Menu, change_status, order_body
 from tests.support import ADMIN_TOKEN, REAL_FILES
 
@@ -57,14 +56,14 @@ def post(ingest, content: bytes, name: str, mode: str | None = None, headers=ADM
 
 def load(ingest, run_task, content: bytes, name: str, mode: str | None = None, headers=ADMIN) -> dict:
     upload = post(ingest, content, name, mode, headers)
-    run_task(PROCESS_UPLOAD_TASK, upload["id"])
+    run_task(task_names.PROCESS_UPLOAD, upload["id"])
     return ingest.get(f"/v1/uploads/{upload['id']}", headers=headers).get_json()
 
 
 def retract(ingest, run_task, upload_id: int, reason: str = "posted by mistake", headers=ADMIN):
     response = ingest.delete(f"/v1/uploads/{upload_id}", json={"reason": reason}, headers=headers)
     if response.status_code == 202:
-        run_task(RETRACT_UPLOAD_TASK, upload_id)
+        run_task(task_names.RETRACT_UPLOAD, upload_id)
     return response
 
 
@@ -229,7 +228,7 @@ def test_retraction_rules_and_errors(ingest, run_task, branch_token, engine):
     # The posting branch may; the reason also works as a query parameter.
     response = ingest.delete(f"/v1/uploads/{upload['id']}?reason=wrong%20day", headers=leeds)
     assert response.status_code == 202 and response.get_json()["retraction"]["reason"] == "wrong day"
-    run_task(RETRACT_UPLOAD_TASK, upload["id"])
+    run_task(task_names.RETRACT_UPLOAD, upload["id"])
     assert facts(engine) == []
     # retry refuses a retracted upload
     from services.cli import main
@@ -240,7 +239,7 @@ def test_retraction_rules_and_errors(ingest, run_task, branch_token, engine):
 def test_retracting_a_queued_upload_means_it_never_loads(ingest, run_task, engine):
     upload = post(ingest, (REAL_FILES / LEEDS_DAY).read_bytes(), LEEDS_DAY)
     assert retract(ingest, run_task, upload["id"]).status_code == 202
-    assert run_task(PROCESS_UPLOAD_TASK, upload["id"]) == "skipped"
+    assert run_task(task_names.PROCESS_UPLOAD, upload["id"]) == "skipped"
     body = ingest.get(f"/v1/uploads/{upload['id']}", headers=ADMIN).get_json()
     assert (body["status"], body["rows_loaded"], body["rows_retracted"]) == ("retracted", 0, 0)
     assert facts(engine) == []
@@ -317,7 +316,7 @@ def test_a_refunded_delivery_leaves_the_warehouse_exactly_once(orders, reporting
     kept = _delivered_order(orders, menu, "Grace Hopper")
     refunded = _delivered_order(orders, menu)
     for order_id in (kept, refunded):
-        assert run_task(LOAD_LIVE_ORDER_TASK, _outbox(engine, order_id, "delivery")) == "loaded"
+        assert run_task(task_names.LOAD_LIVE_ORDER, _outbox(engine, order_id, "delivery")) == "loaded"
     assert _live_report(reporting) == (2, Decimal("12.90"))
 
     order = orders.get(f"/v1/orders/{refunded}", headers=ADMIN).get_json()
@@ -341,8 +340,8 @@ def test_a_refunded_delivery_leaves_the_warehouse_exactly_once(orders, reporting
     assert body["history"][-1]["reason"] == "arrived cold" and body["history"][-1]["to_status"] == "refunded"
 
     refund = _outbox(engine, refunded, "refund")
-    assert run_task(LOAD_LIVE_ORDER_TASK, refund) == "refunded"
-    assert run_task(LOAD_LIVE_ORDER_TASK, refund) == "duplicate"          # a resend is a no-op
+    assert run_task(task_names.LOAD_LIVE_ORDER, refund) == "refunded"
+    assert run_task(task_names.LOAD_LIVE_ORDER, refund) == "duplicate"          # a resend is a no-op
     assert _live_report(reporting) == (1, Decimal("6.45"))
     exact()
     with engine.connect() as conn:
@@ -356,8 +355,8 @@ def test_a_refund_handled_before_its_delivery_keeps_the_sale_out(orders, reporti
     orders.post(f"/v1/orders/{order_id}/status", json={"status": "refunded", "reason": "never arrived"},
                 headers={**ADMIN, "If-Match": "*"})
     # The delivery's message was lost; the refund's arrives first.
-    assert run_task(LOAD_LIVE_ORDER_TASK, _outbox(engine, order_id, "refund")) == "duplicate"
-    assert run_task(LOAD_LIVE_ORDER_TASK, _outbox(engine, order_id, "delivery")) == "duplicate"
+    assert run_task(task_names.LOAD_LIVE_ORDER, _outbox(engine, order_id, "refund")) == "duplicate"
+    assert run_task(task_names.LOAD_LIVE_ORDER, _outbox(engine, order_id, "delivery")) == "duplicate"
     assert _live_report(reporting) == (0, Decimal(0))
     assert facts(engine) == []
     exact()
@@ -374,7 +373,7 @@ def test_forgetting_a_customer_unlinks_every_sale_and_keeps_the_figures(ingest, 
     menu = _menu(orders)
     # A customer who bought at the till that day also ordered live: one returning customer.
     order_id = _delivered_order(orders, menu, "thomas douglas")
-    run_task(LOAD_LIVE_ORDER_TASK, _outbox(engine, order_id, "delivery"))
+    run_task(task_names.LOAD_LIVE_ORDER, _outbox(engine, order_id, "delivery"))
     from tests.support import SECRET_KEY
     key = customer_pseudonym(SECRET_KEY, "Thomas Douglas")
 

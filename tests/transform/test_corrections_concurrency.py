@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from services.common.uploads import PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK
+from services.common import task_names
 from services.tools.generate import generate
 from tests.support import ADMIN_TOKEN, CLI, REAL_FILES, wait_until
 
@@ -84,9 +84,9 @@ def assert_exact(engine) -> None:
 
 def test_two_retractions_of_one_upload_retract_it_once(ingest, celery_app, engine):
     upload_id = post(ingest, LEEDS_DAY.read_bytes())
-    task(celery_app, PROCESS_UPLOAD_TASK, upload_id)()
+    task(celery_app, task_names.PROCESS_UPLOAD, upload_id)()
     assert ingest.delete(f"/v1/uploads/{upload_id}", json={"reason": "twice"}, headers=ADMIN).status_code == 202
-    retraction = task(celery_app, RETRACT_UPLOAD_TASK, upload_id)
+    retraction = task(celery_app, task_names.RETRACT_UPLOAD, upload_id)
     outcomes = at_once(retraction, retraction)
     assert sorted(outcomes) == ["already_retracted", "retracted"]
     with engine.connect() as conn:
@@ -98,11 +98,12 @@ def test_two_retractions_of_one_upload_retract_it_once(ingest, celery_app, engin
 @pytest.mark.parametrize("round_", range(3))
 def test_a_replacement_and_an_append_of_one_day_end_as_one_serial_order(ingest, celery_app, engine, round_):
     lines = LEEDS_DAY.read_bytes().splitlines(keepends=True)
-    task(celery_app, PROCESS_UPLOAD_TASK, post(ingest, b"".join(lines)))()
+    task(celery_app, task_names.PROCESS_UPLOAD, post(ingest, b"".join(lines)))()
     replacement, appended = lines[:200], lines[150:300] + [
         lines[0].replace(b"25/08/2021 09:00", b"25/08/2021 21:59")]        # one sale no other file has
     replace_id, append_id = post(ingest, b"".join(replacement), "replace"), post(ingest, b"".join(appended))
-    calls = [task(celery_app, PROCESS_UPLOAD_TASK, replace_id), task(celery_app, PROCESS_UPLOAD_TASK, append_id)]
+    calls = [task(celery_app, task_names.PROCESS_UPLOAD, replace_id),
+             task(celery_app, task_names.PROCESS_UPLOAD, append_id)]
     assert at_once(*(calls if round_ % 2 == 0 else calls[::-1])) == ["loaded", "loaded"]
     replace_then_append = sales_of(replacement) | sales_of(appended)    # union: a shared sale is one sale
     append_then_replace = sales_of(replacement)
@@ -113,17 +114,17 @@ def test_a_replacement_and_an_append_of_one_day_end_as_one_serial_order(ingest, 
 def test_a_retraction_racing_a_load_that_shares_its_sales_ends_exact(ingest, celery_app, engine):
     lines = LEEDS_DAY.read_bytes().splitlines(keepends=True)
     first = post(ingest, b"".join(lines[:250]))
-    task(celery_app, PROCESS_UPLOAD_TASK, first)()
+    task(celery_app, task_names.PROCESS_UPLOAD, first)()
     second = post(ingest, b"".join(lines[100:]))
     assert ingest.delete(f"/v1/uploads/{first}", json={"reason": "race"}, headers=ADMIN).status_code == 202
-    assert sorted(at_once(task(celery_app, RETRACT_UPLOAD_TASK, first),
-                          task(celery_app, PROCESS_UPLOAD_TASK, second))) == ["loaded", "retracted"]
+    assert sorted(at_once(task(celery_app, task_names.RETRACT_UPLOAD, first),
+                          task(celery_app, task_names.PROCESS_UPLOAD, second))) == ["loaded", "retracted"]
     # Whichever went first, exactly the second file's sales stand.
     assert standing(engine) == sales_of(lines[100:])
     assert_exact(engine)
 
 
-FAST_SWEEP = {"STUCK_UPLOAD_SECONDS": "3", "SWEEP_INTERVAL_SECONDS": "1"}
+FAST_SWEEP = {"UPLOAD_LEASE_SECONDS": "3", "SWEEP_INTERVAL_SECONDS": "1"}
 
 
 def test_a_worker_killed_mid_correction_leaves_nothing_half_done(stack, clean, tmp_path):
@@ -189,7 +190,7 @@ def test_a_retraction_waits_for_a_load_of_another_branch_adding_the_same_custome
     from services.transform.parse import SaleBuilder
 
     leeds = post(ingest, b"25/08/2021 09:00,Leeds,Ada Example,Regular Latte - 2.15,2.15,CASH,\n")
-    task(celery_app, PROCESS_UPLOAD_TASK, leeds)()
+    task(celery_app, task_names.PROCESS_UPLOAD, leeds)()
     birmingham = post(ingest, b"25/08/2021 10:00,Birmingham,Ada Example,Regular Latte - 2.15,2.15,CASH,\n")
     assert ingest.delete(f"/v1/uploads/{leeds}", json={"reason": "wrong file"}, headers=ADMIN).status_code == 202
 
@@ -204,7 +205,8 @@ def test_a_retraction_waits_for_a_load_of_another_branch_adding_the_same_custome
         assert result.loaded[birmingham].rows_loaded == 1          # in the load's transaction, not committed
 
         outcome: list = []
-        retraction = threading.Thread(target=lambda: outcome.append(task(celery_app, RETRACT_UPLOAD_TASK, leeds)()))
+        retract = task(celery_app, task_names.RETRACT_UPLOAD, leeds)
+        retraction = threading.Thread(target=lambda: outcome.append(retract()))
         retraction.start()
         waiting = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                    "AND wait_event_type = 'Lock' AND wait_event = 'advisory'")

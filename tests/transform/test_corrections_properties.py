@@ -22,8 +22,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
     run_state_machine_as_test
 from sqlalchemy.orm import Session
 
-from services.common.live_orders import LOAD_LIVE_ORDER_TASK, customer_pseudonym
-from services.common.uploads import PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK
+from services.common import task_names
+from services.common.live_orders import customer_pseudonym
 from services.tools.generate import generate
 from tests.reporting.test_reports_real_files import CUSTOMERS_PLAIN, LOCAL, ROW_KEYS, figures, plain, plain_sales
 from tests.support import ADMIN_TOKEN, SECRET_KEY, reset_state
@@ -133,7 +133,7 @@ def test_corrections_keep_every_figure_exact(engine, redis_client, settings, cel
                 assert response.status_code == 200 and upload_id == self.posted[(content, mode)]
                 return
             assert response.status_code == 202
-            assert run(PROCESS_UPLOAD_TASK, upload_id) == "loaded"
+            assert run(task_names.PROCESS_UPLOAD, upload_id) == "loaded"
             mine = set(_identities(lines))
             if mode == "replace":
                 covered = {(_sale(line)[0], _sale(line)[1].date()) for line in lines}
@@ -151,7 +151,7 @@ def test_corrections_keep_every_figure_exact(engine, redis_client, settings, cel
             response = self.ingest.delete(f"/v1/uploads/{upload_id}", json={"reason": "property test"},
                                           headers=ADMIN)
             assert response.status_code == 202
-            assert run(RETRACT_UPLOAD_TASK, upload_id) == "retracted"
+            assert run(task_names.RETRACT_UPLOAD, upload_id) == "retracted"
             del self.claims[upload_id]
             self.posted = {k: v for k, v in self.posted.items() if v != upload_id}
 
@@ -170,7 +170,7 @@ def test_corrections_keep_every_figure_exact(engine, redis_client, settings, cel
                 moved = self.orders.post(f"/v1/orders/{order['id']}/status", json={"status": status},
                                          headers={**ADMIN, "If-Match": "*"})
                 assert moved.status_code == 200, moved.get_json()
-            assert run(LOAD_LIVE_ORDER_TASK, self._outbox(order["id"], "delivery")) == "loaded"
+            assert run(task_names.LOAD_LIVE_ORDER, self._outbox(order["id"], "delivery")) == "loaded"
             self.live[order["id"]] = Decimal("2.45") * quantity
 
         @precondition(lambda self: self.live)
@@ -181,8 +181,8 @@ def test_corrections_keep_every_figure_exact(engine, redis_client, settings, cel
                                      headers={**ADMIN, "If-Match": "*"})
             assert moved.status_code == 200, moved.get_json()
             outbox = self._outbox(order_id, "refund")
-            assert run(LOAD_LIVE_ORDER_TASK, outbox) == "refunded"
-            assert run(LOAD_LIVE_ORDER_TASK, outbox) == "duplicate"
+            assert run(task_names.LOAD_LIVE_ORDER, outbox) == "refunded"
+            assert run(task_names.LOAD_LIVE_ORDER, outbox) == "duplicate"
             del self.live[order_id]
 
         @rule(name=st.sampled_from(REGULARS))

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from services.common.live_orders import LOAD_LIVE_ORDER_TASK, SWEEP_LIVE_ORDERS_TASK
+from services.common import task_names
 from tests.orders.conftest import Menu, change_status, order_body
 from tests.support import ADMIN_TOKEN, free_port
 
@@ -48,7 +48,7 @@ def _queued_outbox_ids(redis_client, queue: str) -> list[int]:
     ids = []
     for raw in redis_client.lrange(queue, 0, -1):
         message = json.loads(raw)
-        if message["headers"]["task"] == LOAD_LIVE_ORDER_TASK:
+        if message["headers"]["task"] == task_names.LOAD_LIVE_ORDER:
             ids.append(json.loads(__import__("base64").b64decode(message["body"]))[0][0])
     return ids
 
@@ -85,28 +85,28 @@ def test_broker_outage_delays_the_sale_and_the_sweeper_loads_it_exactly_once(
     assert outbox.loaded_at is None
 
     # Before the resend timeout the sweeper leaves it alone (its first send may still arrive).
-    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 0
+    assert run_task(task_names.SWEEP_LIVE_ORDERS) == 0
     with clean.begin() as conn:   # time passes
         conn.execute(text("UPDATE orders.outbox SET sent_at = now() - make_interval(secs => :s)"),
                       {"s": settings.live_order_resend_seconds + 1})
-    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 1
-    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 0    # just resent: not again at once
+    assert run_task(task_names.SWEEP_LIVE_ORDERS) == 1
+    assert run_task(task_names.SWEEP_LIVE_ORDERS) == 0    # just resent: not again at once
     queued = _queued_outbox_ids(redis_client, settings.transform_queue)
     assert queued == [outbox.id]
 
     # The worker consumes the message; a duplicate delivery of it (or of a later resend) adds nothing.
-    assert run_task(LOAD_LIVE_ORDER_TASK, queued[0]) == "loaded"
-    assert run_task(LOAD_LIVE_ORDER_TASK, queued[0]) == "duplicate"
+    assert run_task(task_names.LOAD_LIVE_ORDER, queued[0]) == "loaded"
+    assert run_task(task_names.LOAD_LIVE_ORDER, queued[0]) == "duplicate"
     with clean.begin() as conn:   # even if the loaded mark were lost, the natural key holds
         conn.execute(text("UPDATE orders.outbox SET loaded_at = NULL"))
-    assert run_task(LOAD_LIVE_ORDER_TASK, queued[0]) == "duplicate"
+    assert run_task(task_names.LOAD_LIVE_ORDER, queued[0]) == "duplicate"
     with clean.connect() as conn:
         facts = conn.execute(text("SELECT total, source FROM warehouse.fact_transaction")).all()
         rollup = conn.execute(text("SELECT sum(transactions), sum(revenue) FROM warehouse.rollup_sales_hour")).one()
         assert conn.execute(text("SELECT loaded_at IS NOT NULL FROM orders.outbox")).scalar()
     assert [tuple(f) for f in facts] == [(Decimal("7.00"), "live")]
     assert tuple(rollup) == (1, Decimal("7.00"))
-    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 0
+    assert run_task(task_names.SWEEP_LIVE_ORDERS) == 0
 
 
 def test_live_sales_share_dimensions_with_file_sales(api, clean, run_task, settings):
@@ -119,7 +119,7 @@ def test_live_sales_share_dimensions_with_file_sales(api, clean, run_task, setti
     _deliver(api, menu)
     with clean.connect() as conn:
         outbox_id = conn.execute(text("SELECT id FROM orders.outbox")).scalar()
-    assert run_task(LOAD_LIVE_ORDER_TASK, outbox_id) == "loaded"
+    assert run_task(task_names.LOAD_LIVE_ORDER, outbox_id) == "loaded"
     with clean.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM warehouse.dim_branch")).scalar() == 1
         assert conn.execute(text("SELECT product_key FROM warehouse.dim_product ORDER BY id")).scalars().all() == [
@@ -127,7 +127,7 @@ def test_live_sales_share_dimensions_with_file_sales(api, clean, run_task, setti
 
 
 def test_the_beat_schedule_has_the_live_order_sweeper(celery_app):
-    assert celery_app.conf.beat_schedule[SWEEP_LIVE_ORDERS_TASK]["task"] == SWEEP_LIVE_ORDERS_TASK
+    assert celery_app.conf.beat_schedule[task_names.SWEEP_LIVE_ORDERS]["task"] == task_names.SWEEP_LIVE_ORDERS
     assert "services.transform.live" in celery_app.conf.include
 
 
@@ -187,12 +187,12 @@ def test_the_sweeper_waits_longer_after_every_send_and_never_gives_up(api, clean
                               "send_count = :n"), {"s": seconds, "n": sends})
 
     age(resend + 1, 1)
-    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 1          # after one send: resend after 1x
+    assert run_task(task_names.SWEEP_LIVE_ORDERS) == 1          # after one send: resend after 1x
     age(resend + 1, 2)
-    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 0          # after two: the wait doubled
+    assert run_task(task_names.SWEEP_LIVE_ORDERS) == 0          # after two: the wait doubled
     age(2 * resend + 1, 2)
-    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 1
+    assert run_task(task_names.SWEEP_LIVE_ORDERS) == 1
     age(63 * resend, 50)
-    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 0          # capped at 64x ...
+    assert run_task(task_names.SWEEP_LIVE_ORDERS) == 0          # capped at 64x ...
     age(64 * resend + 1, 50)
-    assert run_task(SWEEP_LIVE_ORDERS_TASK) == 1          # ... and still resent, never abandoned
+    assert run_task(task_names.SWEEP_LIVE_ORDERS) == 1          # ... and still resent, never abandoned

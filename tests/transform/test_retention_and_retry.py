@@ -4,8 +4,8 @@ from __future__ import annotations
 from click.testing import CliRunner
 from sqlalchemy import text
 
+from services.common import task_names
 from services.cli import main
-from services.transform.celery_app import PURGE_TASK, SWEEP_TASK
 from tests.transform.helpers import load, post, scalar
 
 ROW = b'25/08/2021 09:00,Leeds,A B,"Regular Chai latte - 2.30",2.30,CASH,\n'
@@ -14,10 +14,10 @@ ROW = b'25/08/2021 09:00,Leeds,A B,"Regular Chai latte - 2.30",2.30,CASH,\n'
 def test_raw_bytes_are_purged_after_retention(client, run_task, admin_headers, clean):
     upload = load(client, run_task, ROW, admin_headers)
     assert scalar(clean, "SELECT count(*) FROM ingest.upload_chunk") == 1
-    assert run_task(PURGE_TASK) == 0                          # loaded just now: kept
+    assert run_task(task_names.PURGE_RAW_FILES) == 0                          # loaded just now: kept
     with clean.begin() as conn:
         conn.execute(text("UPDATE ingest.upload SET finished_at = now() - interval '8 days'"))
-    assert run_task(PURGE_TASK) == 1
+    assert run_task(task_names.PURGE_RAW_FILES) == 1
     assert scalar(clean, "SELECT count(*) FROM ingest.upload_chunk") == 0
     after = client.get(f"/v1/uploads/{upload['id']}", headers=admin_headers).get_json()
     assert (after["raw_retained"], after["rows_loaded"], after["sha256"]) == (False, 1, upload["sha256"])
@@ -48,9 +48,9 @@ def test_sweeper_requeues_only_stuck_uploads(client, run_task, admin_headers, cl
     stuck = post(client, ROW.replace(b"A B", b"C D"), admin_headers).get_json()["id"]
     redis_client.delete(settings.transform_queue)
     with clean.begin() as conn:
-        conn.execute(text("UPDATE ingest.upload SET updated_at = now() - interval '1 hour' WHERE id = :id"),
+        conn.execute(text("UPDATE ingest.upload SET enqueued_at = now() - interval '1 hour' WHERE id = :id"),
                      {"id": stuck})
-    assert run_task(SWEEP_TASK) == 1
+    assert run_task(task_names.SWEEP_UPLOADS) == 1
     assert redis_client.llen(settings.transform_queue) == 1
     assert fresh != stuck
 

@@ -67,7 +67,7 @@ def test_sweeper_resends_queued_uploads_only_when_the_queue_lost_them(client, ru
     if not queue_holds_it:
         redis_client.delete(settings.transform_queue)
     with clean.begin() as conn:
-        conn.execute(text("UPDATE ingest.upload SET updated_at = now() - interval '1 hour'"))
+        conn.execute(text("UPDATE ingest.upload SET enqueued_at = now() - interval '1 hour'"))
     before = redis_client.llen(settings.transform_queue)
     requeued = run_task("transform.sweep_uploads")
     assert requeued == (0 if queue_holds_it else 1)
@@ -83,3 +83,27 @@ def test_failed_uploads_raw_bytes_are_purged_too(client, run_task, admin_headers
         conn.execute(text("UPDATE ingest.upload SET finished_at = now() - interval '8 days'"))
     assert run_task("transform.purge_raw_files") == 1
     assert scalar(clean, "SELECT count(*) FROM ingest.upload_chunk") == 0
+
+
+def test_a_load_stopped_by_the_statement_timeout_fails_saying_how_long_it_may_take(client, admin_headers, clean,
+                                                                                   settings):
+    """The worker's role, database or URL may set statement_timeout; a load that runs into it (here: waiting
+    behind a lock the test holds) fails with a readable error, not "internal error (QueryCanceled)"."""
+    from services.common import task_names
+    from services.transform.celery_app import create_celery
+
+    upload_id = post(client, ROW, admin_headers).get_json()["id"]
+    bounded = settings.model_copy(update={
+        "database_url": settings.database_url + "?options=-c%20statement_timeout%3D300"})
+    worker = create_celery(bounded)
+    worker.loader.import_default_modules()
+    with clean.connect() as conn:
+        conn.execute(text("LOCK TABLE warehouse.dim_product IN ACCESS EXCLUSIVE MODE"))
+        result = worker.tasks[task_names.PROCESS_UPLOAD].apply(args=[upload_id])
+        conn.rollback()
+    assert result.failed()
+    upload = client.get(f"/v1/uploads/{upload_id}", headers=admin_headers).get_json()
+    assert upload["status"] == "failed"
+    assert upload["error"].startswith("loading took longer than 300ms, the database's statement_timeout")
+    assert "QueryCanceled" not in upload["error"]
+    worker.cafeflow.db.engine.dispose()

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from services.common.uploads import PROCESS_UPLOAD_TASK
+from services.common import task_names
 from tests.transform.helpers import load, post, rejections, scalar
 
 SALE = {"timestamp": "2024-01-01T09:00:00", "branch": "Leeds", "customer": "Zoë Brontë",
@@ -59,7 +59,7 @@ def test_a_batch_with_one_broken_record_loads_every_file(client, run_task, admin
     """Small uploads are loaded together: one file's broken record must not fail, or even delay, the others."""
     ids = [post(client, _line(n, '"no\\u0000te": "x"' if n == 1 else None).encode(), admin_headers,
                 f"{n}.ndjson").get_json()["id"] for n in range(3)]
-    run_task(PROCESS_UPLOAD_TASK, ids[0])
+    run_task(task_names.PROCESS_UPLOAD, ids[0])
     statuses = [client.get(f"/v1/uploads/{i}", headers=admin_headers).get_json() for i in ids]
     assert [(u["status"], u["rows_loaded"], u["rows_rejected"]) for u in statuses] == \
         [("loaded", 1, 0), ("loaded", 0, 1), ("loaded", 1, 0)]

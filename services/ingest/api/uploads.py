@@ -10,13 +10,13 @@ from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 from sqlalchemy import any_, func, literal, or_, select, text
 
+from services.common import task_names, upload_states
 from services.common.errors import ApiError
 from services.common.logging import upload_id_var
 from services.common.naming import branch_key
 from services.common.metrics import UPLOAD_BYTES, UPLOADS_RECEIVED
 from services.common.rawstore import RawCipher, chunk_count, store_raw
-from services.common.uploads import (PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK, Branch, Upload, UploadRejection,
-                                     poster_key, upload_outcome, upload_summary)
+from services.common.uploads import Branch, Upload, UploadRejection, poster_key, upload_outcome, upload_summary
 from services.ingest.auth import Caller, authenticate
 from services.ingest.schemas import (PageArgs, RejectionPage, UploadCreateArgs, UploadListArgs, UploadPage,
                                     UploadPublic)
@@ -171,11 +171,12 @@ def create_upload(args):
             INSERT INTO ingest.upload (sha256, poster_key, mode, filename, content_type, size_bytes, chunk_count,
                                        branch_id, expected_branch_key, submitted_by, status, enqueued_at)
             VALUES (:sha, :poster, :mode, :filename, :content_type, :size, :chunks, :branch_id, :branch_key, :by,
-                    'queued', now())
+:status, now())
             ON CONFLICT (sha256, poster_key) DO NOTHING RETURNING *"""), {
             "sha": sha256_hex, "poster": poster, "mode": mode, "filename": filename,
             "content_type": _printable(upload_file.mimetype, 100), "size": size, "chunks": chunks,
-            "branch_id": caller.branch_id, "branch_key": caller.branch_key, "by": caller.name}).first()
+            "branch_id": caller.branch_id, "branch_key": caller.branch_key, "by": caller.name,
+            "status": upload_states.INITIAL}).first()
         if created is None:
             # This poster sent these bytes before, or an identical post committed while we were reading.
             session.rollback()
@@ -200,21 +201,19 @@ def _repeat(session, settings, celery, caller: Caller, sha256_hex: str, mode: st
         # The earlier upload was retracted between our insert and this read: the poster may post again.
         raise ApiError(409, "conflict", "these bytes were just retracted; post the file again to load it again")
     upload, branch_name = found
-    if upload.status != "failed":
+    if upload.status != upload_states.FAILED:
         UPLOADS_RECEIVED.labels("duplicate").inc()
         return _public(upload, branch_name), 200
-    locked = session.execute(text("SELECT id FROM ingest.upload WHERE id = :id AND status = 'failed' FOR UPDATE"),
-                             {"id": upload.id}).first()
+    locked = session.execute(text("SELECT id FROM ingest.upload WHERE id = :id AND status = :failed FOR UPDATE"),
+                             {"id": upload.id, "failed": upload_states.FAILED}).first()
     if locked is None:           # someone else retried it just now
         session.rollback()
         return _public(*_existing(session, sha256_hex, _poster_key(caller, mode))), 200
     session.execute(text("DELETE FROM ingest.upload_chunk WHERE upload_id = :id"), {"id": upload.id})
     store_raw(session, RawCipher(settings.secret_key.get_secret_value()), upload_id=upload.id,
               sha256_hex=sha256_hex, size=size, source=stream)
-    session.execute(text("""
-        UPDATE ingest.upload SET status = 'queued', error = NULL, raw_purged_at = NULL, finished_at = NULL,
-               attempts = 0, enqueued_at = now(), updated_at = now()
-        WHERE id = :id"""), {"id": upload.id})
+    upload_states.move(session, upload.id, upload_states.QUEUED, assign="""
+        error = NULL, raw_purged_at = NULL, finished_at = NULL, attempts = 0, enqueued_at = now()""")
     session.commit()
     UPLOADS_RECEIVED.labels("retry").inc()
     _enqueue(celery, settings, upload.id)
@@ -225,7 +224,7 @@ def _repeat(session, settings, celery, caller: Caller, sha256_hex: str, mode: st
 
 
 def _enqueue(celery, settings, upload_id: int) -> None:
-    _send(celery, settings, PROCESS_UPLOAD_TASK, upload_id)
+    _send(celery, settings, task_names.PROCESS_UPLOAD, upload_id)
 
 
 def _send(celery, settings, task: str, upload_id: int) -> None:
@@ -271,14 +270,14 @@ def retract_upload(upload_id: int):
     with db.session() as session:
         caller = authenticate(session, settings)
         upload, branch_name = _visible_upload(session, caller, upload_id)
-        if upload.status == "retracted":
+        if upload.status == upload_states.RETRACTED:
             return _public(upload, branch_name), 200
         session.execute(text("""
             UPDATE ingest.upload SET retract_requested_at = now(), retract_requested_by = :by, retract_reason = :reason,
                    updated_at = now()
             WHERE id = :id AND retract_requested_at IS NULL"""), {"id": upload_id, "by": caller.name, "reason": reason})
         session.commit()
-        _send(celery, settings, RETRACT_UPLOAD_TASK, upload_id)
+        _send(celery, settings, task_names.RETRACT_UPLOAD, upload_id)
         log.info("retraction requested", extra={"upload_id": upload_id, "requested_by": caller.name})
         session.expire_all()
         response = _public(*_visible_upload(session, caller, upload_id))
