@@ -65,11 +65,21 @@ def check_ports(ports: list[Port], host: str) -> tuple[list[str], set[str]]:
     return fatal, skipped
 
 
+# Restarted when they exit, as a Deployment or compose's restart policy would: nothing is lost when they die
+# (unacknowledged messages, leases), and Celery's Redis transport can end a worker on a broker blip. Given up on
+# (and the platform stopped) after RESTART_LIMIT exits within RESTART_WINDOW_SECONDS: a crash loop.
+RESTARTED = frozenset({"worker", "beat"})
+RESTART_LIMIT = 5
+RESTART_WINDOW_SECONDS = 60.0
+
+
 def supervise(commands: dict[str, list[str]], optional: frozenset[str] = frozenset(),
               on_started: Callable[[], None] | None = None) -> int:
     """Runs the processes until an essential one exits or we are interrupted; then stops them all. An optional
-    one (Flower) that exits is reported and left out: the platform does not need it."""
+    one (Flower) that exits is reported and left out: the platform does not need it. The worker and beat are
+    restarted when they exit (RESTARTED), unless they crash in a loop."""
     children = {name: subprocess.Popen(argv, start_new_session=True) for name, argv in commands.items()}
+    exits: dict[str, list[float]] = {name: [] for name in commands}
     stopping = False
 
     def stop(*_args) -> None:
@@ -90,6 +100,12 @@ def supervise(commands: dict[str, list[str]], optional: frozenset[str] = frozens
                     click.echo(f"cafeflow up: {name} exited with {child.returncode}; the rest keeps running "
                                "without it", err=True)
                     del children[name]
+                    continue
+                now = time.monotonic()
+                exits[name] = [t for t in exits[name] if now - t < RESTART_WINDOW_SECONDS] + [now]
+                if name in RESTARTED and len(exits[name]) <= RESTART_LIMIT:
+                    click.echo(f"cafeflow up: {name} exited with {child.returncode}; starting it again", err=True)
+                    children[name] = subprocess.Popen(commands[name], start_new_session=True)
                     continue
                 click.echo(f"cafeflow up: {name} exited with {child.returncode}; stopping the rest", err=True)
                 exit_code, stopping = 1, True

@@ -95,6 +95,17 @@ def test_up_runs_the_platform_and_stops_on_ctrl_c(clean, tmp_path):
         # One log line per request: the app's JSON access line, no second line from gunicorn.
         wait_until(lambda: "/v1/reports/sales" in up.output(), 10, "the report request was not logged")
         assert sum("/v1/reports/sales" in line for line in up.output().splitlines()) == 1, up.output()[-3000:]
+        # A worker that dies (a SIGKILL here; Celery's Redis transport on a broker blip) is started again, as a
+        # Deployment would, and the next file loads; the rest of the platform never stopped.
+        [worker] = [c for c in psutil.Process(up.popen.pid).children() if "cli worker" in " ".join(c.cmdline())]
+        worker.kill()
+        wait_until(lambda: "worker exited with -9; starting it again" in up.output(), 30, lambda: up.output()[-3000:])
+        again = subprocess.run(CLI + ["upload", str(REAL_FILES / "leeds_26-08-2021_09-00-00.csv"), "--url", url,
+                                      "--timeout", "120"], env={**os.environ, "CAFEFLOW_TOKEN": ADMIN_TOKEN},
+                               capture_output=True, text=True, timeout=180)
+        assert again.returncode == 0 and "1 clean" in again.stdout.splitlines()[-1], again.stdout + again.stderr
+        assert up.popen.poll() is None
+        children = psutil.Process(up.popen.pid).children(recursive=True)
     finally:
         up.popen.send_signal(signal.SIGINT)
         up.popen.wait(timeout=60)
