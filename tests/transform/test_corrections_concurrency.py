@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from services.common import task_names
+from services.common import task_names, upload_states
 from services.tools.generate import generate
 from tests.support import ADMIN_TOKEN, CLI, REAL_FILES, wait_until
 
@@ -196,6 +196,7 @@ def test_a_retraction_waits_for_a_load_of_another_branch_adding_the_same_custome
 
     secret = settings.secret_key.get_secret_value()
     with Session(engine) as load_session:
+        upload_states.move(load_session, birmingham, upload_states.PROCESSING)       # claimed, as a worker does
         row = load_session.execute(text("SELECT sha256, chunk_count FROM ingest.upload WHERE id = :id"),
                                    {"id": birmingham}).one()
         registered = load_session.execute(text("SELECT branch_key FROM ingest.branch")).scalars().all()
