@@ -6,15 +6,24 @@ from dataclasses import dataclass
 from celery import Celery, signals
 
 from services.common.db import Database
-from services.common.live_orders import SWEEP_LIVE_ORDERS_TASK
+from services.common.live_orders import LOAD_LIVE_ORDER_TASK, SWEEP_LIVE_ORDERS_TASK
 from services.common.logging import configure_logging, request_id_var
-from services.common.metrics import CELERY_TASKS
+from services.common import metrics
 from services.common.queue import REQUEST_ID_HEADER, celery_config
 from services.common.settings import Settings, get_settings
+from services.common.uploads import PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK
 
 SWEEP_TASK = "transform.sweep_uploads"
 PURGE_TASK = "transform.purge_raw_files"
 ERASE_CUSTOMERS_TASK = "transform.erase_order_customer_details"
+
+
+# What each task that records its duration can end with (cafeflow_task_duration_seconds's `outcome`).
+TASK_OUTCOMES = {
+    PROCESS_UPLOAD_TASK: ("loaded", "failed", "skipped", "retry"),
+    RETRACT_UPLOAD_TASK: ("retracted", "already_retracted", "not_requested", "unknown", "retry", "failed"),
+    LOAD_LIVE_ORDER_TASK: ("loaded", "refunded", "duplicate", "skipped", "failed"),
+}
 
 
 @dataclass
@@ -75,10 +84,25 @@ def _count_task_outcomes() -> None:
     """cafeflow_celery_tasks_total for every task; process_upload also records its own durations."""
     def counter(outcome: str):
         def record(sender=None, **_kwargs) -> None:
-            CELERY_TASKS.labels(getattr(sender, "name", str(sender)), outcome).inc()
+            metrics.CELERY_TASKS.labels(getattr(sender, "name", str(sender)), outcome).inc()
         return record
 
     for signal, outcome in ((signals.task_success, "succeeded"), (signals.task_failure, "failed"),
                             (signals.task_retry, "retried")):
         # dispatch_uid: connecting again (one create_celery per test) does not double-count.
         signal.connect(counter(outcome), weak=False, dispatch_uid=f"cafeflow-task-{outcome}")
+
+
+def zero_worker_metrics(app: Celery) -> None:
+    """The worker's families with every label value it can produce, at 0, before its first task (so Prometheus
+    counts the first load, failure and live order: see services/common/metrics.py)."""
+    app.loader.import_default_modules()
+    names = sorted(name for name in app.tasks if not name.startswith("celery."))
+    metrics.CELERY_TASKS.zero(names, metrics.CELERY_TASK_OUTCOMES)
+    metrics.TASK_FAILURES.zero(TASK_OUTCOMES, metrics.TASK_FAILURE_KINDS)
+    for task, outcomes in TASK_OUTCOMES.items():
+        metrics.TASK_DURATION.zero([task], outcomes)
+    metrics.ROWS.zero(metrics.ROW_OUTCOMES)
+    metrics.UPLOADS_FINISHED.zero(metrics.UPLOAD_FINISHED_STATUSES)
+    metrics.UPLOADS_REQUEUED.zero()
+    metrics.LIVE_ORDERS_RESENT.zero()

@@ -16,8 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from services.common.logging import task_id_var, upload_id_var
-from services.common.metrics import (QUEUE_DEPTH, ROWS, TASK_DURATION, TASK_FAILURES, UPLOADS_FINISHED,
-                                     UPLOADS_REQUEUED)
+from services.common.metrics import ROWS, TASK_DURATION, TASK_FAILURES, UPLOADS_FINISHED, UPLOADS_REQUEUED
 from services.common.rawstore import RawCipher
 from services.common.uploads import PROCESS_UPLOAD_TASK, RETRACT_UPLOAD_TASK
 from services.transform import corrections
@@ -95,6 +94,13 @@ def is_transient(exc: BaseException) -> bool:
     return code.startswith("08") or code in _TRANSIENT_SQLSTATES
 
 
+def failure_kind(exc: BaseException) -> str:
+    """The bounded `error` label of cafeflow_task_failures_total (metrics.TASK_FAILURE_KINDS)."""
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "time_limit"
+    return "transient" if is_transient(exc) else "internal"
+
+
 @shared_task(bind=True, name=PROCESS_UPLOAD_TASK, acks_late=True, autoretry_for=(TransientLoadError,),
              retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=8)
 def process_upload(self, upload_id: int) -> str:
@@ -108,13 +114,13 @@ def process_upload(self, upload_id: int) -> str:
         return outcome
     except SoftTimeLimitExceeded:
         outcome = "failed"
-        TASK_FAILURES.labels(PROCESS_UPLOAD_TASK, "SoftTimeLimitExceeded").inc()
+        TASK_FAILURES.labels(PROCESS_UPLOAD_TASK, "time_limit").inc()
         _mark_failed(ctx, upload_id, f"loading took longer than {ctx.settings.task_soft_time_limit} s; "
                                      "split the file or raise TASK_SOFT_TIME_LIMIT")
         raise LoadFailed("SoftTimeLimitExceeded") from None
     except Exception as exc:  # noqa: BLE001 - every failure is classified, counted and recorded
         error = type(getattr(exc, "orig", None) or exc).__name__
-        TASK_FAILURES.labels(PROCESS_UPLOAD_TASK, error).inc()
+        TASK_FAILURES.labels(PROCESS_UPLOAD_TASK, failure_kind(exc)).inc()
         if is_transient(exc):
             if self.request.retries < self.max_retries:
                 outcome = "retry"
@@ -274,10 +280,11 @@ def retract_upload(self, upload_id: int) -> str:
         return outcome
     except Exception as exc:  # noqa: BLE001 - classified: transient errors retry, others are logged
         error = type(getattr(exc, "orig", None) or exc).__name__
-        TASK_FAILURES.labels(RETRACT_UPLOAD_TASK, error).inc()
+        TASK_FAILURES.labels(RETRACT_UPLOAD_TASK, failure_kind(exc)).inc()
         if is_transient(exc):
             outcome = "retry"
             raise TransientLoadError(error) from None
+        outcome = "failed"
         log.error("retraction failed with an internal error", extra={
             "error": error, "traceback": "".join(traceback.format_tb(exc.__traceback__))})
         raise LoadFailed(error) from None
@@ -293,7 +300,7 @@ def sweep_uploads(self) -> int:
     """Re-enqueues uploads left queued or processing past STUCK_UPLOAD_SECONDS (a lost queue, a dead
     worker). Uploads being loaded right now are locked and skipped."""
     ctx = _context(self)
-    depth = _record_queue_depth(ctx)
+    depth = _queue_depth(ctx)
     with ctx.db.session() as session:
         queued = session.execute(text("SELECT count(*) FROM ingest.upload WHERE status = 'queued'")).scalar()
         # During a long backfill, queued uploads are still in the queue: re-send them only when the
@@ -325,7 +332,7 @@ def sweep_uploads(self) -> int:
     return len(ids)
 
 
-def _record_queue_depth(ctx) -> int | None:
+def _queue_depth(ctx) -> int | None:
     try:
         client = redis.Redis.from_url(ctx.settings.redis_url, socket_timeout=2)
         depth = client.llen(ctx.settings.transform_queue)
@@ -333,7 +340,6 @@ def _record_queue_depth(ctx) -> int | None:
     except redis.RedisError as exc:
         log.warning("queue depth unavailable", extra={"error": type(exc).__name__})
         return None
-    QUEUE_DEPTH.labels(ctx.settings.transform_queue).set(depth)
     return depth
 
 
