@@ -172,8 +172,9 @@ def flower_auth_problem(env: str, host: str, credentials: str) -> str | None:
     so a missing or weak one stops the start instead of serving the task list (upload ids, errors, and a
     button to revoke tasks) to anyone who can reach the port: required on any address but loopback, in
     every environment, and outside development also on loopback."""
-    user, _, password = credentials.partition(":")
-    if user and len(password) >= 16:
+    # Flower takes several accounts, comma-separated (compose adds Prometheus's own): each must be strong.
+    accounts = [account.partition(":") for account in credentials.split(",")]
+    if all(user and len(password) >= 16 for user, _, password in accounts):
         return None
     if env != "development":
         return "FLOWER_BASIC_AUTH must be user:password with a password of at least 16 characters outside development"

@@ -35,6 +35,7 @@ COMPOSE_DOTENV = {
     "CAFEFLOW_SECRET_KEY": "compose-test-secret-key-0123456789abcdef0123456789",
     "CAFEFLOW_ADMIN_TOKEN": "compose-test-admin-token-0123456789abcdef0123",
     "FLOWER_BASIC_AUTH": "flower:compose-test-flower-password",
+    "FLOWER_METRICS_PASSWORD": "compose-test-prometheus-password",
     "GRAFANA_ADMIN_PASSWORD": "compose-test-grafana-password",
     "GRAFANA_DB_PASSWORD": "compose-test-grafana-db-password",
 }
@@ -88,7 +89,7 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> None:
                                         text=True, timeout=60)
                 assert result.returncode == 0, result.stdout + result.stderr
 
-    flower_auth = tuple(specs["flower"].env["FLOWER_BASIC_AUTH"].split(":", 1))
+    flower_auth = tuple(specs["flower"].env["FLOWER_BASIC_AUTH"].split(",")[0].split(":", 1))
     before = {name: scrape(platform.url(name), flower_auth if name == "flower" else None) for name in services}
     admin = {"Authorization": f"Bearer {specs['ingest'].env['CAFEFLOW_ADMIN_TOKEN']}"}
 
@@ -223,6 +224,9 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> None:
         assert httpx.get(f"{platform.url('flower')}/", auth=flower_auth, timeout=10).status_code == 200
         assert httpx.get(f"{platform.url('flower')}/api/workers", auth=("nobody", "wrong"), timeout=10
                          ).status_code == 401
+    with platform.step("flower's /metrics asks for the same basic auth as its pages", ["flower"]):
+        assert httpx.get(f"{platform.url('flower')}/metrics", timeout=10).status_code == 401
+        assert httpx.get(f"{platform.url('flower')}/metrics", auth=("nobody", "wrong"), timeout=10).status_code == 401
     with platform.step("flower logs JSON like every other process", ["flower"]):
         lines = [line for line in platform.processes["flower"].output().splitlines() if line.strip()]
         assert lines, "flower wrote no log lines"
