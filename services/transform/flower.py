@@ -20,5 +20,9 @@ class AuthenticatedMetrics(Metrics):
 
 def protect_metrics() -> None:
     """Before Flower starts: /metrics answers only with the credentials its pages ask for."""
-    urls.handlers[:] = [(pattern, AuthenticatedMetrics if handler is Metrics else handler, *rest)
-                        for pattern, handler, *rest in urls.handlers]
+    for index, handler in enumerate(urls.handlers):
+        # Flower lists most handlers as (pattern, class[, kwargs]) tuples, some as tornado URLSpecs.
+        if isinstance(handler, tuple) and handler[1] is Metrics:
+            urls.handlers[index] = (handler[0], AuthenticatedMetrics, *handler[2:])
+    assert AuthenticatedMetrics in [handler[1] for handler in urls.handlers if isinstance(handler, tuple)], \
+        "Flower's handler list changed: its /metrics would be served without auth"
