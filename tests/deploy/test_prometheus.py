@@ -168,6 +168,9 @@ def test_every_dashboard_expression_tells_the_truth(platform_and_prometheus):
     admin = {"Authorization": f"Bearer {platform.specs['ingest'].env['CAFEFLOW_ADMIN_TOKEN']}"}
     flower_auth = tuple(platform.specs["flower"].env["FLOWER_BASIC_AUTH"].split(",")[0].split(":", 1))
 
+    with platform.step("Prometheus starts"):
+        wait_for(lambda: httpx.get(f"{prometheus.url}/-/ready", timeout=3).status_code == 200, 60,
+                 f"Prometheus ready:\n{prometheus.output()}", interval=0.5)
     with platform.step("Prometheus scrapes every target of compose's scrape config (Flower with credentials)"):
         wait_for(lambda: _all_targets_up(prometheus), 60, f"every target up:\n{prometheus.output()}", interval=1)
     with platform.step("the counters are at 0 in Prometheus before any traffic"):
@@ -213,17 +216,13 @@ def test_every_dashboard_expression_tells_the_truth(platform_and_prometheus):
         wait_for(settled, 60, "the live order's task in Prometheus", interval=1)
         time.sleep(5)   # two more scrapes and rule evaluations
 
-    with platform.step("each process's /metrics holds only its own families"):
-        for name, expected in FAMILIES.items():
-            body = scrape(platform.url(name), flower_auth if name == "flower" else None)
-            assert families(body) == expected, f"{name}: {sorted(families(body) ^ expected)}"
-
     def at_last_scrape(expr: str) -> float:
         """The timestamp of the last sample of the first cafeflow metric the expression reads."""
         metric = re.search(r"cafeflow_[a-z_]+", expr)[0]
         for suffix in ("_bucket", "_count", "_sum"):
             metric = metric.removesuffix(suffix)
         result = prometheus.query(f'max(timestamp({{__name__=~"{metric}(_total|_bucket|_count)?"}}))')
+        assert result, f"no sample of {metric} in Prometheus: its panel shows No data ({expr})"
         return float(result[0]["value"][1])
 
     checked = {}
@@ -266,3 +265,8 @@ def test_every_dashboard_expression_tells_the_truth(platform_and_prometheus):
         assert by(panel("Queue: waiting and unacked messages", "A"), "queue") == {("transform",): 0}
         assert by(panel("Queue: waiting and unacked messages", "B")) == {(): 0}
         assert by(panel("Celery tasks by outcome (per hour) and workers up", "B")) == {(): 1}
+
+    with platform.step("each process's /metrics holds only its own families"):
+        for name, expected in FAMILIES.items():
+            body = scrape(platform.url(name), flower_auth if name == "flower" else None)
+            assert families(body) == expected, f"{name}: {sorted(families(body) ^ expected)}"
