@@ -169,12 +169,22 @@ SELECT count(*) FILTER (WHERE started_at < now() - make_interval(secs => %(lease
 FROM ingest.upload WHERE status = 'processing'
 """
 # Per registered branch that ever had a file loaded: seconds since its newest loaded file arrived. The alert
-# compares it with the same branch's longest gap of the week before ("past its usual time").
+# compares it with the same branch's longest gap of the week before ("past its usual time"). A file belongs
+# to the branch whose token posted it, or (the admin's) to the branch it was meant for or whose rows it held.
+# One pass over the loaded uploads (an OR join would compare every upload with every branch).
 _BRANCH_FILE_AGE = """
-SELECT b.name, extract(epoch FROM now() - max(u.created_at))
-FROM ingest.branch b
-JOIN ingest.upload u ON u.status = 'loaded'
- AND (u.branch_id = b.id OR u.expected_branch_key = b.branch_key OR b.branch_key = ANY(u.file_branch_keys))
+WITH posted AS (
+    SELECT b.branch_key, u.created_at FROM ingest.upload u JOIN ingest.branch b ON b.id = u.branch_id
+    WHERE u.status = 'loaded'
+    UNION ALL
+    SELECT u.expected_branch_key, u.created_at FROM ingest.upload u
+    WHERE u.status = 'loaded' AND u.expected_branch_key IS NOT NULL
+    UNION ALL
+    SELECT k.branch_key, u.created_at FROM ingest.upload u, unnest(u.file_branch_keys) AS k(branch_key)
+    WHERE u.status = 'loaded'
+)
+SELECT b.name, extract(epoch FROM now() - max(p.created_at))
+FROM posted p JOIN ingest.branch b ON b.branch_key = p.branch_key
 GROUP BY b.name
 """
 
