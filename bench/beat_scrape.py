@@ -44,13 +44,13 @@ CROSS JOIN generate_series(0, :days - 1) AS d
 """
 
 
-def build(branches: int, days: int) -> None:
+def build(settings, branches: int, days: int) -> None:
     from services.common.migrate import upgrade_all
     from tests.support import ensure_database
 
-    ensure_database(BENCH_DATABASE_URL)
-    upgrade_all(BENCH_DATABASE_URL)
-    engine = create_engine(BENCH_DATABASE_URL)
+    ensure_database(settings.database_url)
+    upgrade_all(settings.database_url)
+    engine = create_engine(settings.database_url)
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE ingest.upload, ingest.branch RESTART IDENTITY CASCADE"))
         conn.execute(text(_BRANCHES), {"branches": branches})
@@ -72,8 +72,8 @@ def main() -> None:
     from services.common.metrics import _BRANCH_FILE_AGE, UploadStateCollector
     from services.common.settings import Settings
 
-    build(args.branches, args.days)
     settings = Settings(DATABASE_URL=BENCH_DATABASE_URL, CAFEFLOW_ENV="development")
+    build(settings, args.branches, args.days)
     collector = UploadStateCollector(settings.psycopg2_dsn, settings.task_time_limit)
     timings = []
     for _ in range(args.repeat):
@@ -87,7 +87,7 @@ def main() -> None:
           f"p99 {p99 * 1000:.1f} ms over {args.repeat}; branches exported: "
           f"{len(families['cafeflow_branch_last_file_age_seconds'].samples)}, held past lease: "
           f"{families['cafeflow_uploads_held_past_lease'].samples[0].value:.0f}")
-    engine = create_engine(BENCH_DATABASE_URL)
+    engine = create_engine(settings.database_url)
     with engine.connect() as conn:
         plan = conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + _BRANCH_FILE_AGE)).scalars().all()
     engine.dispose()
