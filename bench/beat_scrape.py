@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
 
+    import tests.support  # noqa: F401 - the test secrets in the environment, as the other benches have them
     from services.common.metrics import _BRANCH_FILE_AGE, UploadStateCollector
     from services.common.settings import Settings
 
