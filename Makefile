@@ -43,6 +43,7 @@ test: install
 	@DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" scripts/ensure-services.sh
 	@scripts/ensure-chromium.sh
 	@scripts/ensure-nginx.sh
+	@scripts/ensure-prometheus.sh
 	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

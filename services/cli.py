@@ -126,17 +126,19 @@ def worker(concurrency: int, loglevel: str) -> None:
     """Run a transform worker."""
     settings = _settings()
     _multiproc_dir()
-    from services.transform.celery_app import create_celery
+    from services.transform.celery_app import create_celery, zero_worker_metrics
 
     app = create_celery(settings)
+    zero_worker_metrics(app)
     if settings.worker_metrics_port:
+        from services.common.metrics import LoopCollector
         from services.common.probes import start_probe_server
         from services.transform import liveness
 
         heartbeat = liveness.Heartbeat(settings.redis_url, settings.worker_stall_seconds)
         liveness.install(app, heartbeat)
         start_probe_server(settings, settings.worker_metrics_port, settings.metrics_host, "WORKER_METRICS_PORT",
-                           liveness=heartbeat.check)
+                           liveness=heartbeat.check, collectors=(LoopCollector("consumer", heartbeat.check),))
     app.worker_main(["worker", "--queues", settings.transform_queue, "--concurrency", str(concurrency),
                      "--loglevel", loglevel, "--hostname", "transform@%h", "--task-events"])
 
@@ -152,13 +154,18 @@ def beat(schedule: str) -> None:
 
     app = create_celery(settings)
     if settings.beat_metrics_port:
+        from services.common.metrics import LoopCollector, QueueLengthCollector, UploadStateCollector
         from services.common.probes import start_probe_server
         from services.transform import liveness
 
         heartbeat = liveness.Heartbeat(settings.redis_url, settings.beat_stall_seconds, subject="scheduler")
         liveness.install_beat(app, heartbeat)
+        # Beat is exactly one process, so the broker's and the uploads table's figures are read here, once.
         start_probe_server(settings, settings.beat_metrics_port, settings.metrics_host, "BEAT_METRICS_PORT",
-                           liveness=heartbeat.check)
+                           liveness=heartbeat.check,
+                           collectors=(LoopCollector("scheduler", heartbeat.check),
+                                       QueueLengthCollector(settings.redis_url, [settings.transform_queue]),
+                                       UploadStateCollector(settings.psycopg2_dsn, settings.task_time_limit)))
     app.start(["beat", "--schedule", schedule, "--loglevel", "INFO"])
 
 
@@ -176,8 +183,9 @@ def flower_auth_problem(env: str, host: str, credentials: str) -> str | None:
     so a missing or weak one stops the start instead of serving the task list (upload ids, errors, and a
     button to revoke tasks) to anyone who can reach the port: required on any address but loopback, in
     every environment, and outside development also on loopback."""
-    user, _, password = credentials.partition(":")
-    if user and len(password) >= 16:
+    # Flower takes several accounts, comma-separated (compose adds Prometheus's own): each must be strong.
+    accounts = [account.partition(":") for account in credentials.split(",")]
+    if all(user and len(password) >= 16 for user, _, password in accounts):
         return None
     if env != "development":
         return "FLOWER_BASIC_AUTH must be user:password with a password of at least 16 characters outside development"
@@ -211,7 +219,9 @@ def flower(port: int, host: str) -> None:
     _refuse_taken_port("Flower", host, port, "FLOWER_PORT or --port")
     from services.common.logging import configure_logging
     from services.transform.celery_app import create_celery
+    from services.transform.flower import protect_metrics
 
+    protect_metrics()
     # Flower's (and Tornado's) loggers go through the JSON handler like every other process's;
     # --logging=none keeps Tornado from resetting the root level (LOG_LEVEL stands) or adding a handler.
     configure_logging("flower", settings.log_level)

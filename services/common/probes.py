@@ -11,10 +11,10 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import psycopg2
 import redis
-from prometheus_client import CollectorRegistry, make_wsgi_app, multiprocess
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from services.common.metrics import QueueLengthCollector
+from services.common.metrics import process_registry
 from services.common.settings import Settings
 
 
@@ -91,16 +91,18 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def start_probe_server(settings: Settings, port: int, host: str, setting: str,
-                       liveness: Callable[[], tuple[bool, dict]] | None = None) -> ThreadingWSGIServer | None:
-    """Serves the probes and the multiprocess metrics (prefork children included) from a daemon thread,
-    plus the transform queue's length read from Redis at scrape time.
+                       liveness: Callable[[], tuple[bool, dict]] | None = None,
+                       collectors: tuple = ()) -> ThreadingWSGIServer | None:
+    """Serves the probes and this process's metrics (prefork children included) from a daemon thread, plus
+    `collectors` read at scrape time (beat's queue and uploads figures, the loop's liveness).
 
     A port another process holds is logged, naming the port and `setting` (the variable that moves it), and
     the process runs on without its probes and metrics (None): losing them must not take the worker or beat
     down, let alone the whole platform (`cafeflow up` stopped every service when it did)."""
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    registry.register(QueueLengthCollector(settings.redis_url, [settings.transform_queue]))
+    registry.register(process_registry())
+    for collector in collectors:
+        registry.register(collector)
     try:
         server = make_server(host, port, probe_app(settings, registry, liveness), ThreadingWSGIServer,
                              handler_class=_QuietHandler)

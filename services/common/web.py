@@ -16,7 +16,7 @@ from services.common.errors import error_response, register_error_handlers
 from services.common.headers import register_docs, register_security_headers
 from services.common.json_limits import register_json_limits
 from services.common.logging import configure_logging, request_id_var, upload_id_var
-from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, HTTP_SQL_QUERIES, metrics_payload
+from services.common.metrics import HTTP_LATENCY, HTTP_REQUESTS, HTTP_SQL_QUERIES, metrics_payload, zero_web_metrics
 from services.common.probes import dependency_checks
 from services.common.settings import Settings
 
@@ -73,8 +73,15 @@ def create_service_app(import_name: str, *, service: str, settings: Settings, ti
 
 
 def register_request_context(app: Flask, service: str) -> None:
+    zeroed = []
+
     @app.before_request
     def _start() -> None:
+        if not zeroed:
+            # On the first request (a probe or the first scrape), when every route is registered: the
+            # service's series start at 0 before anything is counted (services/common/metrics.py).
+            zero_web_metrics(service, _routes(app))
+            zeroed.append(True)
         incoming = request.headers.get("X-Request-ID", "")
         rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         g.request_id_token = request_id_var.set(rid)
@@ -111,6 +118,11 @@ def register_request_context(app: Flask, service: str) -> None:
         token = g.pop("upload_id_token", None)
         if token is not None:
             upload_id_var.reset(token)
+
+
+def _routes(app: Flask) -> list[tuple[str, str]]:
+    return [(rule.rule, method) for rule in app.url_map.iter_rules()
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})]
 
 
 def register_probes(app: Flask, database: Database, settings: Settings) -> None:

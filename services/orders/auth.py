@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from services.common.auth import verify_user_token
 from services.common.errors import ApiError
+from services.common.metrics import LOGINS
 from services.common.outages import database_unreachable
 from services.common.settings import Settings
 from services.common.signin import AccountsUnavailable, session_user_for_api
@@ -92,5 +93,7 @@ def password_login(session: Session, username: str, password: str) -> AppUser | 
     password_ok = verify_password(password, user.password_hash if usable else dummy_hash())
     if not (usable and password_ok):
         log.info("login refused")
+        LOGINS.labels("refused").inc()
         return None
+    LOGINS.labels("succeeded").inc()
     return user

@@ -9,18 +9,16 @@ import logging
 from datetime import datetime
 
 from celery import Celery
-from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.common import task_names
 from services.common.live_orders import REFUND, customer_pseudonym
+from services.common.metrics import LIVE_ORDER_HANDOFFS
 from services.common.settings import Settings
 from services.orders.models import CustomerOrder, OrderItem, Outbox, Product
 
 log = logging.getLogger(__name__)
-HANDOFF_SENDS = Counter("cafeflow_live_order_handoffs_total",
-                        "Delivered orders handed to the warehouse queue after commit", ["outcome"])
 
 
 def write_outbox(session: Session, settings: Settings, order: CustomerOrder, delivered_at: datetime) -> Outbox:
@@ -59,10 +57,10 @@ def write_refund_outbox(session: Session, order: CustomerOrder, refunded_by: str
 def send_outbox(celery: Celery, settings: Settings, outbox_id: int) -> bool:
     try:
         celery.send_task(task_names.LOAD_LIVE_ORDER, args=[outbox_id], queue=settings.transform_queue)
-        HANDOFF_SENDS.labels("sent").inc()
+        LIVE_ORDER_HANDOFFS.labels("sent").inc()
         return True
     except Exception as exc:  # noqa: BLE001 - the row is committed; the sweeper sends it later
-        HANDOFF_SENDS.labels("broker_unavailable").inc()
+        LIVE_ORDER_HANDOFFS.labels("broker_unavailable").inc()
         log.warning("broker unavailable; the sweeper will hand the delivered order to the warehouse",
                     extra={"error": type(exc).__name__, "outbox_id": outbox_id})
         return False

@@ -36,6 +36,7 @@ from flask import Blueprint, Flask, request
 from flask_limiter import Limiter, RateLimitExceeded
 
 from services.common.errors import error_response
+from services.common.metrics import LOGINS
 from services.common.settings import Settings
 
 LOGIN_LIMITER = "cafeflow.login_limiter"
@@ -73,6 +74,7 @@ def register_login_throttle(app: Flask, settings: Settings, blueprints: list[Blu
 
     @app.errorhandler(RateLimitExceeded)
     def _too_many_logins(_exc: RateLimitExceeded):
+        LOGINS.labels("throttled").inc()
         retry_after = login_retry_after(app, settings)
         return error_response(429, "too_many_requests", "too many login attempts for this account or from this "
                               "address; wait and try again", {"retry_after_seconds": retry_after},

@@ -5,12 +5,19 @@ from dataclasses import dataclass
 
 from celery import Celery, signals
 
-from services.common import task_names
+from services.common import metrics, task_names
 from services.common.db import Database
 from services.common.logging import configure_logging, request_id_var
-from services.common.metrics import CELERY_TASKS
 from services.common.queue import REQUEST_ID_HEADER, celery_config
 from services.common.settings import Settings, get_settings
+
+# What each task that records its duration can end with (cafeflow_task_duration_seconds's `outcome`).
+TASK_OUTCOMES = {
+    task_names.PROCESS_UPLOAD: ("loaded", "failed", "skipped", "retry"),
+    task_names.RETRACT_UPLOAD: ("retracted", "already_retracted", "not_requested", "unknown", "retry", "failed"),
+    task_names.LOAD_LIVE_ORDER: ("loaded", "refunded", "duplicate", "skipped", "failed"),
+}
+
 
 @dataclass
 class TransformContext:
@@ -70,10 +77,25 @@ def _count_task_outcomes() -> None:
     """cafeflow_celery_tasks_total for every task; process_upload also records its own durations."""
     def counter(outcome: str):
         def record(sender=None, **_kwargs) -> None:
-            CELERY_TASKS.labels(getattr(sender, "name", str(sender)), outcome).inc()
+            metrics.CELERY_TASKS.labels(getattr(sender, "name", str(sender)), outcome).inc()
         return record
 
     for signal, outcome in ((signals.task_success, "succeeded"), (signals.task_failure, "failed"),
                             (signals.task_retry, "retried")):
         # dispatch_uid: connecting again (one create_celery per test) does not double-count.
         signal.connect(counter(outcome), weak=False, dispatch_uid=f"cafeflow-task-{outcome}")
+
+
+def zero_worker_metrics(app: Celery) -> None:
+    """The worker's families with every label value it can produce, at 0, before its first task (so Prometheus
+    counts the first load, failure and live order: see services/common/metrics.py)."""
+    app.loader.import_default_modules()
+    names = sorted(name for name in app.tasks if not name.startswith("celery."))
+    metrics.CELERY_TASKS.zero(names, metrics.CELERY_TASK_OUTCOMES)
+    metrics.TASK_FAILURES.zero(TASK_OUTCOMES, metrics.TASK_FAILURE_KINDS)
+    for task, outcomes in TASK_OUTCOMES.items():
+        metrics.TASK_DURATION.zero([task], outcomes)
+    metrics.ROWS.zero(metrics.ROW_OUTCOMES)
+    metrics.UPLOADS_FINISHED.zero(metrics.UPLOAD_FINISHED_STATUSES)
+    metrics.UPLOADS_REQUEUED.zero()
+    metrics.LIVE_ORDERS_RESENT.zero()

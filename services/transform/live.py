@@ -14,20 +14,18 @@ import logging
 import time
 
 from celery import shared_task
-from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from services.common import task_names
 from services.common.crypto import SALE_IDENTITY_KEY, derive_key, keyed_hex
 from services.common.live_orders import REFUND
-from services.common.metrics import TASK_DURATION, TASK_FAILURES
+from services.common.metrics import LIVE_ORDERS_RESENT, TASK_DURATION, TASK_FAILURES
 from services.common.naming import branch_key, product_key
 from services.transform import corrections, rollups
+from services.transform.tasks import failure_kind
 
 log = logging.getLogger(__name__)
-LIVE_ORDERS_RESENT = Counter("cafeflow_live_orders_resent_total",
-                             "Delivered orders resent to the warehouse by the sweeper (lost or never sent)")
 
 # SKIP LOCKED: a second delivery of the same message while the first is loading simply gives up.
 _CLAIM = text("SELECT id, kind, payload, loaded_at FROM orders.outbox WHERE id = :id FOR UPDATE SKIP LOCKED")
@@ -135,7 +133,7 @@ def _refund(session, secret: str, row) -> str:
 def load_live_order(self, outbox_id: int) -> str:
     ctx = self.app.cafeflow
     started = time.perf_counter()
-    outcome = "error"
+    outcome = "failed"
     try:
         with ctx.db.session() as session:
             outcome = load_outbox_row(session, ctx.settings.secret_key.get_secret_value(), outbox_id)
@@ -143,9 +141,8 @@ def load_live_order(self, outbox_id: int) -> str:
         log.info("live order handed to the warehouse", extra={"outbox_id": outbox_id, "outcome": outcome})
         return outcome
     except Exception as exc:
-        # Not loaded: the row stays pending and the sweeper sends it again (the class name only: a
-        # database error text can quote row data).
-        TASK_FAILURES.labels(task_names.LOAD_LIVE_ORDER, type(getattr(exc, "orig", None) or exc).__name__).inc()
+        # Not loaded: the row stays pending and the sweeper sends it again.
+        TASK_FAILURES.labels(task_names.LOAD_LIVE_ORDER, failure_kind(exc)).inc()
         raise
     finally:
         TASK_DURATION.labels(task_names.LOAD_LIVE_ORDER, outcome).observe(time.perf_counter() - started)

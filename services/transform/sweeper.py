@@ -32,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from services.common import task_names, upload_states
-from services.common.metrics import QUEUE_DEPTH, UPLOADS_REQUEUED
+from services.common.metrics import UPLOADS_REQUEUED
 from services.common.upload_states import PROCESSING, QUEUED
 from services.transform import leases
 
@@ -117,7 +117,6 @@ def _lost_queued_uploads(session, settings) -> list[int]:
         try:
             keys = queue_keys(settings.transform_queue)
             depth = sum(client.llen(key) for key in keys)
-            QUEUE_DEPTH.labels(settings.transform_queue).set(depth)
             if not candidates:
                 return []
             held = client.hlen(UNACKED_KEY)

@@ -92,6 +92,13 @@ def is_transient(exc: BaseException) -> bool:
     return code.startswith("08") or code in _TRANSIENT_SQLSTATES
 
 
+def failure_kind(exc: BaseException) -> str:
+    """The bounded `error` label of cafeflow_task_failures_total (metrics.TASK_FAILURE_KINDS)."""
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "time_limit"
+    return "transient" if is_transient(exc) else "internal"
+
+
 @shared_task(bind=True, name=task_names.PROCESS_UPLOAD, acks_late=True, autoretry_for=(TransientLoadError,),
              retry_backoff=2, retry_backoff_max=RETRY_BACKOFF_MAX_SECONDS, retry_jitter=True, max_retries=8)
 def process_upload(self, upload_id: int) -> str:
@@ -105,13 +112,13 @@ def process_upload(self, upload_id: int) -> str:
         return outcome
     except SoftTimeLimitExceeded:
         outcome = "failed"
-        TASK_FAILURES.labels(task_names.PROCESS_UPLOAD, "SoftTimeLimitExceeded").inc()
+        TASK_FAILURES.labels(task_names.PROCESS_UPLOAD, "time_limit").inc()
         _mark_failed(ctx, upload_id, f"loading took longer than {ctx.settings.task_soft_time_limit} s; "
                                      "split the file or raise TASK_SOFT_TIME_LIMIT")
         raise LoadFailed("SoftTimeLimitExceeded") from None
     except Exception as exc:  # noqa: BLE001 - every failure is classified, counted and recorded
         error = type(getattr(exc, "orig", None) or exc).__name__
-        TASK_FAILURES.labels(task_names.PROCESS_UPLOAD, error).inc()
+        TASK_FAILURES.labels(task_names.PROCESS_UPLOAD, failure_kind(exc)).inc()
         if is_transient(exc):
             if self.request.retries < self.max_retries:
                 outcome = "retry"
@@ -300,10 +307,11 @@ def retract_upload(self, upload_id: int) -> str:
         return outcome
     except Exception as exc:  # noqa: BLE001 - classified: transient errors retry, others are logged
         error = type(getattr(exc, "orig", None) or exc).__name__
-        TASK_FAILURES.labels(task_names.RETRACT_UPLOAD, error).inc()
+        TASK_FAILURES.labels(task_names.RETRACT_UPLOAD, failure_kind(exc)).inc()
         if is_transient(exc):
             outcome = "retry"
             raise TransientLoadError(error) from None
+        outcome = "failed"
         log.error("retraction failed with an internal error", extra={
             "error": error, "traceback": "".join(traceback.format_tb(exc.__traceback__))})
         raise LoadFailed(error) from None

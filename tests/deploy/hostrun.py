@@ -14,10 +14,23 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from sqlalchemy import text
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.manifests import ProcessSpec
 from tests.support import ROOT, TEST_DATABASE_URL, TEST_REDIS_URL
+
+START_ORDER = ("ingest", "orders", "reporting", "worker", "beat", "flower")
+# The variables a test run provides to docker compose, as an operator's .env would.
+COMPOSE_DOTENV = {
+    "POSTGRES_PASSWORD": "compose-test-postgres-password",
+    "CAFEFLOW_SECRET_KEY": "compose-test-secret-key-0123456789abcdef0123456789",
+    "CAFEFLOW_ADMIN_TOKEN": "compose-test-admin-token-0123456789abcdef0123",
+    "FLOWER_BASIC_AUTH": "flower:compose-test-flower-password",
+    "FLOWER_METRICS_PASSWORD": "compose-test-prometheus-password",
+    "GRAFANA_ADMIN_PASSWORD": "compose-test-grafana-password",
+    "GRAFANA_DB_PASSWORD": "compose-test-grafana-db-password",
+}
 
 
 class HostProcess:
@@ -99,6 +112,27 @@ class Platform:
         spec = self.specs[name]
         self.processes[name] = HostProcess(spec, self.env_for(spec), self.workdir, self.log_dir)
 
+    def start_all(self, services: list[str]) -> None:
+        """The one-shot migration, then each service (its init containers first), until each answers its
+        readiness path."""
+        with self.step("migrate (one-shot)"):
+            result = self.run("migrate", timeout=300)
+            assert result.returncode == 0, result.stdout + result.stderr
+        for name in services:
+            for init in self.specs[name].init:
+                with self.step(f"{name} init container {init.name}: {' '.join(init.argv)}"):
+                    result = self.run(init, timeout=120)
+                    assert result.returncode == 0, result.stdout + result.stderr
+            self.start(name)
+        for name in services:
+            path = "/healthcheck" if name == "flower" else "/readyz"
+            with self.step(f"{name} answers {path} on port {self.port(name)}", [name]):
+                process = self.processes[name]
+                url = f"{self.url(name)}{path}"
+                wait_for(lambda process=process, url=url: process.popen.poll() is not None
+                         or httpx.get(url, timeout=3).status_code == 200, 90, f"{name} {path}")
+                assert process.popen.poll() is None, f"{name} exited with {process.popen.returncode}"
+
     def port(self, name: str) -> int:
         assert self.specs[name].ports, f"{self.label} {name}: no port declared"
         return self.specs[name].ports[0]
@@ -125,6 +159,53 @@ class Platform:
         except Exception as exc:  # re-raised with the step's name and the logs
             raise AssertionError(f"[{self.label}] step '{name}' failed: {type(exc).__name__}: {exc}\n"
                                  f"{self.logs(services)}") from exc
+
+
+def deliver_an_order(platform: Platform, engine) -> int:
+    """Through the orders service alone: a user added with the CLI signs in for a token, creates a product, a
+    courier and an order, and moves it to delivered; returns once its live sale is in the warehouse."""
+    orders_url = platform.url("orders")
+    with platform.step("orders: add a user with the CLI and get a token", ["orders"]):
+        password = "deploy-check-password-0123"
+        result = subprocess.run(
+            [platform.specs["orders"].argv[0], "user", "add", "deploy-admin", "--role", "admin"], input=f"{password}\n",
+            cwd=platform.workdir, env=platform.env_for(platform.specs["orders"]), capture_output=True, check=False,
+            text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        response = httpx.post(f"{orders_url}/v1/auth/token", json={"username": "deploy-admin",
+                                                                    "password": password}, timeout=10)
+        assert response.status_code == 200, response.text
+        staff = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    with platform.step("orders: create a product, a courier and an order", ["orders"]):
+        response = httpx.post(f"{orders_url}/v1/products", headers=staff, timeout=10, json={
+            "name": "Flavoured latte", "size": "Large", "flavour": "Vanilla", "price": "2.85"})
+        assert response.status_code == 201, response.text
+        product_id = response.json()["id"]
+        response = httpx.post(f"{orders_url}/v1/couriers", headers=staff, timeout=10, json={
+            "name": "Deploy Courier", "phone": "07700900123", "branch": "Leeds"})
+        assert response.status_code == 201, response.text
+        courier_id = response.json()["id"]
+        response = httpx.post(f"{orders_url}/v1/orders", headers=staff, timeout=10, json={
+            "branch": "Leeds", "customer_name": "Deploy Check", "customer_address": "1 Test Street, Leeds",
+            "customer_phone": "07700900456", "courier_id": courier_id, "payment_method": "CARD",
+            "items": [{"product_id": product_id, "quantity": 2}]})
+        assert response.status_code == 201, response.text
+        order_id, etag = response.json()["id"], response.headers["ETag"]
+        path = ["preparing", "out_for_delivery", "delivered"]
+        assert response.json()["status"] in path, response.text
+    for status in path[path.index(response.json()["status"]) + 1:]:
+        with platform.step(f"orders: order {order_id} -> {status}", ["orders"]):
+            response = httpx.post(f"{orders_url}/v1/orders/{order_id}/status", json={"status": status},
+                                  headers={**staff, "If-Match": etag}, timeout=10)
+            assert response.status_code == 200, response.text
+            etag = response.headers.get("ETag", etag)
+    with platform.step("the delivered order reaches the warehouse (worker)", ["orders", "worker", "beat"]):
+        def live_sales():
+            with engine.connect() as conn:
+                return conn.execute(text("SELECT count(*) FROM warehouse.fact_transaction "
+                                         "WHERE source = 'live'")).scalar()
+        wait_for(live_sales, 90, "a live sale in warehouse.fact_transaction")
+    return order_id
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.3):

@@ -20,7 +20,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.deploy.hostrun import Platform, metric, port_free, scrape, wait_for
+from tests.deploy.hostrun import (COMPOSE_DOTENV, START_ORDER, Platform, deliver_an_order, metric, port_free,
+                                  scrape, wait_for)
 from tests.deploy.manifests import compose_specs, k8s_specs, render_overlay
 from tests.support import REAL_FILES
 
@@ -28,16 +29,6 @@ pytestmark = pytest.mark.e2e
 
 BRANCH_FILE = REAL_FILES / "leeds_25-08-2021_09-00-00.csv"
 UPLOAD_TOOL_FILES = ("uppingham_25-08-2021_09-00-00.csv", "longridge_25-08-2021_09-00-00.csv")
-START_ORDER = ("ingest", "orders", "reporting", "worker", "beat", "flower")
-# The variables a test run provides to docker compose, as an operator's .env would.
-COMPOSE_DOTENV = {
-    "POSTGRES_PASSWORD": "compose-test-postgres-password",
-    "CAFEFLOW_SECRET_KEY": "compose-test-secret-key-0123456789abcdef0123456789",
-    "CAFEFLOW_ADMIN_TOKEN": "compose-test-admin-token-0123456789abcdef0123",
-    "FLOWER_BASIC_AUTH": "flower:compose-test-flower-password",
-    "GRAFANA_ADMIN_PASSWORD": "compose-test-grafana-password",
-    "GRAFANA_DB_PASSWORD": "compose-test-grafana-db-password",
-}
 
 
 # --- the flow both files must support ------------------------------------------------------------
@@ -56,24 +47,7 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> None:
         busy = [port for port in ports if not port_free(port)]
         assert not busy, f"ports {busy} are in use on this machine (another cafeflow running?)"
 
-    with platform.step("migrate (one-shot)"):
-        result = platform.run("migrate", timeout=300)
-        assert result.returncode == 0, result.stdout + result.stderr
-
-    for name in services:
-        for init in specs[name].init:
-            with platform.step(f"{name} init container {init.name}: {' '.join(init.argv)}"):
-                result = platform.run(init, timeout=120)
-                assert result.returncode == 0, result.stdout + result.stderr
-        platform.start(name)
-    for name in services:
-        path = "/healthcheck" if name == "flower" else "/readyz"
-        with platform.step(f"{name} answers {path} on port {platform.port(name)}", [name]):
-            process = platform.processes[name]
-            url = f"{platform.url(name)}{path}"
-            wait_for(lambda process=process, url=url: process.popen.poll() is not None
-                     or httpx.get(url, timeout=3).status_code == 200, 90, f"{name} {path}")
-            assert process.popen.poll() is None, f"{name} exited with {process.popen.returncode}"
+    platform.start_all(services)
 
     for name in services:
         spec = specs[name]
@@ -88,7 +62,7 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> None:
                                         text=True, timeout=60)
                 assert result.returncode == 0, result.stdout + result.stderr
 
-    flower_auth = tuple(specs["flower"].env["FLOWER_BASIC_AUTH"].split(":", 1))
+    flower_auth = tuple(specs["flower"].env["FLOWER_BASIC_AUTH"].split(",")[0].split(":", 1))
     before = {name: scrape(platform.url(name), flower_auth if name == "flower" else None) for name in services}
     admin = {"Authorization": f"Bearer {specs['ingest'].env['CAFEFLOW_ADMIN_TOKEN']}"}
 
@@ -128,47 +102,7 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> None:
                 files = conn.execute(text("SELECT count(*) FROM ingest.upload WHERE status = 'loaded'")).scalar()
             assert files == 1 + len(UPLOAD_TOOL_FILES)
 
-    orders_url = platform.url("orders")
-    with platform.step("orders: add a user with the CLI and get a token", ["orders"]):
-        password = "deploy-check-password-0123"
-        result = subprocess.run(
-            [specs["orders"].argv[0], "user", "add", "deploy-admin", "--role", "admin"], input=f"{password}\n",
-            cwd=platform.workdir, env=platform.env_for(specs["orders"]), capture_output=True, check=False,
-            text=True, timeout=60)
-        assert result.returncode == 0, result.stdout + result.stderr
-        response = httpx.post(f"{orders_url}/v1/auth/token", json={"username": "deploy-admin",
-                                                                    "password": password}, timeout=10)
-        assert response.status_code == 200, response.text
-        staff = {"Authorization": f"Bearer {response.json()['access_token']}"}
-    with platform.step("orders: create a product, a courier and an order", ["orders"]):
-        response = httpx.post(f"{orders_url}/v1/products", headers=staff, timeout=10, json={
-            "name": "Flavoured latte", "size": "Large", "flavour": "Vanilla", "price": "2.85"})
-        assert response.status_code == 201, response.text
-        product_id = response.json()["id"]
-        response = httpx.post(f"{orders_url}/v1/couriers", headers=staff, timeout=10, json={
-            "name": "Deploy Courier", "phone": "07700900123", "branch": "Leeds"})
-        assert response.status_code == 201, response.text
-        courier_id = response.json()["id"]
-        response = httpx.post(f"{orders_url}/v1/orders", headers=staff, timeout=10, json={
-            "branch": "Leeds", "customer_name": "Deploy Check", "customer_address": "1 Test Street, Leeds",
-            "customer_phone": "07700900456", "courier_id": courier_id, "payment_method": "CARD",
-            "items": [{"product_id": product_id, "quantity": 2}]})
-        assert response.status_code == 201, response.text
-        order_id, etag = response.json()["id"], response.headers["ETag"]
-        path = ["preparing", "out_for_delivery", "delivered"]
-        assert response.json()["status"] in path, response.text
-    for status in path[path.index(response.json()["status"]) + 1:]:
-        with platform.step(f"orders: order {order_id} -> {status}", ["orders"]):
-            response = httpx.post(f"{orders_url}/v1/orders/{order_id}/status", json={"status": status},
-                                  headers={**staff, "If-Match": etag}, timeout=10)
-            assert response.status_code == 200, response.text
-            etag = response.headers.get("ETag", etag)
-    with platform.step("the delivered order reaches the warehouse (worker)", ["orders", "worker", "beat"]):
-        def live_sales():
-            with engine.connect() as conn:
-                return conn.execute(text("SELECT count(*) FROM warehouse.fact_transaction "
-                                         "WHERE source = 'live'")).scalar()
-        wait_for(live_sales, 90, "a live sale in warehouse.fact_transaction")
+    deliver_an_order(platform, engine)
 
     with platform.step("reporting: sales by branch", ["reporting"]):
         response = httpx.get(f"{platform.url('reporting')}/v1/reports/sales", params={"group_by": "branch"},
@@ -191,10 +125,10 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> None:
             metric(before["worker"], "cafeflow_celery_tasks_total", **task)
         assert metric(after["worker"], "cafeflow_task_duration_seconds_count", task="transform.process_upload") > \
             metric(before["worker"], "cafeflow_task_duration_seconds_count", task="transform.process_upload")
-        assert "cafeflow_queue_messages" in after["worker"] and "cafeflow_queue_unacked" in after["worker"]
-        assert metric(after["worker"], "cafeflow_broker_up") == 1
-    with platform.step("beat /metrics serves the live queue length"):
+    with platform.step("beat /metrics serves the live queue length (beat alone reads the broker)"):
         assert 'cafeflow_queue_messages{queue="transform"}' in after["beat"].replace(".0", "")
+        assert "cafeflow_queue_unacked" in after["beat"] and metric(after["beat"], "cafeflow_broker_up") == 1
+        assert "cafeflow_queue_messages" not in after["worker"]
     with platform.step("flower /metrics counted the worker's task events"):
         assert metric(after["flower"], "flower_events_total", type="task-succeeded") > \
             metric(before["flower"], "flower_events_total", type="task-succeeded")
@@ -223,6 +157,9 @@ def exercise(platform: Platform, engine, *, upload_tool: bool) -> None:
         assert httpx.get(f"{platform.url('flower')}/", auth=flower_auth, timeout=10).status_code == 200
         assert httpx.get(f"{platform.url('flower')}/api/workers", auth=("nobody", "wrong"), timeout=10
                          ).status_code == 401
+    with platform.step("flower's /metrics asks for the same basic auth as its pages", ["flower"]):
+        assert httpx.get(f"{platform.url('flower')}/metrics", timeout=10).status_code == 401
+        assert httpx.get(f"{platform.url('flower')}/metrics", auth=("nobody", "wrong"), timeout=10).status_code == 401
     with platform.step("flower logs JSON like every other process", ["flower"]):
         lines = [line for line in platform.processes["flower"].output().splitlines() if line.strip()]
         assert lines, "flower wrote no log lines"

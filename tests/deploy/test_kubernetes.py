@@ -17,7 +17,8 @@ from tests.deploy.manifests import K8S, OVERLAYS, WEB_SERVICES, by_kind, kustomi
 
 SCHEMAS = Path(__file__).parent / "schemas"
 # Kinds kubernetes-validate has no schema for, each with the schema we check it against instead.
-CUSTOM_RESOURCES = {("keda.sh/v1alpha1", "ScaledObject"): SCHEMAS / "keda-scaledobject.schema.json"}
+CUSTOM_RESOURCES = {("keda.sh/v1alpha1", "ScaledObject"): SCHEMAS / "keda-scaledobject.schema.json",
+                    ("monitoring.coreos.com/v1", "PrometheusRule"): SCHEMAS / "prometheusrule.schema.json"}
 # HTML pages, not in the OpenAPI documents
 PAGES = {"/dashboard": "reporting", "/app": "orders", "/signin": "orders", "/signout": "orders", "/portal": "ingest"}
 
@@ -59,17 +60,23 @@ def _validate(objects: list[dict], tmp_path: Path) -> subprocess.CompletedProces
                            str(path)], capture_output=True, check=False, text=True, timeout=300)
 
 
-def test_overlays_pass_kubernetes_validate_strict(rendered, tmp_path):
-    overlay, objects = rendered
+def _validate_with_custom_resources(label: str, objects: list[dict], tmp_path: Path) -> set[tuple[str, str]]:
+    """kubernetes-validate --strict for the standard kinds, our schemas for the custom resources; returns
+    the custom kinds found."""
     standard = [obj for obj in objects if (obj["apiVersion"], obj["kind"]) not in CUSTOM_RESOURCES]
     custom = [obj for obj in objects if (obj["apiVersion"], obj["kind"]) in CUSTOM_RESOURCES]
-    # The only objects left to another schema are the custom resources named above, and they exist.
-    assert {(obj["apiVersion"], obj["kind"]) for obj in custom} == set(CUSTOM_RESOURCES)
     result = _validate(standard, tmp_path)
-    assert result.returncode == 0, f"{overlay}: kubernetes-validate --strict failed:\n{result.stdout}{result.stderr}"
+    assert result.returncode == 0, f"{label}: kubernetes-validate --strict failed:\n{result.stdout}{result.stderr}"
     for obj in custom:
         schema = json.loads(CUSTOM_RESOURCES[(obj["apiVersion"], obj["kind"])].read_text())
         jsonschema.validate(obj, schema)
+    return {(obj["apiVersion"], obj["kind"]) for obj in custom}
+
+
+def test_overlays_pass_kubernetes_validate_strict(rendered, tmp_path):
+    overlay, objects = rendered
+    # The only objects left to another schema are the custom resources named above, and they exist.
+    assert _validate_with_custom_resources(overlay, objects, tmp_path) == set(CUSTOM_RESOURCES)
 
 
 def test_kubernetes_validate_would_catch_a_misspelt_field(rendered, tmp_path):
@@ -78,6 +85,15 @@ def test_kubernetes_validate_would_catch_a_misspelt_field(rendered, tmp_path):
     broken = json.loads(json.dumps([obj for obj in objects if obj["kind"] == "Deployment"][:1]))
     broken[0]["spec"]["template"]["spec"]["containers"][0]["readynessProbe"] = {"tcpSocket": {"port": 1}}
     assert _validate(broken, tmp_path).returncode != 0
+
+
+def test_prometheusrule_schema_rejects_a_misspelt_field(rendered):
+    _, objects = rendered
+    rule = json.loads(json.dumps(by_kind(objects, "PrometheusRule")[0]))
+    schema = json.loads(CUSTOM_RESOURCES[("monitoring.coreos.com/v1", "PrometheusRule")].read_text())
+    rule["spec"]["groups"][1]["rules"][0]["anotations"] = rule["spec"]["groups"][1]["rules"][0].pop("annotations")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(rule, schema)
 
 
 def test_scaledobject_schema_rejects_a_misspelt_field(rendered):
@@ -246,5 +262,5 @@ def test_hpa_fallback_component_replaces_keda(fallback_variant, tmp_path):
     assert by_kind(fallback_variant, "ScaledObject") == []
     assert "cafeflow-worker" in {obj["spec"]["scaleTargetRef"]["name"]
                                  for obj in by_kind(fallback_variant, "HorizontalPodAutoscaler")}
-    result = _validate(fallback_variant, tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert _validate_with_custom_resources("fallback", fallback_variant, tmp_path) == {
+        ("monitoring.coreos.com/v1", "PrometheusRule")}

@@ -53,7 +53,8 @@ def test_readyz_fails_with_an_unreachable_broker(settings, clean):
 
 
 def test_flower_refuses_to_start_without_basic_auth(monkeypatch):
-    for value in (None, "admin", "admin:short"):
+    # ... and every account of a list must be strong (compose adds Prometheus's own after the operator's)
+    for value in (None, "admin", "admin:short", "admin:a-long-enough-password,prometheus:short"):
         if value is None:
             monkeypatch.delenv("FLOWER_BASIC_AUTH", raising=False)
         else:

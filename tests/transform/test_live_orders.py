@@ -67,7 +67,7 @@ def _deliver(api, menu: Menu) -> int:
 
 def test_broker_outage_delays_the_sale_and_the_sweeper_loads_it_exactly_once(
         outage_api, clean, redis_client, run_task, settings):
-    from prometheus_client import REGISTRY
+    from services.common.metrics import REGISTRY
 
     def failed_sends() -> float:
         return REGISTRY.get_sample_value("cafeflow_live_order_handoffs_total",

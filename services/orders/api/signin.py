@@ -9,6 +9,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory
 from flask_limiter import RateLimitExceeded
 
+from services.common.metrics import LOGINS
 from services.common.sessions import SessionRecord, page_blueprint
 from services.common.signin import form_action_sources, safe_next, signed_in_user, signed_out_redirect, start_session
 from services.orders.auth import password_login
@@ -79,6 +80,7 @@ def signin_submit():
             user = password_login(session, username, password)
     else:
         verify_password(password[:_MAX_PASSWORD], dummy_hash())    # the same work as any other refusal
+        LOGINS.labels("refused").inc()
     if user is None:
         return _form(401, error="Wrong username or password.", next_url=next_url, notice=notice,
                      username=username[:_MAX_USERNAME] if username.isprintable() else "")
@@ -90,6 +92,7 @@ def signin_submit():
 
 @bp.errorhandler(RateLimitExceeded)
 def _too_many_attempts(_exc: RateLimitExceeded):
+    LOGINS.labels("throttled").inc()
     retry_after = login_retry_after(current_app, _ctx()[1])
     wait = f"{retry_after} seconds" if retry_after < 120 else f"{-(-retry_after // 60)} minutes"
     next_url, notice = _next_from(request.form.get("next"))
