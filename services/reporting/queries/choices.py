@@ -1,0 +1,69 @@
+"""What a reader can filter on, and the range a dashboard opens on: every registered branch (a branch is
+offered before its first sale), every product name, the first and last day with sales, and the default
+range, all within the reader's branch scope."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from services.reporting.filters import SOURCES
+
+DEFAULT_DAYS = 7
+# How far back from the last day with sales a complete week is looked for: bounds the work on any history.
+SEARCH_DAYS = 366
+
+_BRANCHES = "SELECT name FROM ingest.branch {where} ORDER BY lower(name)"
+# One entry per name however it is capitalised: a product filter matches the name case-insensitively.
+_PRODUCTS = "SELECT min(name) FROM warehouse.dim_product GROUP BY lower(name) ORDER BY lower(name)"
+_EXTENT = """
+SELECT min(local_date) AS first_day, max(local_date) FILTER (WHERE local_date <= :today) AS last_day
+FROM warehouse.rollup_branch_day {where}
+"""
+# The last day, before today, that ends a run of DEFAULT_DAYS consecutive days with sales (gaps and islands:
+# consecutive dates share `local_date - row_number`).
+_LAST_FULL_WEEK_END = """
+WITH days AS (
+    SELECT DISTINCT local_date FROM warehouse.rollup_branch_day
+    WHERE local_date < :today AND local_date > CAST(:last_day AS date) - :search_days {branch}
+), runs AS (
+    SELECT local_date, local_date - CAST(row_number() OVER (ORDER BY local_date) AS int) AS run FROM days
+), numbered AS (
+    SELECT local_date, row_number() OVER (PARTITION BY run ORDER BY local_date) AS day_in_run FROM runs
+)
+SELECT max(local_date) FROM numbered WHERE day_in_run >= :days
+"""
+
+
+def default_range(session: Session, branch_ids: tuple[int, ...] | None, last_day: dt.date | None,
+                  today: dt.date) -> tuple[dt.date, dt.date] | None:
+    """The latest complete week that has sales: the last DEFAULT_DAYS consecutive days with sales that ended
+    before today (today is still selling). Without such a run (a few days of files), the DEFAULT_DAYS up to
+    the last day with sales; None for an empty warehouse."""
+    if last_day is None:
+        return None
+    branch = "AND branch_id = ANY(:branch_ids)" if branch_ids is not None else ""
+    end = session.execute(text(_LAST_FULL_WEEK_END.format(branch=branch)), {
+        "today": today, "last_day": last_day, "search_days": SEARCH_DAYS, "days": DEFAULT_DAYS,
+        "branch_ids": list(branch_ids or ())}).scalar()
+    end = end or last_day
+    return end - dt.timedelta(days=DEFAULT_DAYS - 1), end
+
+
+def choices(session: Session, scope_keys: tuple[str, ...] | None, branch_ids: tuple[int, ...] | None,
+            today: dt.date) -> dict:
+    """`scope_keys`: the branches the reader may see (None: all); `branch_ids`: those whose days count for
+    the first, last and default days (None: every branch)."""
+    where = "WHERE branch_key = ANY(:keys)" if scope_keys is not None else ""
+    branches = session.execute(text(_BRANCHES.format(where=where)), {"keys": list(scope_keys or ())}).scalars().all()
+    products = session.execute(text(_PRODUCTS)).scalars().all()
+    where = "WHERE branch_id = ANY(:ids)" if branch_ids is not None else ""
+    extent = session.execute(text(_EXTENT.format(where=where)), {"ids": list(branch_ids or ()), "today": today}).one()
+    last_day = extent.last_day or extent.first_day     # only future-dated sales: still show them
+    default = default_range(session, branch_ids, last_day, today)
+    return {"branches": list(branches), "products": list(products), "sources": list(SOURCES),
+            "first_day": extent.first_day.isoformat() if extent.first_day else None,
+            "last_day": last_day.isoformat() if last_day else None, "today": today.isoformat(),
+            "default_from": default[0].isoformat() if default else None,
+            "default_to": default[1].isoformat() if default else None}
