@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from services.reporting.filters import SOURCES
 
 DEFAULT_DAYS = 7
-# How far back from the last day with sales a complete week is looked for: bounds the work on any history.
-SEARCH_DAYS = 366
+# How many of the latest days with sales are searched for a complete week: bounds the work on any history
+# (a year of daily files; older warehouses with gaps fall back to the last week with sales).
+SEARCH_DAYS = 400
 
 _BRANCHES = "SELECT name FROM ingest.branch {where} ORDER BY lower(name)"
 # One entry per name however it is capitalised: a product filter matches the name case-insensitively.
@@ -21,14 +22,20 @@ _EXTENT = """
 SELECT min(local_date) AS first_day, max(local_date) FILTER (WHERE local_date <= :today) AS last_day
 FROM warehouse.rollup_branch_day {where}
 """
-# The last day, before today, that ends a run of DEFAULT_DAYS consecutive days with sales (gaps and islands:
-# consecutive dates share `local_date - row_number`).
+# The last day, before today, that ends a run of DEFAULT_DAYS consecutive days with sales. The days with sales
+# are walked newest first one index probe each (a loose index scan: PostgreSQL has no skip scan, and DISTINCT
+# would read every row), at most SEARCH_DAYS of them; then gaps and islands: consecutive dates share
+# `local_date - row_number`.
 _LAST_FULL_WEEK_END = """
-WITH days AS (
-    SELECT DISTINCT local_date FROM warehouse.rollup_branch_day
-    WHERE local_date < :today AND local_date > CAST(:last_day AS date) - :search_days {branch}
+WITH RECURSIVE days(local_date, n) AS (
+    (SELECT local_date, 1 FROM warehouse.rollup_branch_day WHERE local_date < :today {branch}
+     ORDER BY local_date DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT r.local_date FROM warehouse.rollup_branch_day r
+            WHERE r.local_date < d.local_date {branch_r} ORDER BY r.local_date DESC LIMIT 1), d.n + 1
+    FROM days d WHERE d.local_date IS NOT NULL AND d.n < :search_days
 ), runs AS (
-    SELECT local_date, local_date - CAST(row_number() OVER (ORDER BY local_date) AS int) AS run FROM days
+    SELECT local_date, local_date + CAST(n AS int) AS run FROM days WHERE local_date IS NOT NULL
 ), numbered AS (
     SELECT local_date, row_number() OVER (PARTITION BY run ORDER BY local_date) AS day_in_run FROM runs
 )
@@ -43,10 +50,11 @@ def default_range(session: Session, branch_ids: tuple[int, ...] | None, last_day
     the last day with sales; None for an empty warehouse."""
     if last_day is None:
         return None
-    branch = "AND branch_id = ANY(:branch_ids)" if branch_ids is not None else ""
-    end = session.execute(text(_LAST_FULL_WEEK_END.format(branch=branch)), {
-        "today": today, "last_day": last_day, "search_days": SEARCH_DAYS, "days": DEFAULT_DAYS,
-        "branch_ids": list(branch_ids or ())}).scalar()
+    scoped = branch_ids is not None
+    sql = _LAST_FULL_WEEK_END.format(branch="AND branch_id = ANY(:branch_ids)" if scoped else "",
+                                     branch_r="AND r.branch_id = ANY(:branch_ids)" if scoped else "")
+    end = session.execute(text(sql), {"today": today, "search_days": SEARCH_DAYS, "days": DEFAULT_DAYS,
+                                      "branch_ids": list(branch_ids or ())}).scalar()
     end = end or last_day
     return end - dt.timedelta(days=DEFAULT_DAYS - 1), end
 
