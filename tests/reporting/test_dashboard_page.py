@@ -54,7 +54,7 @@ def test_dashboard_loads_with_data_and_renders_every_chart(browser, stack, serve
 
     browser_sign_in(page, "dana")
     page.wait_for_selector("body[data-loaded=true]", timeout=30_000)
-    assert page.url.endswith("/dashboard")
+    assert "/dashboard?from=" in page.url          # the view it opened on, in the URL
     for chart in CHARTS:
         locator = page.locator(f"#{chart}")
         assert locator.get_attribute("data-rendered") == "true", chart
