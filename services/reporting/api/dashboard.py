@@ -2,13 +2,12 @@
 services/common/signin.py): without a session the page sends the browser there and back. Every request
 re-checks the user behind the session, so a deactivation, a password or role change or a sign-out on any
 page ends it at once. Sign-out here posts (with its CSRF token) to /dashboard/signout, which ends the one
-session of every page. Charts use the plotly.js bundled in the plotly wheel, served from here: the page
-loads nothing from another origin."""
+session of every page. Charts use plotly.js's cartesian bundle (scripts/vendor-plotly.sh), served from here:
+the page loads nothing from another origin."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import plotly
 from flask import Blueprint, current_app, render_template, send_from_directory
 
 from services.common.sessions import page_blueprint
@@ -16,7 +15,9 @@ from services.common.signin import form_action_sources, signed_in_page, signed_o
 
 bp = page_blueprint(Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="../templates",
                               static_folder="../static", static_url_path="/static"))
-PLOTLY_DIR = Path(plotly.__file__).parent / "package_data"
+STATIC = Path(__file__).resolve().parent.parent / "static"
+# Versioned name: a browser may keep it for a year, and a new version is a new URL.
+PLOTLY = "plotly-cartesian-4.1.1.min.js"
 
 
 @bp.after_request
@@ -44,6 +45,8 @@ def signout():
     return signed_out_redirect()
 
 
-@bp.get("/assets/plotly.min.js")
+@bp.get(f"/assets/{PLOTLY}")
 def plotly_js():
-    return send_from_directory(PLOTLY_DIR, "plotly.min.js", mimetype="text/javascript", max_age=86400)
+    response = send_from_directory(STATIC, PLOTLY, mimetype="text/javascript", max_age=365 * 86400)
+    response.cache_control.immutable = True
+    return response

@@ -10,6 +10,18 @@ const FILTERS = ["from", "to", "branch", "product", "source"];
 const WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 let options = null;          // /v1/reports/options: branches, products, days with sales, the default range
+// plotly.js is 4.8 MB of script: it is fetched and run while the figures are being asked for, not before.
+let plotlyReady = null;
+function loadPlotly() {
+  plotlyReady = plotlyReady || new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = document.body.dataset.plotly;
+    script.onload = resolve;
+    script.onerror = () => reject(new Error("the chart library did not load"));
+    document.head.appendChild(script);
+  });
+  return plotlyReady;
+}
 let refreshTimer = null;
 let choicesFilled = false;
 
@@ -144,6 +156,7 @@ function chartFailed(id, error) {
 }
 
 async function plot(id, traces, chartLayout, onClick) {
+  await loadPlotly();
   const element = document.getElementById(id);
   element.classList.remove("failed");
   if (element.querySelector(".chart-error")) element.replaceChildren();
@@ -453,4 +466,5 @@ document.addEventListener("DOMContentLoaded", () => {
   window.addEventListener("popstate", load);
   setRefresh(viewFromUrl().refresh);
   load();
+  loadPlotly().catch(() => { /* each chart says so in its place */ });
 });
