@@ -7,27 +7,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.signin import add_user, browser_sign_in
-from tests.support import Stack
+from tests.signin import browser_sign_in
 
 pytestmark = pytest.mark.e2e
 CHARTS = ["chart-trend", "chart-branches", "chart-top-products", "chart-bottom-products", "chart-peak",
           "chart-payment", "chart-customers"]
-
-
-@pytest.fixture(scope="module")
-def stack(real_warehouse, tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("reporting"))
-    running.start_orders()
-    running.start_reporting()
-    add_user("dana", role="admin")
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def served(stack):
-    return stack.url_of("reporting")
 
 
 def sign_in(page, url: str, username: str = "dana") -> None:

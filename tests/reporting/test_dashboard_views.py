@@ -18,27 +18,12 @@ from playwright.sync_api import expect
 
 from tests.reporting.conftest import ADMIN
 from tests.reporting.test_dashboard_page import CHARTS, sign_in
-from tests.signin import add_user, browser_sign_in
-from tests.support import ARTEFACTS, Stack
+from tests.signin import browser_sign_in
+from tests.support import ARTEFACTS
 
 pytestmark = pytest.mark.e2e
 SAMPLE_WEEK = {"from": "2021-08-25", "to": "2021-08-31"}      # the 65 files' seven consecutive days
 FIRST_DAY, LAST_DAY = "2021-02-23", "2023-05-09"              # two stray sales days in the real files
-
-
-@pytest.fixture(scope="module")
-def stack(real_warehouse, tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("dashboard-views"))
-    running.start_orders()
-    running.start_reporting()
-    add_user("olive", role="admin")
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def served(stack):
-    return stack.url_of("reporting")
 
 
 @pytest.fixture
@@ -113,7 +98,7 @@ def assert_page_equals_api(page, served: str, filters: dict) -> None:
 
 
 def test_opens_on_the_latest_complete_week_with_every_figure_equal_to_the_api(page, served):
-    sign_in(page, served, "olive")
+    sign_in(page, served, "dana")
     assert {k: view_of(page)[k] for k in ("from", "to")} == SAMPLE_WEEK      # the URL names what is shown
     expect(page.locator("#status")).to_contain_text("Wed 25 Aug 2021 to Tue 31 Aug 2021")
     for chart in CHARTS:
@@ -169,7 +154,7 @@ def assert_labels_inside(page, chart: str) -> None:
     ("today", lambda t: (t, t)), ("yesterday", lambda t: (t - 1, t - 1)), ("last7", lambda t: (t - 7, t - 1)),
     ("last4weeks", lambda t: (t - 28, t - 1)), ("mtd", None), ("lastmonth", None), ("ytd", None), ("all", None)])
 def test_every_preset_sets_its_range(page, served, preset, expected):
-    sign_in(page, served, "olive")
+    sign_in(page, served, "dana")
     today = dt.date.fromisoformat(api(served, "/v1/reports/options")["today"])
     go_and_wait(page, lambda: page.click(f"[data-preset={preset}]"))
     view = view_of(page)
@@ -198,7 +183,7 @@ def test_every_preset_sets_its_range(page, served, preset, expected):
 
 
 def test_filters_click_through_and_a_shared_url(page, browser, served):
-    sign_in(page, served, "olive")
+    sign_in(page, served, "dana")
     # Product filter, then channel: the URL carries them and the figures follow.
     go_and_wait(page, lambda: page.select_option("#product", "Latte"))
     assert view_of(page)["product"] == "Latte"
@@ -233,7 +218,7 @@ def test_filters_click_through_and_a_shared_url(page, browser, served):
     revenue = page.locator("#tile-revenue .value").inner_text()
     other = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB").new_page()
     other.goto(shared)
-    browser_sign_in(other, "olive")
+    browser_sign_in(other, "dana")
     wait_loaded(other)
     assert other.url == shared
     assert other.locator("#tile-revenue .value").inner_text() == revenue
@@ -255,7 +240,7 @@ def click_point(page, chart: str, index: int) -> None:
 
 
 def test_export_downloads_the_view_on_screen(page, served):
-    sign_in(page, served, "olive")
+    sign_in(page, served, "dana")
     go_and_wait(page, lambda: page.select_option("#branch", "Leeds"))
     summary = api(served, "/v1/reports/summary", branch="Leeds", **SAMPLE_WEEK)["current"]
     with page.expect_download() as download:
@@ -274,7 +259,7 @@ def test_export_downloads_the_view_on_screen(page, served):
 
 
 def test_an_error_replaces_the_charts(page, served):
-    sign_in(page, served, "olive")
+    sign_in(page, served, "dana")
     assert page.locator("#content").is_visible()
     page.goto(f"{served}/dashboard?from=2021-08-25&to=2021-08-31&branch=Atlantis")
     page.wait_for_selector("body[data-loaded=error]", timeout=30_000)
@@ -291,7 +276,7 @@ def test_an_error_replaces_the_charts(page, served):
 
 def test_auto_refresh_is_off_until_asked_and_says_when_it_updated(page, served):
     page.clock.install()
-    sign_in(page, served, "olive")
+    sign_in(page, served, "dana")
     assert not page.locator("#refresh").is_checked()
     first = page.locator("#updated").inner_text()
     assert first.startswith("Updated ")
