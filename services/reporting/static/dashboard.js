@@ -170,14 +170,19 @@ const productName = (r) => [r.size, r.product, r.flavour].filter(Boolean).join("
 
 function revenueBars(id, rows, nameOf, axisTitle, onClick) {
   const shown = rows.slice().reverse();             // the best at the top of a horizontal bar chart
+  // On a phone a name beside its bar would leave the bar no room: it goes above the bar, across the chart.
+  const names = narrow()
+    ? { ticklabelposition: "inside top", ticklabelshift: -13, automargin: false, title: { text: "" },
+        tickfont: { size: 11 }, range: [-0.5, shown.length - 0.1] }     // room above the top bar for its name
+    : { automargin: true, title: { text: axisTitle } };
   return plot(id, [{
     type: "bar", orientation: "h", marker: { color: "#8c5a3c" },
     y: shown.map((r) => label(nameOf(r))), x: shown.map((r) => Number(r.revenue)),
     customdata: shown.map((r) => [pounds(r.revenue), count(r.transactions)]),
     hovertemplate: "%{y}<br>%{customdata[0]} from %{customdata[1]} sales<extra></extra>",
-  }], layout({ height: Math.max(220, 60 + 26 * shown.length), margin: { t: 10, r: 40, b: 10, l: 10 },
-               xaxis: moneyAxis("Revenue (£)"),
-               yaxis: { automargin: true, title: { text: axisTitle } } }),
+  }], layout({ height: Math.max(220, 60 + (narrow() ? 44 : 26) * shown.length),
+               margin: { t: 10, r: 40, b: 10, l: narrow() ? 30 : 10 },
+               bargap: narrow() ? 0.6 : 0.2, xaxis: moneyAxis("Revenue (£)"), yaxis: names }),
   onClick && ((point) => onClick(shown[point.pointIndex])));
 }
 
