@@ -59,6 +59,21 @@ def default_range(session: Session, branch_ids: tuple[int, ...] | None, last_day
     return end - dt.timedelta(days=DEFAULT_DAYS - 1), end
 
 
+BranchIds = tuple[int, ...] | None      # None: every branch
+
+
+def extent(session: Session, branch_ids: BranchIds, today: dt.date) -> tuple[dt.date | None, dt.date | None]:
+    """The first and the last day with sales (up to today; only future-dated sales: the last of them)."""
+    where = "WHERE branch_id = ANY(:ids)" if branch_ids is not None else ""
+    row = session.execute(text(_EXTENT.format(where=where)), {"ids": list(branch_ids or ()), "today": today}).one()
+    return row.first_day, row.last_day or row.first_day
+
+
+def opening_range(session: Session, branch_ids: BranchIds, today: dt.date) -> tuple[dt.date, dt.date] | None:
+    """Where a dashboard opens: the latest complete week with sales (see default_range)."""
+    return default_range(session, branch_ids, extent(session, branch_ids, today)[1], today)
+
+
 def choices(session: Session, scope_keys: tuple[str, ...] | None, branch_ids: tuple[int, ...] | None,
             today: dt.date) -> dict:
     """`scope_keys`: the branches the reader may see (None: all); `branch_ids`: those whose days count for
@@ -66,12 +81,10 @@ def choices(session: Session, scope_keys: tuple[str, ...] | None, branch_ids: tu
     where = "WHERE branch_key = ANY(:keys)" if scope_keys is not None else ""
     branches = session.execute(text(_BRANCHES.format(where=where)), {"keys": list(scope_keys or ())}).scalars().all()
     products = session.execute(text(_PRODUCTS)).scalars().all()
-    where = "WHERE branch_id = ANY(:ids)" if branch_ids is not None else ""
-    extent = session.execute(text(_EXTENT.format(where=where)), {"ids": list(branch_ids or ()), "today": today}).one()
-    last_day = extent.last_day or extent.first_day     # only future-dated sales: still show them
+    first_day, last_day = extent(session, branch_ids, today)
     default = default_range(session, branch_ids, last_day, today)
     return {"branches": list(branches), "products": list(products), "sources": list(SOURCES),
-            "first_day": extent.first_day.isoformat() if extent.first_day else None,
+            "first_day": first_day.isoformat() if first_day else None,
             "last_day": last_day.isoformat() if last_day else None, "today": today.isoformat(),
             "default_from": default[0].isoformat() if default else None,
             "default_to": default[1].isoformat() if default else None}

@@ -386,6 +386,9 @@ async function load() {
   status.textContent = "Loading…";
   try {
     let view = viewFromUrl();
+    // A view with its dates (the server puts the opening week in the URL) asks for every figure at once; only a
+    // preset needs today's date, from the options, first.
+    const early = view.from && view.to && !view.preset ? requests(view) : null;
     options = await getJson("/v1/reports/options", view.branch ? apiQuery({ branch: view.branch }) : "");
     if (!options.last_day) {               // an empty warehouse: say how to fill it, not empty charts
       document.getElementById("empty").hidden = false;
@@ -399,33 +402,29 @@ async function load() {
     view = resolveView(view);
     window.history.replaceState(null, "", urlOf(view));     // the URL always names the dates shown
     showView(view);
-    const granularity = granularityOf(view);
-    const coverageFrom = addDays(view.to, -13) < view.from ? view.from : addDays(view.to, -13);
-    const q = (extra) => apiQuery(view, extra);
+    const asked = early || requests(view);
     // The headline figures decide whether the view can be shown at all (a bad filter is said once, in
     // place of every chart); each chart then stands or falls alone.
-    const summary = await getJson("/v1/reports/summary", q());
+    const summary = await asked.summary;
     error.hidden = true;
     content.hidden = false;
     tiles(summary);
     noSalesNotice(summary, view);
-    const charts = [
-      ["chart-trend", getJson("/v1/reports/trend", q({ granularity })), (d) => trendChart(d, view)],
-      ["chart-branches", getJson("/v1/reports/sales", q({ group_by: "branch", order: "desc" })),
-       (d) => revenueBars("chart-branches", d.rows, (r) => r.branch, "Branch",
-                          options.branches.length > 1 ? (r) => go({ ...view, branch: r.branch }) : null)],
-      ["chart-top-products", getJson("/v1/reports/sales", q({ group_by: "product", order: "desc", limit: 10 })),
-       (d) => revenueBars("chart-top-products", d.rows, productName, "Product", (r) => go({ ...view, product: r.product }))],
-      ["chart-bottom-products", getJson("/v1/reports/sales", q({ group_by: "product", order: "asc", limit: 10 })),
-       (d) => revenueBars("chart-bottom-products", d.rows.slice().reverse(), productName, "Product",
-                          (r) => go({ ...view, product: r.product }))],
-      ["chart-peak", getJson("/v1/reports/peak-hours", q()), peakChart],
-      ["chart-payment", getJson("/v1/reports/sales", q({ group_by: "payment_method" })), paymentChart],
-      ["chart-customers", getJson("/v1/reports/customers", q({ granularity })), customersChart],
-      ["missing-files", getJson("/v1/reports/coverage", apiQuery({ from: coverageFrom, to: view.to, branch: view.branch })),
-       (d) => missingFiles(d, view)],
-    ];
-    const outcomes = await Promise.allSettled(charts.map(([, request, draw]) => request.then(draw)));
+    const draw = {
+      "chart-trend": (d) => trendChart(d, view),
+      "chart-branches": (d) => revenueBars("chart-branches", d.rows, (r) => r.branch, "Branch",
+                                           options.branches.length > 1 ? (r) => go({ ...view, branch: r.branch }) : null),
+      "chart-top-products": (d) => revenueBars("chart-top-products", d.rows, productName, "Product",
+                                               (r) => go({ ...view, product: r.product })),
+      "chart-bottom-products": (d) => revenueBars("chart-bottom-products", d.rows.slice().reverse(), productName,
+                                                  "Product", (r) => go({ ...view, product: r.product })),
+      "chart-peak": peakChart,
+      "chart-payment": paymentChart,
+      "chart-customers": customersChart,
+      "missing-files": (d) => missingFiles(d, view),
+    };
+    const charts = Object.entries(draw);
+    const outcomes = await Promise.allSettled(charts.map(([id, drawIt]) => asked.charts[id].then(drawIt)));
     outcomes.forEach((outcome, n) => { if (outcome.status === "rejected") chartFailed(charts[n][0], outcome.reason); });
     status.textContent = describe(view);
     document.getElementById("updated").textContent =
@@ -439,6 +438,30 @@ async function load() {
     status.textContent = "";
     document.body.dataset.loaded = "error";
   }
+}
+
+// Every JSON request of a view with its dates, started at once; each is a promise of its answer.
+function requests(view) {
+  const granularity = granularityOf(view);
+  const coverageFrom = addDays(view.to, -13) < view.from ? view.from : addDays(view.to, -13);
+  const q = (extra) => apiQuery(view, extra);
+  const asked = {
+    summary: getJson("/v1/reports/summary", q()),
+    charts: {
+      "chart-trend": getJson("/v1/reports/trend", q({ granularity })),
+      "chart-branches": getJson("/v1/reports/sales", q({ group_by: "branch", order: "desc" })),
+      "chart-top-products": getJson("/v1/reports/sales", q({ group_by: "product", order: "desc", limit: 10 })),
+      "chart-bottom-products": getJson("/v1/reports/sales", q({ group_by: "product", order: "asc", limit: 10 })),
+      "chart-peak": getJson("/v1/reports/peak-hours", q()),
+      "chart-payment": getJson("/v1/reports/sales", q({ group_by: "payment_method" })),
+      "chart-customers": getJson("/v1/reports/customers", q({ granularity })),
+      "missing-files": getJson("/v1/reports/coverage", apiQuery({ from: coverageFrom, to: view.to, branch: view.branch })),
+    },
+  };
+  // A view that fails as a whole is reported once (by the summary); the charts' own failures are handled where
+  // they are drawn. Until then no rejection counts as unhandled.
+  for (const promise of [asked.summary, ...Object.values(asked.charts)]) promise.catch(() => {});
+  return asked;
 }
 
 function viewFromForm(form) {
