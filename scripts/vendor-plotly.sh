@@ -4,7 +4,8 @@
 # integrity hash, and puts it beside the dashboard's script. The page serves it itself (no CDN). The bundle is
 # 1.5 MB against the full plotly.min.js's 4.8 MB (the plotly wheel ships only the full one), and a browser spends
 # its time running the script, not fetching it: a third of the script is a third of that time.
-# Keep VERSION equal to the plotly wheel's plotly.js (requirements.lock) so both draw alike.
+# A new VERSION is a new file name: change PLOTLY in services/reporting/api/dashboard.py and INTEGRITY with it
+# (`npm view plotly.js-cartesian-dist-min@VERSION dist.integrity`), and delete the old file.
 set -eu
 VERSION=4.1.1
 INTEGRITY="sha512-o8GrFeusncwBIxbBynRJpY4pkgVB6caM+JLpwrLYbbsO7dZ8FJ+SVN2Fr+L7kiG/Z6w4P5O0Jus/Qr5EefHVeg=="
