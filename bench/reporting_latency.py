@@ -169,7 +169,7 @@ def page_loads(url: str, cache: redis.Redis, runs: int) -> list[tuple[str, float
         def context():
             return browser.new_context(viewport={"width": 1400, "height": 900}, extra_http_headers=HEADERS)
 
-        def hand_over_html(page) -> None:
+        def hand_over_html(page):
             # Through the DevTools protocol and for the document only: Playwright's own page.route would turn
             # off the browser's HTTP cache, and with it the difference between a cold and a warm browser.
             cdp = page.context.new_cdp_session(page)
@@ -177,9 +177,12 @@ def page_loads(url: str, cache: redis.Redis, runs: int) -> list[tuple[str, float
             cdp.on("Fetch.requestPaused", lambda event: cdp.send("Fetch.fulfillRequest", {
                 "requestId": event["requestId"], "responseCode": 200, "body": base64.b64encode(html.encode()).decode(),
                 "responseHeaders": [{"name": "Content-Type", "value": "text/html; charset=utf-8"}]}))
+            cdp.send("Performance.enable")
+            return cdp
 
-        def one_load(page) -> tuple[float, float, int, int]:
-            hand_over_html(page)
+        def one_load(page) -> tuple[float, float, float, int, int]:
+            cdp = hand_over_html(page)
+            before = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
             seen: list[int] = []
             sizes: list[int] = []
             page.on("request", lambda request: seen.append(1))
@@ -198,27 +201,31 @@ def page_loads(url: str, cache: redis.Redis, runs: int) -> list[tuple[str, float
             # running of plotly.js and drawing.
             data_ready = page.evaluate("""() => Math.max(...performance.getEntriesByType('resource')
                 .filter(e => e.name.includes('/v1/')).map(e => e.responseEnd))""") / 1000
-            return elapsed, data_ready, len(seen), sum(sizes)
+            # CPU time of the page's main thread (script, style, layout; ThreadTime, not the wall time of its tasks):
+            # the work itself, which the machine's load only stretches.
+            after = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+            return elapsed, data_ready, after["ThreadTime"] - before.get("ThreadTime", 0), len(seen), sum(sizes)
 
         for state in ("cold", "cold reports, warm browser", "warm"):
-            times, ready, requests, transferred = [], [], 0, 0
+            times, ready, busy, requests, transferred = [], [], [], 0, 0
             shared = context()
             one_load(shared.new_page())                       # the warm browser's HTTP cache holds the assets
             for _ in range(runs):
                 if state == "cold":
                     fresh = context()
                     cache.flushdb()
-                    elapsed, data_ready, requests, transferred = one_load(fresh.new_page())
+                    elapsed, data_ready, main_thread, requests, transferred = one_load(fresh.new_page())
                     fresh.close()
                 else:
                     if state.startswith("cold reports"):
                         cache.flushdb()
-                    elapsed, data_ready, requests, transferred = one_load(shared.new_page())
+                    elapsed, data_ready, main_thread, requests, transferred = one_load(shared.new_page())
                 times.append(elapsed)
                 ready.append(data_ready)
+                busy.append(main_thread)
             shared.close()
-            results.append((state, statistics.median(times), max(times), statistics.median(ready), requests,
-                            transferred))
+            results.append((state, statistics.median(times), max(times), statistics.median(ready),
+                            statistics.median(busy), requests, transferred))
         browser.close()
     return results
 
@@ -340,10 +347,10 @@ def main() -> None:
 
 def print_page(page: list, runs: int) -> None:
     print(f"\nthe dashboard page in Chromium, its default view, {runs} loads per state (target: under 1 s cold):")
-    for state, p50, worst, data_p50, requests, transferred in page:
+    for state, p50, worst, data_p50, busy_p50, requests, transferred in page:
         print(f"  {state:<28} fully drawn p50 {p50 * 1000:6.0f} ms, max {worst * 1000:6.0f} ms | every JSON answer in "
-              f"p50 {data_p50 * 1000:5.0f} ms | {requests} requests, {transferred / 1e6:.2f} MB by Content-Length "
-              "(cached ones included)")
+              f"p50 {data_p50 * 1000:5.0f} ms | page main thread CPU p50 {busy_p50 * 1000:5.0f} ms | "
+              f"{requests} requests, {transferred / 1e6:.2f} MB by Content-Length (cached ones included)")
 
 
 if __name__ == "__main__":
