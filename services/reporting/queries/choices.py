@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from services.reporting.filters import SOURCES
 
+BranchIds = tuple[int, ...] | None      # None: every branch
 DEFAULT_DAYS = 7
 # How many of the latest days with sales are searched for a complete week: bounds the work on any history
 # (a year of daily files; older warehouses with gaps fall back to the last week with sales).
@@ -24,8 +25,8 @@ FROM warehouse.rollup_branch_day {where}
 """
 # The last day, before today, that ends a run of DEFAULT_DAYS consecutive days with sales. The days with sales
 # are walked newest first one index probe each (a loose index scan: PostgreSQL has no skip scan, and DISTINCT
-# would read every row), at most SEARCH_DAYS of them; then gaps and islands: consecutive dates share
-# `local_date - row_number`.
+# would read every row), at most SEARCH_DAYS of them, numbered n = 1, 2, ...; then gaps and islands: walking
+# back through consecutive dates, `local_date + n` stays the same, so it names the run a date belongs to.
 _LAST_FULL_WEEK_END = """
 WITH RECURSIVE days(local_date, n) AS (
     (SELECT local_date, 1 FROM warehouse.rollup_branch_day WHERE local_date < :today {branch}
@@ -43,7 +44,7 @@ SELECT max(local_date) FROM numbered WHERE day_in_run >= :days
 """
 
 
-def default_range(session: Session, branch_ids: tuple[int, ...] | None, last_day: dt.date | None,
+def default_range(session: Session, branch_ids: BranchIds, last_day: dt.date | None,
                   today: dt.date) -> tuple[dt.date, dt.date] | None:
     """The latest complete week that has sales: the last DEFAULT_DAYS consecutive days with sales that ended
     before today (today is still selling). Without such a run (a few days of files), the DEFAULT_DAYS up to
@@ -57,9 +58,6 @@ def default_range(session: Session, branch_ids: tuple[int, ...] | None, last_day
                                       "branch_ids": list(branch_ids or ())}).scalar()
     end = end or last_day
     return end - dt.timedelta(days=DEFAULT_DAYS - 1), end
-
-
-BranchIds = tuple[int, ...] | None      # None: every branch
 
 
 def extent(session: Session, branch_ids: BranchIds, today: dt.date) -> tuple[dt.date | None, dt.date | None]:
