@@ -6,15 +6,28 @@
      cold   the Redis cache emptied before every request (PostgreSQL's own buffers stay warm)
      warm   the same request answered from the cache
      plain  the same question as one SQL statement over the fact tables, on the same server
-  3. the dashboard's set of requests (8) from --clients concurrent clients, warm, for --seconds
+  3. the dashboard's set of JSON requests (10) from --clients concurrent clients, warm, for --seconds
+  4. the dashboard page itself in headless Chromium (Debian's /usr/bin/chromium, as the tests run it), opened
+     on its default view (the latest complete week with sales, where /dashboard sends a browser): the requests one
+     view makes and the time from navigation to every chart drawn (`body[data-loaded=true]`), --page-runs times
+     each: cold (report cache emptied and a new browser profile, so plotly.js is fetched too), cold reports in
+     a warm browser, and warm (both cached).
+
+The page needs a signed-in browser, which needs a user row; the benchmark warehouse is used read-only, so no
+user is added: the page's HTML (rendered by the service's own template, for an admin) is handed to Chromium
+for the /dashboard navigation, and everything else it loads (style, scripts, plotly.js, every JSON call) comes
+from the real service, authenticated by the admin bearer token instead of the session cookie. What this leaves
+out is the server's ~10 ms render of the HTML with its session check.
 
 Usage: .venv/bin/python bench/reporting_latency.py --transactions 10000000 [--days 28] [--runs 40]
+       .venv/bin/python bench/reporting_latency.py --skip-build --page-only [--page-runs 10]
 Uses BENCH_DATABASE_URL (default cafeflow_bench_reporting) and BENCH_REDIS_URL (default Redis db 8).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import datetime as dt
 import os
 import statistics
@@ -99,7 +112,9 @@ REPORTS = [
         SELECT b.name, {LOCAL}::date, count(*) FROM warehouse.fact_transaction f
         JOIN warehouse.dim_branch b ON b.id = f.branch_id WHERE f.source = 'file' AND {WINDOW} GROUP BY 1, 2"""),
 ]
-DASHBOARD = [("/v1/reports/trend", {"granularity": "day"}),
+# What the dashboard page asks for one view (services/reporting/static/dashboard.js), coverage over its last 14 days.
+DASHBOARD = [("/v1/reports/options", {}), ("/v1/reports/summary", {}),
+             ("/v1/reports/trend", {"granularity": "day"}),
              ("/v1/reports/sales", {"group_by": "branch", "order": "desc"}),
              ("/v1/reports/sales", {"group_by": "product", "order": "desc", "limit": 10}),
              ("/v1/reports/sales", {"group_by": "product", "order": "asc", "limit": 10}),
@@ -117,7 +132,102 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the service")
     parser.add_argument("--skip-build", action="store_true")
+    parser.add_argument("--page-runs", type=int, default=10, help="page loads per cache state (Chromium)")
+    parser.add_argument("--page-only", action="store_true", help="only the page in Chromium (step 4)")
     return parser.parse_args()
+
+
+def dashboard_html() -> str:
+    """/dashboard's HTML as the service renders it for a signed-in admin (see the module's docstring)."""
+    from flask import render_template
+
+    from services.common.auth import StandingUser
+    from services.reporting.app import create_app
+
+    app = create_app()
+    user = StandingUser(user_id=0, username="bench", role="admin", branch=None, branch_key=None)
+    with app.test_request_context("/dashboard"):
+        return render_template("dashboard.html", user=user)
+
+
+def page_loads(url: str, cache: redis.Redis, runs: int) -> list[tuple[str, float, float, int, int]]:
+    """(state, p50 s, max s, requests per view, bytes) per cache state, over `runs` loads each."""
+    from playwright.sync_api import sync_playwright
+
+    html = dashboard_html()
+    # /dashboard without dates answers 303 to itself with the opening week's dates (services/reporting/api/
+    # dashboard.py); the page is opened at that URL, as the browser would be sent to it.
+    options = httpx.get(f"{url}/v1/reports/options", headers=HEADERS, timeout=60).json()
+    opening = f"{url}/dashboard?from={options['default_from']}&to={options['default_to']}"
+    print(f"the default view: {opening}", flush=True)
+    results = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+
+        def context():
+            return browser.new_context(viewport={"width": 1400, "height": 900}, extra_http_headers=HEADERS)
+
+        def hand_over_html(page):
+            # Through the DevTools protocol and for the document only: Playwright's own page.route would turn
+            # off the browser's HTTP cache, and with it the difference between a cold and a warm browser.
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("Fetch.enable", {"patterns": [{"urlPattern": f"{url}/dashboard*", "resourceType": "Document"}]})
+            cdp.on("Fetch.requestPaused", lambda event: cdp.send("Fetch.fulfillRequest", {
+                "requestId": event["requestId"], "responseCode": 200, "body": base64.b64encode(html.encode()).decode(),
+                "responseHeaders": [{"name": "Content-Type", "value": "text/html; charset=utf-8"}]}))
+            cdp.send("Performance.enable")
+            return cdp
+
+        def one_load(page) -> tuple[float, float, float, int, int]:
+            cdp = hand_over_html(page)
+            before = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+            seen: list[int] = []
+            sizes: list[int] = []
+            page.on("request", lambda request: seen.append(1))
+            page.on("response", lambda response: sizes.append(int(response.headers.get("content-length") or 0)))
+            started = time.perf_counter()
+            page.goto(opening)
+            page.wait_for_selector("body[data-loaded=true]", timeout=120_000)
+            elapsed = time.perf_counter() - started
+            if os.environ.get("BENCH_PAGE_TIMINGS"):
+                print(page.evaluate("""() => performance.getEntriesByType('resource').map(
+                    e => `${e.name.split('/').slice(3).join('/').slice(0, 60)} ${Math.round(e.startTime)}+`
+                         + `${Math.round(e.duration)} ${e.transferSize}`).join('\\n')"""))
+            if page.locator(".chart-error, #error:not([hidden])").count():
+                raise SystemExit(f"the page drew an error: {page.inner_text('body')[:500]}")
+            # When the last JSON answer had arrived, from the navigation's start: the rest is the browser's
+            # running of plotly.js and drawing.
+            data_ready = page.evaluate("""() => Math.max(...performance.getEntriesByType('resource')
+                .filter(e => e.name.includes('/v1/')).map(e => e.responseEnd))""") / 1000
+            # CPU time of the page's main thread (script, style, layout; ThreadTime, not the wall time of its tasks):
+            # the work itself, which the machine's load only stretches.
+            after = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+            return elapsed, data_ready, after["ThreadTime"] - before.get("ThreadTime", 0), len(seen), sum(sizes)
+
+        for state in ("cold", "cold reports, warm browser", "warm"):
+            times, ready, busy, requests, transferred = [], [], [], 0, 0
+            shared = context()
+            one_load(shared.new_page())                       # the warm browser's HTTP cache holds the assets
+            for _ in range(runs):
+                if state == "cold":
+                    fresh = context()
+                    cache.flushdb()
+                    elapsed, data_ready, main_thread, requests, transferred = one_load(fresh.new_page())
+                    fresh.close()
+                else:
+                    if state.startswith("cold reports"):
+                        cache.flushdb()
+                    elapsed, data_ready, main_thread, requests, transferred = one_load(shared.new_page())
+                times.append(elapsed)
+                ready.append(data_ready)
+                busy.append(main_thread)
+            shared.close()
+            results.append((state, statistics.median(times), max(times), statistics.median(ready),
+                            statistics.median(busy), requests, transferred))
+        browser.close()
+    return results
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -185,6 +295,13 @@ def main() -> None:
             return False
     wait_until(ready, 60, f"reporting did not start:\n{process.output()}")
     results = []
+    if args.page_only:
+        try:
+            page = page_loads(url, cache, args.page_runs)
+        finally:
+            stack.stop()
+        print_page(page, args.page_runs)
+        return
     try:
         with httpx.Client(base_url=url, timeout=120) as client:
             for name, path, params, plain_sql in REPORTS:
@@ -209,6 +326,7 @@ def main() -> None:
             for path, params in DASHBOARD:                               # warm the dashboard's answers
                 timed_get(client, path, {**window, **params}, None)
         pages, requests, latencies = asyncio.run(dashboard_load(url, args.clients, args.seconds, window))
+        page = page_loads(url, cache, args.page_runs)
     finally:
         stack.stop()
 
@@ -224,6 +342,15 @@ def main() -> None:
     print(f"dashboard, {args.clients} clients, warm, {args.seconds:.0f} s: {pages / args.seconds:.1f} dashboards/s, "
           f"{requests / args.seconds:.0f} requests/s, request p50 {percentile(latencies, .5) * 1000:.1f} ms, "
           f"p99 {percentile(latencies, .99) * 1000:.1f} ms ({args.workers} gunicorn workers)")
+    print_page(page, args.page_runs)
+
+
+def print_page(page: list, runs: int) -> None:
+    print(f"\nthe dashboard page in Chromium, its default view, {runs} loads per state (target: under 1 s cold):")
+    for state, p50, worst, data_p50, busy_p50, requests, transferred in page:
+        print(f"  {state:<28} fully drawn p50 {p50 * 1000:6.0f} ms, max {worst * 1000:6.0f} ms | every JSON answer in "
+              f"p50 {data_p50 * 1000:5.0f} ms | page main thread CPU p50 {busy_p50 * 1000:5.0f} ms | "
+              f"{requests} requests, {transferred / 1e6:.2f} MB by Content-Length (cached ones included)")
 
 
 if __name__ == "__main__":

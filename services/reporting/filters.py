@@ -1,5 +1,10 @@
 """The common report filters, resolved once per request: dates defaulted and checked, branch and product
-names turned into warehouse ids. Everything a report's answer depends on ends up in `cache_parts`."""
+names turned into warehouse ids. Everything a report's answer depends on ends up in `cache_parts`.
+
+The length of a range is limited (REPORTING_MAX_RANGE_DAYS) only where its cost grows with it: answers read
+from the fact tables, exports, and the coverage grid (`require_span_within_limit`). An answer from the
+rollups is a few rows per day at most, so any range the warehouse can hold is allowed there: "all time" on
+the dashboard is never refused, whatever the history."""
 from __future__ import annotations
 
 import datetime as dt
@@ -29,6 +34,17 @@ class Filters:
     branch_keys: tuple[str, ...] | None
     product_ids: tuple[int, ...] | None       # None: every product
     sources: tuple[str, ...]
+    max_days: int | None = None               # the limit of a range read from the facts; not part of the answer
+
+    @property
+    def days(self) -> int:
+        return (self.date_to - self.date_from).days + 1
+
+    def require_span_within_limit(self, what: str) -> None:
+        if self.max_days is not None and self.days > self.max_days:
+            raise ApiError(422, "range_too_large", f"the range spans {self.days} days; {what} allows at most "
+                           f"{self.max_days} (REPORTING_MAX_RANGE_DAYS): choose a shorter range",
+                           {"days": self.days, "max_days": self.max_days})
 
     def params(self) -> dict:
         return {"date_from": self.date_from, "date_to": self.date_to, "branch_ids": list(self.branch_ids or ()),
@@ -45,7 +61,7 @@ def uk_today() -> dt.date:
     return dt.datetime.now(UK).date()
 
 
-def _check_dates(date_from: dt.date, date_to: dt.date, max_days: int) -> None:
+def _check_dates(date_from: dt.date, date_to: dt.date) -> None:
     for name, value in (("from", date_from), ("to", date_to)):
         if not EARLIEST <= value <= LATEST:
             raise ApiError(422, "invalid_date", f"'{name}' must be between {EARLIEST} and {LATEST}",
@@ -53,13 +69,9 @@ def _check_dates(date_from: dt.date, date_to: dt.date, max_days: int) -> None:
     if date_from > date_to:
         raise ApiError(422, "invalid_range", "'from' is after 'to'",
                        {"from": [date_from.isoformat()], "to": [date_to.isoformat()]})
-    days = (date_to - date_from).days + 1
-    if days > max_days:
-        raise ApiError(422, "range_too_large", f"the range spans {days} days; at most {max_days} are allowed "
-                       "(REPORTING_MAX_RANGE_DAYS)", {"days": days, "max_days": max_days})
 
 
-def resolve_dates(session: Session, args: dict, max_days: int, *, coverage: bool = False) -> tuple[dt.date, dt.date]:
+def resolve_dates(session: Session, args: dict, *, coverage: bool = False) -> tuple[dt.date, dt.date]:
     """Missing `to`: the latest day with sales (reports) or yesterday (coverage); missing `from`: a few weeks
     before `to`. So the default answer is about the newest data, also for a warehouse of old files."""
     date_to = args.get("date_to")
@@ -73,7 +85,7 @@ def resolve_dates(session: Session, args: dict, max_days: int, *, coverage: bool
     if date_from is None:
         span = DEFAULT_COVERAGE_DAYS if coverage else DEFAULT_REPORT_DAYS
         date_from = max(EARLIEST, date_to - dt.timedelta(days=span - 1)) if date_to >= EARLIEST else date_to
-    _check_dates(date_from, date_to, max_days)
+    _check_dates(date_from, date_to)
     return date_from, date_to
 
 
@@ -115,7 +127,8 @@ def resolve_product(session: Session, product: str | None) -> tuple[int, ...] | 
 
 def resolve_filters(session: Session, args: dict, reader: Reader, max_days: int, *,
                     coverage: bool = False) -> Filters:
-    date_from, date_to = resolve_dates(session, args, max_days, coverage=coverage)
+    date_from, date_to = resolve_dates(session, args, coverage=coverage)
     branch_ids, keys = resolve_branches(session, args.get("branch"), reader)
     sources = tuple(sorted(set(args.get("source") or SOURCES)))
-    return Filters(date_from, date_to, branch_ids, keys, resolve_product(session, args.get("product")), sources)
+    return Filters(date_from, date_to, branch_ids, keys, resolve_product(session, args.get("product")), sources,
+                   max_days)

@@ -125,9 +125,16 @@ class CustomerPoint(Schema):
     returning_customers = fields.Int()
 
 
+class CustomerPointSpend(CustomerPoint):
+    revenue = fields.Str(metadata={**MONEY, "description": "the period's revenue (same filters)"})
+    revenue_per_customer = fields.Str(allow_none=True, metadata={
+        **MONEY, "description": "revenue / customers: what a customer spent on average in the period; null "
+                                "without customers"})
+
+
 class CustomersReport(ReportMeta):
     granularity = fields.Str()
-    series = fields.List(fields.Nested(CustomerPoint))
+    series = fields.List(fields.Nested(CustomerPointSpend))
 
 
 COVERAGE_STATUSES = ["loaded", "pending", "failed", "no_sales", "missing"]
@@ -151,3 +158,46 @@ class CoverageReport(ReportMeta):
     last_day = fields.Str()
     days = fields.List(fields.Str(), metadata={"description": "the days of the grid, oldest first"})
     branches = fields.List(fields.Nested(CoverageBranch))
+
+
+class HeadlineFigures(Schema):
+    transactions = fields.Int()
+    items = fields.Int()
+    revenue = fields.Str(metadata=MONEY)
+    average_spend = fields.Str(metadata=MONEY)
+    items_per_sale = fields.Str(metadata={"description": "items / transactions, two decimals"})
+
+
+class ChangePct(Schema):
+    revenue = fields.Str(allow_none=True)
+    transactions = fields.Str(allow_none=True)
+    average_spend = fields.Str(allow_none=True)
+    items_per_sale = fields.Str(allow_none=True)
+
+
+class SummaryReport(ReportMeta):
+    current = fields.Nested(HeadlineFigures)
+    previous = fields.Nested(HeadlineFigures, allow_none=True, metadata={
+        "description": "the same figures for the days just before `from`, as many as in the range"})
+    previous_from = fields.Str(allow_none=True)
+    previous_to = fields.Str(allow_none=True)
+    change_pct = fields.Nested(ChangePct, metadata={
+        "description": "percent change on the previous period, one decimal; null when it had none"})
+
+
+class OptionsArgs(Schema):
+    branch = fields.List(fields.Str(validate=_NAME), metadata={"description": "branch name; repeatable"})
+
+
+class OptionsReport(Schema):
+    branches = fields.List(fields.Str(), metadata={"description": "every registered branch the reader may see"})
+    products = fields.List(fields.Str(), metadata={"description": "every product name (all sizes and flavours)"})
+    sources = fields.List(fields.Str())
+    first_day = fields.Str(allow_none=True, metadata={"description": "first UK-local day with sales"})
+    last_day = fields.Str(allow_none=True, metadata={"description": "last UK-local day with sales, up to today"})
+    today = fields.Str(metadata={"description": "today in the UK"})
+    default_from = fields.Str(allow_none=True, metadata={
+        "description": "the latest complete week with sales: seven consecutive days with sales ending before "
+                       "today (else the seven days up to the last day with sales); null with no sales"})
+    default_to = fields.Str(allow_none=True)
+    warehouse_version = fields.Int()

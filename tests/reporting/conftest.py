@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from services.common import task_names
 from tests.realdata import real_files
-from tests.support import ADMIN_TOKEN, reset_state
+from tests.support import ADMIN_TOKEN, Stack, reset_state
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # Wide enough for every real file (2021-02-23 .. 2023-05-09), within REPORTING_MAX_RANGE_DAYS.
@@ -45,6 +45,25 @@ def reporting(real_warehouse, settings):
     from services.reporting.app import create_app
 
     return create_app(settings).test_client()
+
+
+@pytest.fixture(scope="module")
+def stack(real_warehouse, tmp_path_factory):
+    """Orders (whose /signin is every page's) and reporting as deployed, over the real files, and an admin
+    `dana` to sign in as: what the dashboard's browser tests run against."""
+    from tests.signin import add_user
+
+    running = Stack(tmp_path_factory.mktemp("reporting"))
+    running.start_orders()
+    running.start_reporting()
+    add_user("dana", role="admin")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def served(stack):
+    return stack.url_of("reporting")
 
 
 @pytest.fixture

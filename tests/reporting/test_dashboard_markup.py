@@ -64,7 +64,9 @@ def test_names_with_markup_are_shown_as_text_in_every_chart(browser, served):
     assert _texts(page, "#chart-branches .ytick text") == [BRANCH]
 
     # The best seller (the link's product) is the top bar; Plotly's drag layer takes the pointer events.
-    box = page.locator("#chart-top-products .bars .point:last-child path").bounding_box()
+    bar = page.locator("#chart-top-products .bars .point:last-child path")
+    bar.scroll_into_view_if_needed()          # below the headline tiles: the mouse reaches only what is on screen
+    box = bar.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_selector("#chart-top-products .hoverlayer .hovertext", timeout=5_000)
     hover = " ".join(_texts(page, "#chart-top-products .hoverlayer .hovertext text"))

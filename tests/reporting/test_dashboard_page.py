@@ -7,27 +7,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.signin import add_user, browser_sign_in
-from tests.support import Stack
+from tests.signin import browser_sign_in
 
 pytestmark = pytest.mark.e2e
 CHARTS = ["chart-trend", "chart-branches", "chart-top-products", "chart-bottom-products", "chart-peak",
           "chart-payment", "chart-customers"]
-
-
-@pytest.fixture(scope="module")
-def stack(real_warehouse, tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("reporting"))
-    running.start_orders()
-    running.start_reporting()
-    add_user("dana", role="admin")
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def served(stack):
-    return stack.url_of("reporting")
 
 
 def sign_in(page, url: str, username: str = "dana") -> None:
@@ -54,7 +38,7 @@ def test_dashboard_loads_with_data_and_renders_every_chart(browser, stack, serve
 
     browser_sign_in(page, "dana")
     page.wait_for_selector("body[data-loaded=true]", timeout=30_000)
-    assert page.url.endswith("/dashboard")
+    assert "/dashboard?from=" in page.url          # the view it opened on, in the URL
     for chart in CHARTS:
         locator = page.locator(f"#{chart}")
         assert locator.get_attribute("data-rendered") == "true", chart

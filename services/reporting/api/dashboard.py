@@ -2,30 +2,56 @@
 services/common/signin.py): without a session the page sends the browser there and back. Every request
 re-checks the user behind the session, so a deactivation, a password or role change or a sign-out on any
 page ends it at once. Sign-out here posts (with its CSRF token) to /dashboard/signout, which ends the one
-session of every page. Charts use the plotly.js bundled in the plotly wheel, served from here: the page
-loads nothing from another origin."""
+session of every page. Charts use plotly.js's cartesian bundle (scripts/vendor-plotly.sh), served from here:
+the page loads nothing from another origin."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import plotly
-from flask import Blueprint, render_template, send_from_directory
+from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, url_for
 
+from services.common.errors import ApiError
 from services.common.sessions import page_blueprint
 from services.common.signin import signed_in_page, signed_out_redirect, strict_page_headers
+from services.reporting.auth import user_reader
+from services.reporting.filters import resolve_branches, uk_today
+from services.reporting.queries.choices import opening_range
 
 # Plotly sets element styles from script and draws with data:/blob: images, hence those two sources.
 bp = strict_page_headers(page_blueprint(Blueprint("dashboard", __name__, url_prefix="/dashboard",
                                                   template_folder="../templates", static_folder="../static",
                                                   static_url_path="/static")),
                          default_src="'self'", style_src="'self' 'unsafe-inline'", img_src="'self' data: blob:")
-PLOTLY_DIR = Path(plotly.__file__).parent / "package_data"
+STATIC = Path(__file__).resolve().parent.parent / "static"
+# Versioned name: a browser may keep it for a year, and a new version is a new URL.
+PLOTLY = "plotly-cartesian-4.1.1.min.js"
 
 
 @bp.get("")
 @signed_in_page("reporting")
 def page(user):
+    # The URL always names the dates shown: without them (and without a preset, which the page turns into dates
+    # itself), the browser is sent to the same view with the opening range. So a bookmark keeps its view, and
+    # the page can ask for every figure at once instead of first asking where to open.
+    if not any(request.args.get(name) for name in ("from", "to", "preset")):
+        opening = _opening_range(user)
+        if opening is not None:
+            args = {**request.args.to_dict(flat=False), "from": opening[0].isoformat(), "to": opening[1].isoformat()}
+            response = redirect(url_for("dashboard.page", **args), 303)
+            response.headers["Cache-Control"] = "no-store"
+            return response
     return render_template("dashboard.html", user=user)
+
+
+def _opening_range(user):
+    """The latest complete week with sales that this user may see (of the URL's branch, if any), or None
+    (no sales yet, or a branch filter that is refused: the page then shows why)."""
+    with current_app.extensions["cafeflow.db"].session() as session:
+        try:
+            branch_ids, _ = resolve_branches(session, request.args.getlist("branch") or None, user_reader(user))
+        except ApiError:
+            return None
+        return opening_range(session, branch_ids, uk_today())
 
 
 @bp.post("/signout")
@@ -33,6 +59,8 @@ def signout():
     return signed_out_redirect()
 
 
-@bp.get("/assets/plotly.min.js")
+@bp.get(f"/assets/{PLOTLY}")
 def plotly_js():
-    return send_from_directory(PLOTLY_DIR, "plotly.min.js", mimetype="text/javascript", max_age=86400)
+    response = send_from_directory(STATIC, PLOTLY, mimetype="text/javascript", max_age=365 * 86400)
+    response.cache_control.immutable = True
+    return response

@@ -28,6 +28,7 @@ def _export(kind: str, fmt: str, args: dict) -> Response:
     with db.session() as session:
         reader = authenticate(session)
         filters = resolve_filters(session, args, reader, settings.reporting_max_range_days)
+        filters.require_span_within_limit("an export")
     mimetype, stream = FORMATS[fmt]
     name = f"{kind}_{filters.date_from.isoformat()}_{filters.date_to.isoformat()}.{fmt}"
     # The generator opens its own connection (same read-only role) and holds it only while streaming.

@@ -11,18 +11,24 @@ from sqlalchemy.orm import Session
 from services.reporting.auth import authenticate
 from services.reporting.cache import cache_key, warehouse_version
 from services.reporting.filters import Filters, resolve_filters
+from services.reporting.filters import resolve_branches, uk_today
 from services.reporting.queries import coverage as coverage_queries
 from services.reporting.queries import periods
+from services.reporting.queries.choices import choices
+from services.reporting.queries.headline import headline
 from services.reporting.queries.sales import grouped
 from services.reporting.schemas import (
     CoverageArgs,
     CoverageReport,
     CustomersArgs,
     CustomersReport,
+    OptionsArgs,
+    OptionsReport,
     PeakHoursReport,
     ReportArgs,
     SalesArgs,
     SalesReport,
+    SummaryReport,
     TrendArgs,
     TrendReport,
 )
@@ -49,6 +55,8 @@ def answer(report: str, args: dict, compute: Callable[[Session, Filters], tuple[
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         reader = authenticate(session)
         filters = resolve_filters(session, args, reader, settings.reporting_max_range_days, coverage=coverage)
+        if coverage:
+            filters.require_span_within_limit("the coverage grid")
         # Coverage also shows uploads that did not load (which leave the version alone): key it on their state
         # too, read with the version in one round trip.
         if coverage:
@@ -128,3 +136,35 @@ def coverage(**args):
     """Per registered branch and day: did its file arrive and load? Branches missing the last day come first."""
     return answer("coverage", args, lambda s, f: (coverage_queries.coverage(s, f), "rollup_branch_day + ingest.upload"),
                   coverage=True)
+
+
+@bp.get("/summary")
+@bp.doc(operationId="reports-summary", security=[{"bearer": []}])
+@bp.arguments(ReportArgs, location="query", as_kwargs=True)
+@bp.response(200, SummaryReport)
+@bp.alt_response(401, description="no valid token")
+@bp.alt_response(422, description="bad parameters")
+def summary(**args):
+    """Revenue, sales, average spend and items per sale of the range, of the period of the same length just
+    before it, and the percent change (the dashboard's headline tiles)."""
+    return answer("summary", args, headline)
+
+
+@bp.get("/options")
+@bp.doc(operationId="reports-options", security=[{"bearer": []}])
+@bp.arguments(OptionsArgs, location="query", as_kwargs=True)
+@bp.response(200, OptionsReport)
+@bp.alt_response(401, description="no valid token")
+@bp.alt_response(422, description="bad parameters")
+def options(branch: list[str] | None = None):
+    """What the reader can filter on (every registered branch in their scope, every product name, the
+    sources), the first and last day with sales, and the range a dashboard opens on (with `branch`: those
+    branches' days)."""
+    db = current_app.extensions["cafeflow.db"]
+    with db.session() as session:
+        reader = authenticate(session)
+        scope_keys = resolve_branches(session, None, reader)[1]
+        branch_ids = resolve_branches(session, branch, reader)[0]
+        body = choices(session, scope_keys, branch_ids, uk_today())
+        body["warehouse_version"] = warehouse_version(session)
+    return json_response(json.dumps(body, separators=(",", ":")).encode())

@@ -14,6 +14,7 @@ from services.reporting.filters import Filters
 from services.reporting.queries.sales import grouped, money
 
 GRANULARITIES = ("day", "week", "month")
+PERIOD_KEY = {"day": "date", "week": "week_start", "month": "month"}     # a period's key in a grouped row
 
 
 def period_start(day: dt.date, granularity: str) -> dt.date:
@@ -61,8 +62,7 @@ def _change(now: Decimal, before: Decimal | None) -> tuple[str | None, str | Non
 def trend(session: Session, filters: Filters, granularity: str) -> tuple[dict, str]:
     whole = widen(filters, granularity)
     rows, source = grouped(session, (granularity,), whole)
-    key = {"day": "date", "week": "week_start", "month": "month"}[granularity]
-    by_period = {r[key]: r for r in rows}
+    by_period = {r[PERIOD_KEY[granularity]]: r for r in rows}
     series, before = [], None
     for start in periods(whole, granularity):
         row = by_period.get(label(start, granularity))
@@ -119,7 +119,8 @@ GROUP BY 1 ORDER BY 1
 
 def customers(session: Session, filters: Filters, granularity: str) -> tuple[dict, str]:
     """Per period: distinct customers (keyed pseudonyms; sales without a name are not counted), those whose
-    first sale anywhere in the chain fell in the period (new), and the rest (returning)."""
+    first sale anywhere in the chain fell in the period (new), the rest (returning), and the period's revenue
+    (the same filters) with the revenue per customer: the average a customer spent in the period."""
     whole = widen(filters, granularity)
     if whole.branch_ids is None and whole.product_ids is None:
         sql, source = _CUSTOMERS_ROLLUP, "customer_period"
@@ -129,13 +130,17 @@ def customers(session: Session, filters: Filters, granularity: str) -> tuple[dic
         branch = "AND f.branch_id = ANY(:branch_ids)" if whole.branch_ids is not None else ""
         product = ("AND EXISTS (SELECT 1 FROM warehouse.fact_transaction_item i WHERE i.transaction_id = f.id "
                    "AND i.product_id = ANY(:product_ids))") if whole.product_ids is not None else ""
+        whole.require_span_within_limit("customers of a product (read from the sales themselves)")
         sql, source = _CUSTOMERS_FACTS.format(branch=branch, product=product), "fact tables"
     found = {r.period: r for r in session.execute(text(sql), {**whole.params(), "granularity": granularity})}
+    revenue = {r[PERIOD_KEY[granularity]]: Decimal(r["revenue"]) for r in grouped(session, (granularity,), whole)[0]}
     series = []
     for start in periods(whole, granularity):
         row = found.get(start)
         total, new = (int(row.customers), int(row.new_customers)) if row else (0, 0)
+        spent = revenue.get(label(start, granularity), Decimal(0))
         series.append({"period": label(start, granularity), "period_start": start.isoformat(), "customers": total,
-                       "new_customers": new, "returning_customers": total - new})
+                       "new_customers": new, "returning_customers": total - new, "revenue": money(spent),
+                       "revenue_per_customer": money(spent / total) if total else None})
     return {"granularity": granularity, "from": whole.date_from.isoformat(), "to": whole.date_to.isoformat(),
             "series": series}, source

@@ -99,9 +99,13 @@ def _where(source: Source, filters: Filters) -> str:
 def grouped_sql(dims: tuple[str, ...], filters: Filters, *, order: str | None = None,
                 limit: int | None = None) -> tuple[str, Source]:
     source = choose_source(dims, filters)
+    if source is FACT_LINES:
+        filters.require_span_within_limit("a question read from the sales themselves (a product by hour, "
+                                          "weekday or payment method, or several products summed)")
     keys = _FACT_KEYS if source is FACT_LINES else _ROLLUP_KEYS
-    select_keys = ", ".join(f"{keys[d]} AS {d}" for d in dims)
-    positions = ", ".join(str(n) for n in range(1, len(dims) + 1))
+    # No dimension: one row of totals (the dashboard's headline figures).
+    select_keys = "".join(f"{keys[d]} AS {d}, " for d in dims)
+    group_by = "GROUP BY " + ", ".join(str(n) for n in range(1, len(dims) + 1)) if dims else ""
     joins, names = [], []
     if "branch" in dims:
         joins.append("LEFT JOIN warehouse.dim_branch b ON b.id = g.branch")
@@ -109,19 +113,19 @@ def grouped_sql(dims: tuple[str, ...], filters: Filters, *, order: str | None = 
     if "product" in dims:
         joins.append("LEFT JOIN warehouse.dim_product p ON p.id = g.product")
         names += ["p.name AS product_name", "p.size AS product_size", "p.flavour AS product_flavour"]
-    key_order = ", ".join(f"g.{d}" for d in dims)
+    key_order = "".join(f", g.{d}" for d in dims)
     if order in ("desc", "asc"):
-        ordering = f"g.revenue {order.upper()}, {key_order}"
+        ordering = f"g.revenue {order.upper()}{key_order}"
     elif set(dims) <= set(TIME_DIMENSIONS):
-        ordering = key_order
+        ordering = key_order.lstrip(", ") or "1"
     else:
-        ordering = f"g.revenue DESC, {key_order}"
+        ordering = f"g.revenue DESC{key_order}"
     sql = f"""
     WITH g AS (
-        SELECT {select_keys}, {source.measures}
+        SELECT {select_keys}{source.measures}
         FROM {source.table}
         WHERE {_where(source, filters)}
-        GROUP BY {positions}
+        {group_by}
     )
     SELECT g.*, round(g.revenue / nullif(g.transactions, 0), 2) AS average_spend{''.join(', ' + n for n in names)}
     FROM g {' '.join(joins)}
@@ -158,7 +162,7 @@ def shape_row(dims: tuple[str, ...], row) -> dict:
             out["date"] = _key_value(dim, m["day"])
         else:
             out[dim] = _key_value(dim, m[dim])
-    out.update(transactions=int(m["transactions"]), items=int(m["items"] or 0), revenue=money(m["revenue"]),
+    out.update(transactions=int(m["transactions"] or 0), items=int(m["items"] or 0), revenue=money(m["revenue"]),
                average_spend=money(m["average_spend"]))
     return out
 
