@@ -22,6 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client import multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
+from services.common import upload_states
+
 # Where a process's own families live when it runs without PROMETHEUS_MULTIPROC_DIR (the tests' apps).
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -163,25 +165,26 @@ class QueueLengthCollector:
 # An upload is "held past its lease" when it has been processing (claimed by a worker) for longer than the
 # hard task time limit: no load may legitimately take longer, so its worker died or hangs, and the sweeper
 # has not got it loaded since. Counted from the uploads table (started_at is set at each claim).
-_UPLOADS_HELD = """
+_UPLOADS_HELD = f"""
 SELECT count(*) FILTER (WHERE started_at < now() - make_interval(secs => %(lease)s)),
        coalesce(extract(epoch FROM now() - min(started_at)), 0)
-FROM ingest.upload WHERE status = 'processing'
+FROM ingest.upload WHERE status IN {upload_states.sql_list((upload_states.PROCESSING,))}
 """
 # Per registered branch that ever had a file loaded: seconds since its newest loaded file arrived. The alert
 # compares it with the same branch's longest gap of the week before ("past its usual time"). A file belongs
 # to the branch whose token posted it, or (the admin's) to the branch it was meant for or whose rows it held.
 # One pass over the loaded uploads (an OR join would compare every upload with every branch).
-_BRANCH_FILE_AGE = """
+_LOADED = upload_states.sql_list((upload_states.LOADED,))
+_BRANCH_FILE_AGE = f"""
 WITH posted AS (
     SELECT b.branch_key, u.created_at FROM ingest.upload u JOIN ingest.branch b ON b.id = u.branch_id
-    WHERE u.status = 'loaded'
+    WHERE u.status IN {_LOADED}
     UNION ALL
     SELECT u.expected_branch_key, u.created_at FROM ingest.upload u
-    WHERE u.status = 'loaded' AND u.expected_branch_key IS NOT NULL
+    WHERE u.status IN {_LOADED} AND u.expected_branch_key IS NOT NULL
     UNION ALL
     SELECT k.branch_key, u.created_at FROM ingest.upload u, unnest(u.file_branch_keys) AS k(branch_key)
-    WHERE u.status = 'loaded'
+    WHERE u.status IN {_LOADED}
 )
 SELECT b.name, extract(epoch FROM now() - max(p.created_at))
 FROM posted p JOIN ingest.branch b ON b.branch_key = p.branch_key
