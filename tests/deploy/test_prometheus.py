@@ -139,6 +139,10 @@ def by(result: list[dict], *labels: str) -> dict:
 @pytest.fixture
 def platform_and_prometheus(tmp_path, clean):
     specs = compose_specs(COMPOSE_DOTENV)
+    # The sweepers run every 10 s by default: a sweep between Prometheus's last scrape and the test's own read
+    # of the worker would make their counts race. This test is about the traffic's figures, so beat sweeps
+    # only after it (the sweepers' own behaviour is tested in tests/transform and tests/e2e).
+    specs["beat"].env["SWEEP_INTERVAL_SECONDS"] = "3600"
     ports = sorted({port for name in START_ORDER for port in specs[name].ports})
     busy = [port for port in ports if not port_free(port)]
     assert not busy, f"ports {busy} are in use on this machine (another cafeflow running?)"
