@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -356,8 +357,7 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
     for upload_id in [u for u in replacing if counted[u].rejected]:
         # A replacement stands for the whole of its branch-days: applied with a rejected row, it would
         # take away the sale that row meant. It fails instead, keeping its rejections to show what to fix.
-        for _step, sql in _REJECTION_STEPS:
-            session.execute(text(sql), {"upload_ids": [upload_id]} if ":upload_ids" in sql else {})
+        _store_rejections(session, [upload_id])
         failed[upload_id] = (f"nothing was replaced: {counted[upload_id].rejected} of the file's rows were rejected "
                              "(listed with the upload), and a replacing file must hold every sale of the days "
                              "it covers; fix those rows and post the file again")
@@ -368,7 +368,6 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
     if sum(c.valid for c in counted.values()) >= ANALYZE_FROM_ROWS:
         session.execute(text(_ANALYZE))
         clock.lap("analyze_staging")
-    upload_ids = {"upload_ids": list(counted)}
     for step, sql in _DIMENSION_STEPS:
         session.execute(text(sql))
         clock.lap(step)
@@ -387,9 +386,7 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
     retracted = {upload_id: corrections.supersede_branch_days(session, upload_id) for upload_id in replacing}
     if replacing:
         clock.lap("replace")
-    for step, sql in _REJECTION_STEPS:
-        session.execute(text(sql), upload_ids if ":upload_ids" in sql else {})
-        clock.lap(step)
+    _store_rejections(session, list(counted), clock.lap)
     jobs_json = []
     for upload_id, c in counted.items():
         jobs_json.append({"id": upload_id, "dialect": c.stats.dialect(), "extra_fields": c.stats.extra_report(),
@@ -409,6 +406,14 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
     loaded = {row.id: LoadResult(row.rows_loaded, row.rows_rejected, row.rows_duplicate, row.rows_retracted,
                                  counted[row.id].stats.dialect(), clock.laps) for row in finished}
     return BatchResult(loaded, failed)
+
+
+def _store_rejections(session: Session, upload_ids: list[int], lap: Callable[[str], None] | None = None) -> None:
+    """Replaces the uploads' stored rejections with the staged ones."""
+    for step, sql in _REJECTION_STEPS:
+        session.execute(text(sql), {"upload_ids": upload_ids} if ":upload_ids" in sql else {})
+        if lap is not None:
+            lap(step)
 
 
 class _Clock:
