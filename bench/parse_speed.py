@@ -17,7 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.e2e_throughput import branch_names, data_arguments, generate_day_files
 from services.common.naming import branch_key
 from services.transform.load import _Staging
-from services.transform.parse import ParseStats, SaleBuilder, ValueMemo, iter_records
+from services.transform.parse import iter_records
+from services.transform.records import ParseStats
+from services.transform.sale_builder import SaleBuilder, ValueMemo
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 

@@ -6,8 +6,10 @@ import csv
 import re
 from collections.abc import Iterable, Iterator
 
-from services.transform.parse import (BOM, EXPECTED_FIELDS, MAX_LINE_BYTES, METHODS, ParseStats, Reject, Rejection,
-                                      Sale, SaleBuilder, _card_network)
+from services.transform.records import (BOM, EXPECTED_FIELDS, MAX_LINE_BYTES, METHODS, ParseStats, Reject, Rejection,
+                                        Sale)
+from services.transform.sale_builder import SaleBuilder
+from services.transform.values import card_network
 
 OVERLONG = object()
 _EOL = re.compile(rb"\r\n?|\n")
@@ -66,7 +68,7 @@ def parse_csv_record(builder: SaleBuilder, line_no: int, fields: list[str], stat
     items, dialect, identity = builder.basket(basket)
     stats.saw(dialect)
     return builder.sale(line_no=line_no, ts=ts, branch=branch, customer=customer, items=items, total=total,
-                        method=method, card_network=_card_network(card), basket_identity=identity)
+                        method=method, card_network=card_network(card), basket_identity=identity)
 
 
 def is_header(fields: list[str]) -> bool:

@@ -24,8 +24,10 @@ from services.common.rawstore import RawCipher, RawFileCorrupt, iter_raw
 from services.common.upload_states import LOADED
 from services.transform import corrections, rollups
 from services.transform.rollups import LOCAL_DATE, LOCAL_HOUR
-from services.transform.parse import (WRONG_BRANCH, FileUnreadable, ParseStats, Product, Rejection, Sale, SaleBuilder,
-                                     iter_records, money_text, storable_copy)
+from services.transform.parse import iter_records
+from services.transform.records import WRONG_BRANCH, FileUnreadable, ParseStats, Product, Rejection, Sale
+from services.transform.sale_builder import SaleBuilder
+from services.transform.values import money_text, storable_copy
 
 STAGE_FLUSH_ROWS = 5_000
 STRUCTURAL_CODES = {"wrong_field_count", "unreadable_line", "bad_json"}   # "not a sales row at all"

@@ -22,7 +22,7 @@ from services.common.rawstore import RawCipher
 from services.common.upload_states import FAILED, PROCESSING, QUEUED, UNFINISHED
 from services.transform import corrections, leases
 from services.transform.load import BatchResult, UploadJob, load_uploads
-from services.transform.parse import SaleBuilder, ValueMemo
+from services.transform.sale_builder import SaleBuilder, ValueMemo
 
 log = logging.getLogger(__name__)
 
