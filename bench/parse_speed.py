@@ -1,8 +1,9 @@
 """CPU per sale of the worker's Python side, without a database: parsing (validation, pseudonyms,
 identity keys) and writing the staging COPY text. The files of one run share one memo, as the files of
-one load batch do.
+one load batch do. Both parse paths on the same files in one run: "row-wise" (every line through
+csv_records, main's path before issue 14) and "vectorised" (services/transform/csv_vectorised.py).
 
-Usage: .venv/bin/python bench/parse_speed.py [--branches 32 --days 3 --per-day 334 --seed 1]
+Usage: .venv/bin/python bench/parse_speed.py [--branches 100 --days 3 --per-day 334 --seed 1]
 Prints the best of five passes, in microseconds of CPU per sale.
 """
 from __future__ import annotations
@@ -17,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.e2e_throughput import branch_names, data_arguments, generate_day_files
 from services.common.naming import branch_key
 from services.transform.load import _Staging
-from services.transform.parse import iter_records
+from services.transform.csv_vectorised import SaleBlock
+from services.transform.parse import iter_record_blocks
 from services.transform.records import ParseStats
 from services.transform.sale_builder import SaleBuilder, ValueMemo
 
@@ -44,23 +46,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cafeflow-bench-parse-") as tmp:
         raw_files = [path.read_bytes() for path in generate_day_files(Path(tmp), args)]
 
-    def run(stage: bool) -> None:
+    def run(stage: bool, vectorised: bool) -> None:
         memo = ValueMemo()
         staging = _Staging(_DiscardingCursor(), 20_000)
         for upload_id, raw in enumerate(raw_files, 1):
             builder = SaleBuilder(SECRET, expected_branch_key=None, registered_branch_keys=registered, memo=memo)
-            records = list(iter_records(builder, [raw], ParseStats()))     # one file at a time, as the worker
+            # one file at a time, as the worker
+            records = list(iter_record_blocks(builder, [raw], ParseStats(), vectorised=vectorised))
             if stage:
-                staging.add(upload_id, records)
+                for block in [r for r in records if r.__class__ is SaleBlock]:
+                    staging.add_block(upload_id, block)
+                staging.add(upload_id, [r for r in records if r.__class__ is not SaleBlock])
         staging.flush()
 
     sales = sum(raw.count(b"\n") for raw in raw_files)
-    parse = best_of(5, lambda: run(stage=False))
-    both = best_of(5, lambda: run(stage=True))
     print(f"{len(raw_files)} files, {sales} sales")
-    print(f"parse:           {parse * 1e6 / sales:6.2f} us CPU per sale")
-    print(f"parse + staging: {both * 1e6 / sales:6.2f} us CPU per sale (staging {(both - parse) * 1e6 / sales:.2f})")
-
+    for name, vectorised in (("row-wise", False), ("vectorised", True)):
+        parse = best_of(5, lambda: run(stage=False, vectorised=vectorised))
+        both = best_of(5, lambda: run(stage=True, vectorised=vectorised))
+        print(f"{name:<11} parse:           {parse * 1e6 / sales:6.2f} us CPU per sale")
+        print(f"{name:<11} parse + staging: {both * 1e6 / sales:6.2f} us CPU per sale "
+              f"(staging {(both - parse) * 1e6 / sales:.2f})")
 
 if __name__ == "__main__":
     main()

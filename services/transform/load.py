@@ -12,10 +12,10 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 
+import pyarrow.csv as pa_csv
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -24,12 +24,16 @@ from services.common.rawstore import RawCipher, RawFileCorrupt, iter_raw
 from services.common.upload_states import LOADED
 from services.transform import corrections, rollups
 from services.transform.rollups import LOCAL_DATE, LOCAL_HOUR
-from services.transform.parse import iter_records
+from services.transform.csv_vectorised import SaleBlock, copy_columns
+from services.transform.parse import iter_record_blocks
 from services.transform.records import WRONG_BRANCH, FileUnreadable, ParseStats, Product, Rejection, Sale
 from services.transform.sale_builder import SaleBuilder
 from services.transform.values import money_text, storable_copy
 
 STAGE_FLUSH_ROWS = 5_000
+# Arrow quotes every text cell and writes null as an empty unquoted cell: what COPY ... (FORMAT csv) reads as
+# NULL, as _cell writes None.
+_ARROW_COPY_CSV = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
 STRUCTURAL_CODES = {"wrong_field_count", "unreadable_line", "bad_json"}   # "not a sales row at all"
 
 # Created once per database session and emptied at every commit or rollback: no catalog churn per
@@ -257,6 +261,17 @@ class _Staging:
         if self._rows >= self._flush_rows:
             self.flush()
 
+    def add_block(self, upload_id: int, block: SaleBlock) -> None:
+        """A vectorised block's sales and items: the rows add() writes for the same sales, written by Arrow."""
+        sales, items = copy_columns(block, upload_id, self._money)
+        for table, lines in ((sales, self._sales), (items, self._items)):
+            buffer = io.BytesIO()
+            pa_csv.write_csv(table, buffer, _ARROW_COPY_CSV)
+            lines.append(buffer.getvalue().decode())
+        self._rows += len(block)
+        if self._rows >= self._flush_rows:
+            self.flush()
+
     def add_file_rejection(self, upload_id: int, first: Rejection, reason: str, rows: int) -> None:
         """One rejection standing for `rows` rows of the file, shown at the first of them."""
         self._reject_writer.writerow((upload_id, first.line_no, first.code, reason, storable_copy(first.masked_row),
@@ -306,19 +321,43 @@ class _Counts:
         return kept
 
 
-def _stage_upload(session: Session, cipher: RawCipher, staging: _Staging, job: UploadJob,
-                  chunk_rows: int) -> _Counts:
-    """Parses one upload into the staging buffers; raises FileUnreadable / RawFileCorrupt."""
-    raw = iter_raw(session, cipher, upload_id=job.upload_id, sha256_hex=job.sha256_hex,
-                   chunk_count=job.chunk_count)
-    counts = _Counts(ParseStats())
-    records = iter_records(job.builder, raw, counts.stats)
-    while batch := list(islice(records, chunk_rows)):
+def _stage_records(upload_id: int, records: Iterator[SaleBlock | Sale | Rejection], staging: _Staging,
+                   counts: _Counts, chunk_rows: int) -> None:
+    """Counts and stages an upload's records, chunk_rows at a time (rows for another branch set aside)."""
+    for batch in _batches(upload_id, records, staging, counts, chunk_rows):
         rejections = [r for r in batch if r.__class__ is Rejection]
         counts.valid += len(batch) - len(rejections)
         counts.rejected += len(rejections)
         counts.structural += sum(r.code in STRUCTURAL_CODES for r in rejections)
-        staging.add(job.upload_id, counts.set_aside_foreign(batch) if rejections else batch)
+        staging.add(upload_id, counts.set_aside_foreign(batch) if rejections else batch)
+
+
+def _batches(upload_id: int, records: Iterator[SaleBlock | Sale | Rejection], staging: _Staging, counts: _Counts,
+             chunk_rows: int) -> Iterator[list[Sale | Rejection]]:
+    """The records in lists of chunk_rows; a vectorised block of sales is staged the moment it comes (it is
+    already columns, and holding it would hold a block of the file)."""
+    batch: list[Sale | Rejection] = []
+    for record in records:
+        if record.__class__ is SaleBlock:
+            counts.valid += len(record)
+            staging.add_block(upload_id, record)
+            continue
+        batch.append(record)
+        if len(batch) >= chunk_rows:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _stage_upload(session: Session, cipher: RawCipher, staging: _Staging, job: UploadJob,
+                  chunk_rows: int, vectorised: bool) -> _Counts:
+    """Parses one upload into the staging buffers; raises FileUnreadable / RawFileCorrupt."""
+    raw = iter_raw(session, cipher, upload_id=job.upload_id, sha256_hex=job.sha256_hex,
+                   chunk_count=job.chunk_count)
+    counts = _Counts(ParseStats())
+    records = iter_record_blocks(job.builder, raw, counts.stats, vectorised=vectorised)
+    _stage_records(job.upload_id, records, staging, counts, chunk_rows)
     for reason, (first, rows) in counts.foreign.items():
         staging.add_file_rejection(job.upload_id, first, f"{reason} ({rows} {'row' if rows == 1 else 'rows'} "
                                                          "not loaded)", rows)
@@ -332,7 +371,8 @@ def _stage_upload(session: Session, cipher: RawCipher, staging: _Staging, job: U
     return counts
 
 
-def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, chunk_rows: int) -> BatchResult:
+def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, chunk_rows: int,
+                 vectorised: bool = True) -> BatchResult:
     """Stages and merges every job inside the caller's transaction; the caller commits. An upload whose
     file is unreadable or whose stored bytes fail authentication is left out (reported in `failed`);
     any database error fails the whole call, and the caller rolls back."""
@@ -346,7 +386,7 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
     failed: dict[int, str] = {}
     for job in jobs:
         try:
-            counted[job.upload_id] = _stage_upload(session, cipher, staging, job, chunk_rows)
+            counted[job.upload_id] = _stage_upload(session, cipher, staging, job, chunk_rows, vectorised)
         except (FileUnreadable, RawFileCorrupt) as exc:
             staging.flush()
             session.execute(text(_DROP_STAGED), {"upload_id": job.upload_id})

@@ -97,5 +97,5 @@ class ParseStats:
             return None
         return max(self.dialects, key=self.dialects.__getitem__) if len(self.dialects) == 1 else "mixed"
 
-    def saw(self, dialect: str) -> None:
-        self.dialects[dialect] = self.dialects.get(dialect, 0) + 1
+    def saw(self, dialect: str, rows: int = 1) -> None:
+        self.dialects[dialect] = self.dialects.get(dialect, 0) + rows

@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
-from services.common.crypto import CUSTOMER_PSEUDONYM_KEY, SALE_IDENTITY_KEY, derive_key, keyed_hex
+from services.common.crypto import CUSTOMER_PSEUDONYM_KEY, SALE_IDENTITY_KEY, KeyedHash, derive_key
 from services.common.naming import branch_key, fold, product_key
 from services.common.spreadsheet import csv_line
 from services.transform.records import (EXPECTED_FIELDS, MAX_ITEM_TEXT, MAX_ITEMS, MAX_NAME, MAX_PRICE_PENCE, METHODS,
@@ -62,8 +62,8 @@ class SaleBuilder:
     def __init__(self, secret: str, *, expected_branch_key: str | None, registered_branch_keys: Iterable[str] = (),
                  now: datetime | None = None, memo: ValueMemo | None = None,
                  allowed_extra_fields: Iterable[str] = (), branch_names: Mapping[str, str] | None = None) -> None:
-        self._customer_key = derive_key(secret, CUSTOMER_PSEUDONYM_KEY)
-        self._identity_key = derive_key(secret, SALE_IDENTITY_KEY)
+        self._customer_hash = KeyedHash(derive_key(secret, CUSTOMER_PSEUDONYM_KEY))
+        self.identity_hash = KeyedHash(derive_key(secret, SALE_IDENTITY_KEY))
         self.expected_branch_key = expected_branch_key
         # Rows load only for registered branches: a typo, or a name shifted into the branch column,
         # must not become a branch of the warehouse.
@@ -76,7 +76,7 @@ class SaleBuilder:
         self.latest = (now or datetime.now(timezone.utc)) + timedelta(days=1)
         # Branch names accepted in this file: the only branch cells a rejected row may show.
         self.known_branch_keys: set[str] = {expected_branch_key} if expected_branch_key else set()
-        self._latest_epoch = int(self.latest.timestamp())
+        self.latest_epoch = int(self.latest.timestamp())
         self._times: dict[str, tuple[datetime, int] | Reject] = {}
         self._hours: dict[str, tuple[datetime, int] | Reject] = {}
         memo = memo or ValueMemo()
@@ -102,11 +102,15 @@ class SaleBuilder:
         hundred distinct minutes but only a dozen hours. None for any other shape (the full parser's)."""
         if len(raw) != 16 or raw[13] != ":" or not raw[14:].isdigit() or not raw.isascii() or raw[14] > "5":
             return None
-        hour = _memoised(self._hours, raw[:13], self._parse_timestamp, raw[:13] + ":00")
+        hour = self.till_hour(raw[:13])
         epoch = hour[1] + 60 * int(raw[14:])
-        if epoch > self._latest_epoch:
+        if epoch > self.latest_epoch:
             return Reject("future_timestamp", "the timestamp is in the future")
         return hour[0] + timedelta(seconds=epoch - hour[1]), epoch
+
+    def till_hour(self, hour: str) -> tuple[datetime, int]:
+        """The start of a till minute's hour ('DD/MM/YYYY HH'), as timestamp() gives it, or its rejection raised."""
+        return _memoised(self._hours, hour, self._parse_timestamp, hour + ":00")
 
     def _parse_timestamp(self, raw: str) -> tuple[datetime, int] | Reject:
         parsed = read_timestamp(raw.strip())
@@ -142,6 +146,14 @@ class SaleBuilder:
         return _memoised(self._branches, raw, self._parse_branch, raw)
 
     def _parse_branch(self, raw: str) -> tuple[str, str] | Reject:
+        verdict = self.branch_verdict(raw)
+        if verdict.__class__ is not Reject:
+            self.known_branch_keys.add(verdict[0])
+        return verdict
+
+    def branch_verdict(self, raw: str) -> tuple[str, str] | Reject:
+        """(key, name) of a branch cell, or its rejection; unlike branch(), neither remembered nor making the
+        branch known (the vectorised path makes it known at the line where the row-wise path would)."""
         try:
             name = clean_text(raw, "branch name", MAX_NAME)
         except Reject as rej:
@@ -156,7 +168,6 @@ class SaleBuilder:
                                             "`cafeflow branch add`")
         if self.expected_branch_key is not None and key != self.expected_branch_key:
             return Reject(WRONG_BRANCH, self._wrong_branch_reason(key))
-        self.known_branch_keys.add(key)
         return key, name
 
     def _wrong_branch_reason(self, key: str) -> str:
@@ -230,7 +241,7 @@ class SaleBuilder:
         if "\x00" in folded or len(folded) > 500:
             return Reject("bad_text", "the customer name is not plain text of at most 500 characters")
         try:
-            return keyed_hex(self._customer_key, folded) if folded else ""
+            return self._customer_hash.hex(folded) if folded else ""
         except UnicodeEncodeError:
             return Reject("bad_text", "the customer name is not valid Unicode text")
 
@@ -257,7 +268,7 @@ class SaleBuilder:
         if payment not in METHODS:
             raise Reject("bad_payment", "the payment method is not CASH or CARD")
         customer_key = self.customer(customer) or None
-        content_key = keyed_hex(self._identity_key, "\x1f".join((
+        content_key = self.identity_hash.hex("\x1f".join((
             key, str(epoch), customer_key or "", basket_identity or identity_of_items(items), str(total_pence),
             payment)))
         return Sale(line_no, epoch, key, name, customer_key, content_key, items, total_pence, payment,
