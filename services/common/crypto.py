@@ -32,6 +32,9 @@ class KeyedHash:
         self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in block))
         self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in block))
 
+    def same_key(self, other: KeyedHash) -> bool:
+        return self._inner.digest() == other._inner.digest() and self._outer.digest() == other._outer.digest()
+
     def digest16(self, message: bytes) -> bytes:
         inner = self._inner.copy()
         inner.update(message)

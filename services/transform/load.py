@@ -24,8 +24,8 @@ from services.common.rawstore import RawCipher, RawFileCorrupt, iter_raw
 from services.common.upload_states import LOADED
 from services.transform import corrections, rollups
 from services.transform.rollups import LOCAL_DATE, LOCAL_HOUR
-from services.transform.csv_vectorised import SaleBlock, copy_columns
-from services.transform.parse import iter_record_blocks
+from services.transform.csv_vectorised import SaleBlock, copy_columns, parse_csv_files
+from services.transform.parse import iter_record_blocks, sniff_format
 from services.transform.records import WRONG_BRANCH, FileUnreadable, ParseStats, Product, Rejection, Sale
 from services.transform.sale_builder import SaleBuilder
 from services.transform.values import money_text, storable_copy
@@ -350,13 +350,48 @@ def _batches(upload_id: int, records: Iterator[SaleBlock | Sale | Rejection], st
         yield batch
 
 
+def _parse_together(session: Session, cipher: RawCipher, jobs: list[UploadJob]) -> dict[int, tuple | Exception]:
+    """A batch's uploads (small ones: tasks batch only those) read whole, their CSV files parsed as one
+    vectorised block (csv_vectorised.parse_csv_files): a day file is a few hundred rows, and the fixed cost of
+    each Arrow call is then paid once per batch. Per upload: (records, stats), or the error reading it raised."""
+    raws: dict[int, bytes | Exception] = {}
+    for job in jobs:
+        try:
+            raws[job.upload_id] = b"".join(iter_raw(session, cipher, upload_id=job.upload_id,
+                                                    sha256_hex=job.sha256_hex, chunk_count=job.chunk_count))
+        except RawFileCorrupt as exc:
+            raws[job.upload_id] = exc
+    parsed: dict[int, tuple | Exception] = {}
+    together = []
+    for job in jobs:
+        raw = raws[job.upload_id]
+        if isinstance(raw, Exception):
+            parsed[job.upload_id] = raw
+        elif sniff_format(raw[:4096].decode("utf-8", errors="replace")) == "csv":
+            together.append((job, raw, ParseStats()))
+        else:
+            stats = ParseStats()
+            parsed[job.upload_id] = (iter_record_blocks(job.builder, [raw], stats), stats)
+    for (job, _raw, stats), records in zip(together, parse_csv_files([(j.builder, raw, s) for j, raw, s in together])):
+        parsed[job.upload_id] = (records, stats)
+    return parsed
+
+
 def _stage_upload(session: Session, cipher: RawCipher, staging: _Staging, job: UploadJob,
-                  chunk_rows: int, vectorised: bool) -> _Counts:
-    """Parses one upload into the staging buffers; raises FileUnreadable / RawFileCorrupt."""
-    raw = iter_raw(session, cipher, upload_id=job.upload_id, sha256_hex=job.sha256_hex,
-                   chunk_count=job.chunk_count)
-    counts = _Counts(ParseStats())
-    records = iter_record_blocks(job.builder, raw, counts.stats, vectorised=vectorised)
+                  chunk_rows: int, vectorised: bool, parsed: tuple | Exception | None = None) -> _Counts:
+    """Parses one upload into the staging buffers (or stages what _parse_together parsed of it); raises
+    FileUnreadable / RawFileCorrupt."""
+    if isinstance(parsed, Exception):
+        raise parsed
+    if parsed is None:
+        raw = iter_raw(session, cipher, upload_id=job.upload_id, sha256_hex=job.sha256_hex,
+                       chunk_count=job.chunk_count)
+        counts = _Counts(ParseStats())
+        records = iter_record_blocks(job.builder, raw, counts.stats, vectorised=vectorised)
+    else:
+        records, stats = parsed
+        counts = _Counts(stats)
+        records = iter(records)
     _stage_records(job.upload_id, records, staging, counts, chunk_rows)
     for reason, (first, rows) in counts.foreign.items():
         staging.add_file_rejection(job.upload_id, first, f"{reason} ({rows} {'row' if rows == 1 else 'rows'} "
@@ -384,9 +419,11 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
     staging = _Staging(cursor, chunk_rows)
     counted: dict[int, _Counts] = {}
     failed: dict[int, str] = {}
+    parsed = _parse_together(session, cipher, jobs) if vectorised and len(jobs) > 1 else {}
     for job in jobs:
         try:
-            counted[job.upload_id] = _stage_upload(session, cipher, staging, job, chunk_rows, vectorised)
+            counted[job.upload_id] = _stage_upload(session, cipher, staging, job, chunk_rows, vectorised,
+                                                   parsed.pop(job.upload_id, None))
         except (FileUnreadable, RawFileCorrupt) as exc:
             staging.flush()
             session.execute(text(_DROP_STAGED), {"upload_id": job.upload_id})

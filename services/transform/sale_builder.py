@@ -62,7 +62,7 @@ class SaleBuilder:
     def __init__(self, secret: str, *, expected_branch_key: str | None, registered_branch_keys: Iterable[str] = (),
                  now: datetime | None = None, memo: ValueMemo | None = None,
                  allowed_extra_fields: Iterable[str] = (), branch_names: Mapping[str, str] | None = None) -> None:
-        self._customer_hash = KeyedHash(derive_key(secret, CUSTOMER_PSEUDONYM_KEY))
+        self.customer_hash = KeyedHash(derive_key(secret, CUSTOMER_PSEUDONYM_KEY))
         self.identity_hash = KeyedHash(derive_key(secret, SALE_IDENTITY_KEY))
         self.expected_branch_key = expected_branch_key
         # Rows load only for registered branches: a typo, or a name shifted into the branch column,
@@ -237,13 +237,21 @@ class SaleBuilder:
         return _memoised(self._customers, raw, self._pseudonym, raw)
 
     def _pseudonym(self, raw: str) -> str | Reject:
+        folded = self.pseudonym_input(raw)
+        if folded.__class__ is Reject:
+            return folded
+        try:
+            return self.customer_hash.hex(folded) if folded else ""
+        except UnicodeEncodeError:
+            return Reject("bad_text", "the customer name is not valid Unicode text")
+
+    @staticmethod
+    def pseudonym_input(raw: str) -> str | Reject:
+        """What a customer name's pseudonym is the keyed hash of (its folded form; empty: no customer)."""
         folded = fold(raw)
         if "\x00" in folded or len(folded) > 500:
             return Reject("bad_text", "the customer name is not plain text of at most 500 characters")
-        try:
-            return self._customer_hash.hex(folded) if folded else ""
-        except UnicodeEncodeError:
-            return Reject("bad_text", "the customer name is not valid Unicode text")
+        return folded
 
     # -- the sale -------------------------------------------------------------------------------
     def sale(self, *, line_no: int, ts: str, branch: str, customer: str | None, items: list[Item],

@@ -17,8 +17,8 @@ from sqlalchemy import text
 from services.common.naming import branch_key
 from services.tools.generate import branch_name, generate
 from services.transform import load
-from services.transform.csv_vectorised import SaleBlock, iter_csv_vectorised
-from services.transform.parse import iter_record_blocks, iter_records
+from services.transform.csv_vectorised import SaleBlock, in_line_order, iter_csv_vectorised, parse_csv_files
+from services.transform.parse import iter_record_blocks, iter_records, sniff_format
 from services.transform.records import ParseStats, Sale
 from services.transform.sale_builder import SaleBuilder, ValueMemo
 
@@ -30,10 +30,11 @@ REGISTERED = ["Leeds", "Isle of Wight", "London Soho", branch_name(0), branch_na
 NOW = dt.datetime(2026, 1, 10, 12, 0, tzinfo=dt.timezone.utc)
 
 
-def builder(expected: str | None, registered=REGISTERED, memo: ValueMemo | None = None) -> SaleBuilder:
+def builder(expected: str | None, registered=REGISTERED, memo: ValueMemo | None = None, now=NOW,
+            secret=SECRET) -> SaleBuilder:
     keys = {branch_key(name): name for name in registered}
-    return SaleBuilder(SECRET, expected_branch_key=branch_key(expected) if expected else None,
-                       registered_branch_keys=keys, branch_names=keys, now=NOW, memo=memo)
+    return SaleBuilder(secret, expected_branch_key=branch_key(expected) if expected else None,
+                       registered_branch_keys=keys, branch_names=keys, now=now, memo=memo)
 
 
 def both_paths(data_chunks: list[bytes], expected: str | None, block_bytes: int | None = None,
@@ -42,10 +43,9 @@ def both_paths(data_chunks: list[bytes], expected: str | None, block_bytes: int 
     row_stats, vec_stats = ParseStats(), ParseStats()
     rows = list(iter_records(builder(expected, registered), data_chunks, row_stats))
     vec_builder = builder(expected, registered)
-    if block_bytes is None:
+    if block_bytes is None or sniff_format(data_chunks[0][:4096].decode("utf-8", "replace")) == "json":
         vec = list(iter_records(vec_builder, data_chunks, vec_stats, vectorised=True))
     else:
-        from services.transform.csv_vectorised import in_line_order
         vec = list(in_line_order(iter_csv_vectorised(vec_builder, data_chunks, vec_stats, block_bytes=block_bytes)))
     return (rows, row_stats), (vec, vec_stats)
 
@@ -201,6 +201,24 @@ def test_messy_files_parse_the_same_both_ways(data, expected, chunk_sizes, block
 @given(files, st.sampled_from([None, "Leeds"]))
 def test_messy_files_stage_the_same_rows_both_ways(data, expected):
     assert staged_rows(data, expected, vectorised=True) == staged_rows(data, expected, vectorised=False)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(st.tuples(files, st.sampled_from([None, "Leeds", "Isle of Wight"]),
+                          st.sampled_from([NOW, NOW + dt.timedelta(minutes=1), NOW - dt.timedelta(hours=3)]),
+                          st.sampled_from([SECRET, SECRET, SECRET + "-other"])), max_size=5))
+def test_files_parsed_together_parse_as_each_alone(batch):
+    """A load batch's small files parsed as one block: each file's records and statistics are what the
+    row-wise path gives it alone, whatever the other files hold, their expected branches and their clocks."""
+    memo = ValueMemo()                       # shared by a batch's builders, as in the worker
+    together = [(builder(expected, memo=memo, now=now, secret=secret), data, ParseStats())
+                for data, expected, now, secret in batch]
+    parsed = parse_csv_files(together)
+    for (data, expected, now, secret), (_builder, _data, stats), records in zip(batch, together, parsed):
+        row_stats = ParseStats()
+        alone = list(iter_records(builder(expected, now=now, secret=secret), [data], row_stats))
+        assert list(in_line_order(records)) == alone
+        assert stats == row_stats
 
 
 @settings(max_examples=100, deadline=None)
