@@ -1,10 +1,12 @@
-"""Branch till CSV, a block of lines at a time, with Arrow's compute kernels (what pandas runs on with
-`dtype_backend="pyarrow"`): the common till line is split, checked and turned into staging columns without
-a Python call per row, apart from the keyed content hash.
+"""Branch till CSV, a block of lines at a time, with Arrow's compute kernels (pyarrow.compute: the kernels
+pandas' string methods dispatch to under `dtype_backend="pyarrow"`, called here without pandas' per-call
+layer): the common till line is split, checked and turned into staging columns without Python work per
+row, apart from the two keyed hashes (the sale's content key; the customer pseudonym, once per distinct
+name).
 
 Only lines the block can vouch for take this path: a line matching a strict shape (seven cells, no quotes
 but around the basket, the method CASH or CARD in column 6, no NUL) whose every value passes the row-wise
-rules, which are asked once per DISTINCT value (timestamps, branches, customers, totals, basket items)
+rules, which are asked once per DISTINCT value (timestamp hours, branches, customers, totals, basket items)
 through the same SaleBuilder. Every other line (wrong field count, odd quoting, the lying-header dialect,
 blank lines, headers, odd encodings, and any row a rule rejects) goes through `csv_records.csv_line_record`,
 so each rejection reason and field-mess rule is the row-wise one. A line read here gives the Sale the
@@ -23,14 +25,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from services.common.crypto import KeyedHash
-
 from services.transform.csv_records import OVERLONG, csv_line_record, decode_line, iter_lines
 from services.transform.records import (MAX_ITEMS, MAX_LINE_BYTES, MAX_PRICE_PENCE, Item, ParseStats, Product, Reject,
                                         Rejection, Sale)
 from services.transform.sale_builder import SaleBuilder
 from services.transform.values import money_text
 
-BLOCK_BYTES = 8 * 1024 * 1024       # ~45k till lines: columns of a block stay a few tens of MB
+# ~11k till lines. A block's intermediate columns are some 15 times its text, and the allocator keeps what it
+# freed: 8 MiB blocks took a worker loading the 200 MB file to 352 MB RSS, 2 MiB blocks cost ~0.2 us/sale more.
+BLOCK_BYTES = 2 * 1024 * 1024
 _CELL = '[^,"\\x00]*'
 # The till's line: seven cells, only the basket quoted (or none when it holds no comma), a digit in the total.
 _TILL_LINE = (f'^{_CELL},{_CELL},{_CELL},(?:"[^"\\x00]*"|{_CELL}),{_CELL}\\d{_CELL},(?:CASH|CARD),{_CELL}$')
@@ -93,25 +96,36 @@ class SaleBlock:
 
 
 def iter_csv_vectorised(builder: SaleBuilder, chunks: Iterable[bytes], stats: ParseStats, *,
-                        block_bytes: int = BLOCK_BYTES) -> Iterator[SaleBlock | Sale | Rejection]:
+                        block_bytes: int | None = None) -> Iterator[SaleBlock | Sale | Rejection]:
     """Per block: its SaleBlock (when it has vectorised sales), then the other lines' records in line order."""
-    for first_line, lines, special in _line_blocks(chunks, block_bytes):
+    for first_line, lines, special in _line_blocks(chunks, block_bytes or BLOCK_BYTES):
         [(block, others)] = _parse_block([builder], [stats], lines, np.arange(first_line, first_line + len(lines)),
                                          np.zeros(len(lines), dtype=np.int64), special)
         if block is not None:
             yield block
         yield from others
+        pa.default_memory_pool().release_unused()     # the block's columns back to the system, not kept
 
 
 def parse_csv_files(files: list[tuple[SaleBuilder, bytes, ParseStats]]) -> list[list[SaleBlock | Sale | Rejection]]:
-    """Several whole CSV files (a load batch's small uploads) as one block, so the fixed cost of each Arrow
-    call is paid once per batch rather than once per day file; per file, what iter_csv_vectorised yields.
-    The builders must share their keys (one secret); each keeps its own branch rules and clock."""
-    if not files:
-        return []
+    """Several whole CSV files (a load batch's small uploads) as blocks of about BLOCK_BYTES, so the fixed
+    cost of each Arrow call is paid once per block rather than once per day file; per file, what
+    iter_csv_vectorised yields. The builders must share their keys (one secret); each keeps its own branch
+    rules and clock."""
     if any(not b.customer_hash.same_key(files[0][0].customer_hash) or
-           not b.identity_hash.same_key(files[0][0].identity_hash) for b, _data, _stats in files):
+           not b.identity_hash.same_key(files[0][0].identity_hash) for b, _data, _stats in files[1:]):
         return [list(iter_csv_vectorised(b, [data], stats)) for b, data, stats in files]
+    parsed, group, size = [], [], 0
+    for file in files:
+        if group and size + len(file[1]) > BLOCK_BYTES:
+            parsed += _parse_files_together(group)
+            group, size = [], 0
+        group.append(file)
+        size += len(file[1])
+    return parsed + (_parse_files_together(group) if group else [])
+
+
+def _parse_files_together(files: list[tuple[SaleBuilder, bytes, ParseStats]]) -> list[list]:
     arrays, line_no, file_of, special, offset = [], [], [], {}, 0
     for position, (_builder, data, _stats) in enumerate(files):
         lines, own = _split_block(data) if data else (pa.array([], pa.string()), {})
@@ -122,6 +136,7 @@ def parse_csv_files(files: list[tuple[SaleBuilder, bytes, ParseStats]]) -> list[
         offset += len(lines)
     parsed = _parse_block([b for b, _d, _s in files], [s for _b, _d, s in files],
                           pa.concat_arrays(arrays), np.concatenate(line_no), np.concatenate(file_of), special)
+    pa.default_memory_pool().release_unused()
     return [([block] if block is not None else []) + others for block, others in parsed]
 
 

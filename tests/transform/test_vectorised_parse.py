@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from services.common.naming import branch_key
 from services.tools.generate import branch_name, generate
-from services.transform import load
+from services.transform import csv_vectorised, load
 from services.transform.csv_vectorised import SaleBlock, in_line_order, iter_csv_vectorised, parse_csv_files
 from services.transform.parse import iter_record_blocks, iter_records, sniff_format
 from services.transform.records import ParseStats, Sale
@@ -206,14 +206,21 @@ def test_messy_files_stage_the_same_rows_both_ways(data, expected):
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(st.tuples(files, st.sampled_from([None, "Leeds", "Isle of Wight"]),
                           st.sampled_from([NOW, NOW + dt.timedelta(minutes=1), NOW - dt.timedelta(hours=3)]),
-                          st.sampled_from([SECRET, SECRET, SECRET + "-other"])), max_size=5))
-def test_files_parsed_together_parse_as_each_alone(batch):
-    """A load batch's small files parsed as one block: each file's records and statistics are what the
-    row-wise path gives it alone, whatever the other files hold, their expected branches and their clocks."""
+                          st.sampled_from([SECRET, SECRET, SECRET + "-other"])), max_size=5),
+       st.sampled_from([None, 1, 500]))
+def test_files_parsed_together_parse_as_each_alone(batch, block_bytes):
+    """A load batch's small files parsed as one block (or several, when they hold more than a block's bytes):
+    each file's records and statistics are what the row-wise path gives it alone, whatever the other files
+    hold, their expected branches and their clocks."""
     memo = ValueMemo()                       # shared by a batch's builders, as in the worker
     together = [(builder(expected, memo=memo, now=now, secret=secret), data, ParseStats())
                 for data, expected, now, secret in batch]
-    parsed = parse_csv_files(together)
+    default = csv_vectorised.BLOCK_BYTES
+    csv_vectorised.BLOCK_BYTES = block_bytes or default
+    try:
+        parsed = parse_csv_files(together)
+    finally:
+        csv_vectorised.BLOCK_BYTES = default
     for (data, expected, now, secret), (_builder, _data, stats), records in zip(batch, together, parsed):
         row_stats = ParseStats()
         alone = list(iter_records(builder(expected, now=now, secret=secret), [data], row_stats))
