@@ -6,6 +6,7 @@ each step's time comes from the loader's timings (the same figures the worker lo
 time every derived table (services/transform/rollups.py) on its own.
 
 Usage: .venv/bin/python bench/load_breakdown.py [--branches 100 --days 3 --per-day 334 --seed 1]
+(VECTORISED_PARSE=false: the row-wise parse, as before issue 14)
 Uses BENCH_DATABASE_URL (default cafeflow_bench), which it empties.
 """
 from __future__ import annotations
@@ -66,7 +67,8 @@ def main() -> None:
                                      SaleBuilder(secret, expected_branch_key=None, registered_branch_keys=registered,
                                                  memo=memo)) for u in batch]
             with Session(bind=conn) as session:
-                result = loader.load_uploads(session, cipher, jobs, chunk_rows=settings.parse_chunk_rows)
+                result = loader.load_uploads(session, cipher, jobs, chunk_rows=settings.parse_chunk_rows,
+                                             vectorised=settings.vectorised_parse)
                 session.commit()
             if result.failed:
                 raise SystemExit(f"uploads failed: {result.failed}")

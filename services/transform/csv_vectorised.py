@@ -211,7 +211,7 @@ def _split_block(block: bytes) -> tuple[pa.Array, dict[int, object]]:
     if block.endswith(b"\n"):
         block = block[:-1]
     pieces = pc.split_pattern(pa.array([block], pa.binary()), "\n")[0].values
-    too_long = pc.any(pc.greater(pc.binary_length(pieces), MAX_LINE_BYTES)).as_py()
+    too_long = len(block) > MAX_LINE_BYTES and pc.any(pc.greater(pc.binary_length(pieces), MAX_LINE_BYTES)).as_py()
     try:
         if too_long:
             raise pa.ArrowInvalid("an overlong line")
@@ -301,10 +301,11 @@ def _vectorised_sales(builders: list[SaleBuilder], lines: pa.Array, line_no: np.
     those lines among the candidates. Value rules that do not depend on the file are asked of the first
     builder; the branch of each file's own, and each file's clock bounds its timestamps."""
     reference = builders[0]
-    head = pc.split_pattern(lines, ",", max_splits=3)
+    # [time, branch, customer, basket, total, method, card]: the last three cells from the right, the first
+    # four from the left of what is before them (the strict shape leaves commas only in a quoted basket)
     tail = pc.split_pattern(lines, ",", max_splits=3, reverse=True)
+    head = pc.split_pattern(pc.list_element(tail, 0), ",", max_splits=3)
     basket_cell = pc.list_element(head, 3)
-    basket_cell = pc.list_element(pc.split_pattern(basket_cell, ",", max_splits=3, reverse=True), 0)
     quoted = pc.starts_with(basket_cell, '"')
     basket = pc.if_else(quoted, pc.utf8_slice_codeunits(basket_cell, 1, -1), basket_cell)
     ok = np.ones(len(lines), dtype=bool)
@@ -451,8 +452,7 @@ def _basket_identities(items: list, item_of: np.ndarray, sizes: np.ndarray) -> p
 
 def _hex_digests(keyed: KeyedHash, messages: list[bytes]) -> pa.Array:
     """KeyedHash.hex of every message (HMAC-SHA256 cut to 16 bytes, as 32 hex digits), hexed by numpy."""
-    digest16 = keyed.digest16
-    raw = b"".join([digest16(message) for message in messages])
+    raw = keyed.digests16(messages)
     hexed = _HEX[np.frombuffer(raw, dtype=np.uint8)].reshape(-1, 32)
     return pa.array(hexed.view("S32").ravel(), pa.binary(32)).cast(pa.string())
 

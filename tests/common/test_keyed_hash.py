@@ -12,3 +12,5 @@ from services.common.crypto import KeyedHash, keyed_hex
 def test_keyed_hash_is_keyed_hex(key, message):
     assert KeyedHash(key).hex(message) == keyed_hex(key, message)
     assert KeyedHash(key).digest16(message.encode()).hex() == keyed_hex(key, message)
+    both = bytes.fromhex(keyed_hex(key, message) + keyed_hex(key, "x"))
+    assert KeyedHash(key).digests16([message.encode(), b"x"]) == both
