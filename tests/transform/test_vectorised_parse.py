@@ -21,11 +21,10 @@ from services.transform.csv_vectorised import SaleBlock, in_line_order, iter_csv
 from services.transform.parse import iter_record_blocks, iter_records, sniff_format
 from services.transform.records import ParseStats, Sale
 from services.transform.sale_builder import SaleBuilder, ValueMemo
+from tests import support
 
 SECRET = "vectorised-test-secret-0123456789abcdef"
-ROOT = Path(__file__).resolve().parents[2]
-REAL_FILES = sorted((ROOT / "samples" / "branch-files").glob("*.csv")) + \
-    sorted(Path("/work/shared/data/branch-files").glob("*.csv"))
+REAL_FILES = sorted(support.REAL_FILES.glob("*.csv"))
 REGISTERED = ["Leeds", "Isle of Wight", "London Soho", branch_name(0), branch_name(1)]
 NOW = dt.datetime(2026, 1, 10, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -267,7 +266,7 @@ def test_generated_files_with_messy_rows_parse_the_same_both_ways(generated_file
                 data.draw(st.sampled_from([None, 4096, 50_000])), registered)
 
 
-@pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.name)
 def test_real_files_parse_and_stage_the_same_both_ways(path):
     data = path.read_bytes()
     cells = [row[1] for row in csv.reader(io.StringIO(data.decode("utf-8", "replace"))) if len(row) == 7]
