@@ -282,13 +282,54 @@ def test_an_error_replaces_the_charts(page, served):
     page.wait_for_selector("body[data-loaded=error]", timeout=30_000)
     expect(page.locator("#error")).to_have_text("Could not load the reports: no such branch: atlantis")
     assert page.locator("#content").is_hidden()               # no chart of an earlier view under the message
-    # One chart that cannot be answered (one product by hour, read from the sales themselves, over more days
-    # than REPORTING_MAX_RANGE_DAYS) shows its reason in its place; the others are drawn from the rollups.
-    page.goto(f"{served}/dashboard?from=2021-02-01&to=2025-01-01&product=latte%7Clarge%7C")
+    assert page.locator("#too-long").is_hidden()
+
+
+def test_a_range_too_long_for_its_filters_says_so_and_offers_the_latest_days_that_fit(page, served):
+    """Answers read from the sales themselves (one product by hour, several products summed) and exports take at
+    most REPORTING_MAX_RANGE_DAYS (1,100 here): past it the page says so, in place of what it cannot show, with a
+    link to the view's latest 1,100 days, never an error view; the downloads cover those days."""
+    sign_in(page, served, "dana")
+    limit = api(served, "/v1/reports/options")["max_range_days"]
+    assert limit == 1100
+    start, end = dt.date(2020, 6, 1), dt.date(2023, 6, 30)           # 1,125 days, the sample week among them
+    # The latest 1,100 days start on 26 Jun 2020; the charts per month widen a range to whole months, so the
+    # latest days that fit start with the first whole month among them.
+    fits_from = "2020-07-01"
+    long_view = f"{served}/dashboard?from={start}&to={end}"
+    # One size of one product: every chart from the rollups is drawn; the busiest hours say why they are not.
+    page.goto(f"{long_view}&product=latte%7Clarge%7C")
     wait_loaded(page)
-    expect(page.locator("#chart-peak .chart-error")).to_contain_text("choose a shorter range")
-    assert page.locator("#chart-peak table").count() == 0
+    assert page.locator("#error").is_hidden() and page.locator("#chart-peak table").count() == 0
+    expect(page.locator("#chart-peak .range-limit")).to_have_text(
+        f"With these filters this chart is counted from each sale, up to {limit:,} days at a time; this view spans "
+        f"{(end - start).days + 1:,} days. Show Wed 1 Jul 2020 to Fri 30 Jun 2023")
     assert page.locator("#chart-trend").get_attribute("data-rendered") == "true"
+    assert page.locator("#chart-peak .chart-error").count() == 0
+    # The downloads: the view's latest days that fit, said beside them; the file is there.
+    expect(page.locator("#export-range")).to_have_text(
+        f"(Wed 1 Jul 2020 to Fri 30 Jun 2023, the latest days of this view: downloads cover up to {limit:,} days "
+        "at a time)")
+    href = page.locator("#export-transactions-csv").get_attribute("href")
+    assert f"from={fits_from}&to={end}" in href
+    download = httpx.get(f"{served}{href}", headers=ADMIN, timeout=60)
+    assert download.status_code == 200, download.text
+    fitting = api(served, "/v1/reports/summary", product="latte|large|", **{"from": fits_from, "to": end.isoformat()})
+    assert len(list(csv.DictReader(io.StringIO(download.text)))) == fitting["current"]["transactions"] > 0
+    go_and_wait(page, lambda: page.click("#chart-peak .range-limit a"))
+    assert (view_of(page)["from"], view_of(page)["to"]) == (fits_from, end.isoformat())
+    assert page.locator("#chart-peak td.cell").count() > 0 and page.locator("#export-range").is_hidden()
+
+    # A product in all its sizes (several products summed) over the same range: no figure can be shown, and the
+    # page says why in place of all of them, with the same way out.
+    page.goto(f"{long_view}&product=Latte")
+    wait_loaded(page)
+    assert page.locator("#error").is_hidden() and page.locator("#content").is_hidden()
+    expect(page.locator("#too-long")).to_contain_text("With these filters the figures are counted from each sale")
+    go_and_wait(page, lambda: page.click("#too-long a"))
+    assert view_of(page)["from"] == fits_from and view_of(page)["product"] == "Latte"
+    assert page.locator("#too-long").is_hidden() and page.locator("#content").is_visible()
+    assert_page_equals_api(page, served, view_of(page))
 
 
 def test_auto_refresh_is_off_until_asked_and_says_when_it_updated(page, served):

@@ -115,18 +115,66 @@ async function getJson(path, query) {
   let body = null;
   try { body = await response.json(); } catch (_) { /* a proxy's page: the status says it */ }
   if (!response.ok) {
-    throw new Error(body && body.error ? body.error.message : `the service answered ${response.status}`);
+    const failure = new Error(body && body.error ? body.error.message : `the service answered ${response.status}`);
+    failure.code = body && body.error ? body.error.code : null;
+    throw failure;
   }
   return body;
 }
 
 // ---- Charts ------------------------------------------------------------------------------------------------
 
+// Answers read from the sales themselves (a product by hour, several products summed, customers of a product) and
+// exports take at most options.max_range_days: a longer view says so and offers its latest days that fit.
+const tooLong = (view) => daysBetween(view.from, view.to) > options.max_range_days;
+
+// The whole day, week (from Monday) or month that a day falls in: the trend and customers come in whole periods.
+function periodAround(iso, granularity) {
+  if (granularity === "day") return [iso, iso];
+  if (granularity === "week") {
+    const monday = addDays(iso, -((utcDate(iso).getUTCDay() + 6) % 7));
+    return [monday, addDays(monday, 6)];
+  }
+  const first = `${iso.slice(0, 7)}-01`;
+  return [first, addDays(`${addDays(first, 31).slice(0, 7)}-01`, -1)];
+}
+
+// The view's latest days that fit the limit, also once the charts over time widen them to whole periods.
+function latestThatFits(view) {
+  let from = addDays(view.to, -(options.max_range_days - 1));
+  for (;;) {
+    const granularity = granularityOf({ from, to: view.to });
+    if (daysBetween(periodAround(from, granularity)[0], periodAround(view.to, granularity)[1])
+        <= options.max_range_days) return { ...view, preset: "", from };
+    from = addDays(from, 1);
+  }
+}
+
+function rangeLimitNotice(what, view) {
+  const notice = document.createElement("p");
+  notice.className = "range-limit";
+  const most = count(options.max_range_days);
+  notice.append(`With these filters ${what} counted from each sale, up to ${most} days at a time; this view spans `
+                + `${count(daysBetween(view.from, view.to))} days. `);
+  const shorter = latestThatFits(view);
+  const link = document.createElement("a");
+  link.textContent = `Show ${showDay(shorter.from)} to ${showDay(shorter.to)}`;
+  link.href = urlOf(shorter);
+  link.addEventListener("click", (event) => { event.preventDefault(); go(shorter); });
+  notice.append(link);
+  return notice;
+}
+
 // A chart's place shows either its chart or, when its data could not be had, the reason instead.
-function chartFailed(id, error) {
+function chartFailed(id, error, view) {
   const element = document.getElementById(id);
   forget(element);
   element.classList.add("failed");
+  if (error.code === "range_too_large") {
+    element.replaceChildren(rangeLimitNotice("this chart is", view));
+    element.dataset.rendered = "limited";
+    return;
+  }
   const message = document.createElement("p");
   message.className = "chart-error";
   message.textContent = `Could not load this chart: ${error.message}`;
@@ -169,10 +217,8 @@ function trendChart(trend, view) {
     line: { name: "Revenue", className: "s-revenue", axis: "left", values: series.map((p) => Number(p.revenue)) },
     left: { title: "Revenue (£)", format: tickPounds },
     onPick: (index) => {
-      const start = series[index].period_start;
-      const end = granularity === "day" ? start : granularity === "week" ? addDays(start, 6)
-        : addDays(`${addDays(start, 31).slice(0, 7)}-01`, -1);
-      go({ ...view, preset: "", from: start, to: end });
+      const [from, to] = periodAround(series[index].period_start, granularity);
+      go({ ...view, preset: "", from, to });
     },
   }));
 }
@@ -314,9 +360,15 @@ function showView(view) {
   for (const button of document.querySelectorAll("[data-preset]")) {
     button.setAttribute("aria-pressed", String(button.dataset.preset === view.preset));
   }
+  // Exports take at most options.max_range_days too: a longer view downloads its latest days that fit, and says so.
+  const exported = tooLong(view) ? latestThatFits(view) : view;
+  const range = document.getElementById("export-range");
+  range.textContent = `(${showDay(exported.from)} to ${showDay(exported.to)}, the latest days of this view: `
+                      + `downloads cover up to ${count(options.max_range_days)} days at a time)`;
+  range.hidden = exported === view;
   const kinds = ["transactions", "items"];
   for (const kind of kinds) for (const format of ["csv", "parquet"]) {
-    document.getElementById(`export-${kind}-${format}`).href = `/v1/exports/${kind}.${format}?${apiQuery(view)}`;
+    document.getElementById(`export-${kind}-${format}`).href = `/v1/exports/${kind}.${format}?${apiQuery(exported)}`;
   }
   document.getElementById("reset").href = window.location.pathname;
 }
@@ -353,10 +405,11 @@ async function load() {
   const status = document.getElementById("status");
   const error = document.getElementById("error");
   const content = document.getElementById("content");
+  const limited = document.getElementById("too-long");
   document.body.dataset.loaded = "false";
   status.textContent = "Loading…";
+  let view = viewFromUrl();
   try {
-    let view = viewFromUrl();
     // A view with its dates (the server puts the opening week in the URL) asks for every figure at once; only a
     // preset needs today's date, from the options, first.
     const early = view.from && view.to && !view.preset ? requests(view) : null;
@@ -378,6 +431,7 @@ async function load() {
     // place of every chart); each chart then stands or falls alone.
     const summary = await asked.summary;
     error.hidden = true;
+    limited.hidden = true;
     content.hidden = false;
     tiles(summary);
     noSalesNotice(summary, view);
@@ -396,7 +450,7 @@ async function load() {
     };
     const charts = Object.entries(draw);
     const outcomes = await Promise.allSettled(charts.map(([id, drawIt]) => asked.charts[id].then(drawIt)));
-    outcomes.forEach((outcome, n) => { if (outcome.status === "rejected") chartFailed(charts[n][0], outcome.reason); });
+    outcomes.forEach((outcome, n) => { if (outcome.status === "rejected") chartFailed(charts[n][0], outcome.reason, view); });
     status.textContent = describe(view);
     document.getElementById("updated").textContent =
       `Updated ${new Date().toLocaleTimeString("en-GB", { timeZone: "Europe/London" })}`;
@@ -404,9 +458,20 @@ async function load() {
   } catch (failure) {
     // The message replaces the charts: nothing from an earlier view stays on screen under it.
     content.hidden = true;
+    status.textContent = "";
+    if (failure.code === "range_too_large" && options) {
+      // Not a fault: these filters (several products summed, say) are counted from each sale, which takes a
+      // limited range. Said as such, with the view's latest days that can be shown.
+      error.hidden = true;
+      limited.replaceChildren(rangeLimitNotice("the figures are", view));
+      limited.hidden = false;
+      status.textContent = describe(view);
+      document.body.dataset.loaded = "true";
+      return;
+    }
+    limited.hidden = true;
     error.textContent = `Could not load the reports: ${failure.message}`;
     error.hidden = false;
-    status.textContent = "";
     document.body.dataset.loaded = "error";
   }
 }
