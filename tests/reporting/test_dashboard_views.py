@@ -231,6 +231,15 @@ def test_filters_click_through_and_a_shared_url(page, browser, served):
     go_and_wait(page, lambda: page.go_back())                 # the browser's Back is the previous view
     assert (view_of(page)["from"], view_of(page)["to"]) == (SAMPLE_WEEK["from"], SAMPLE_WEEK["to"])
     wait_loaded(page)
+    # The same from the keyboard: a period is a tab stop that reads its figures and is picked with Enter.
+    second = page.locator("#chart-trend .hit").nth(1)
+    assert second.get_attribute("aria-label").startswith("Thu 26 Aug 2021, £")
+    second.focus()
+    expect(page.locator(".tooltip")).to_contain_text("Thu 26 Aug 2021")
+    go_and_wait(page, lambda: page.keyboard.press("Enter"))
+    assert (view_of(page)["from"], view_of(page)["to"]) == ("2021-08-26", "2021-08-26")
+    go_and_wait(page, lambda: page.go_back())
+    wait_loaded(page)
 
     # The URL, opened by someone else (signing in on the way), shows the same view and figures.
     shared = page.url

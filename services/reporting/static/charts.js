@@ -80,6 +80,19 @@ function pickable(node, tipText, onPick) {
   }
 }
 
+// A period of a chart over time, for the keyboard and screen readers too: a stop in the tab order that reads
+// its hover text and picks it with Enter or Space.
+function focusablePeriod(node, tipText, onPick) {
+  pickable(node, tipText, onPick);
+  node.setAttribute("tabindex", "0");
+  node.setAttribute("aria-label", tipText.replaceAll("\n", ", "));
+  if (!onPick) return;
+  node.setAttribute("role", "button");
+  node.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); onPick(); }
+  });
+}
+
 // ---- Bars: a table of names, each with its bar and amount --------------------------------------------------------
 
 // rows: [{name, value (the bar's length), amount (its text), count (text), tip, href}], best first. The names are
@@ -186,7 +199,7 @@ function drawTime(target, spec) {
   const yOf = (axis, value) => margin.top + plotHeight * (1 - value / axis.top);
 
   const chart = svgNode("svg", { width, height: spec.height, class: "time-chart",
-                                 role: "img", "aria-label": spec.label });
+                                 role: "group", "aria-label": spec.label });
   // Value axes: gridlines from the left axis, tick labels and titles on both sides.
   for (const [side, axis] of Object.entries(axes)) {
     const x = side === "left" ? margin.left - 6 : width - margin.right + 6;
@@ -243,7 +256,7 @@ function drawTime(target, spec) {
   const hits = svgNode("g", { class: "hits" }, chart);
   spec.periods.forEach((_, i) => {
     const column = svgNode("rect", { class: "hit", x: margin.left + band * i, width: band, y: margin.top, height: plotHeight }, hits);
-    pickable(column, spec.tips[i], spec.onPick && (() => spec.onPick(i)));
+    focusablePeriod(column, spec.tips[i], spec.onPick && (() => spec.onPick(i)));
   });
 
   const parts = [];
