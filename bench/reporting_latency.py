@@ -10,13 +10,13 @@
   4. the dashboard page itself in headless Chromium (Debian's /usr/bin/chromium, as the tests run it), opened
      on its default view (the latest complete week with sales, where /dashboard sends a browser): the requests one
      view makes and the time from navigation to every chart drawn (`body[data-loaded=true]`), --page-runs times
-     each: cold (report cache emptied and a new browser profile, so plotly.js is fetched too), cold reports in
-     a warm browser, and warm (both cached).
+     each: cold (report cache emptied and a new browser profile, so the page's script and style are fetched
+     too), cold reports in a warm browser, and warm (both cached).
 
 The page needs a signed-in browser, which needs a user row; the benchmark warehouse is used read-only, so no
 user is added: the page's HTML (rendered by the service's own template, for an admin) is handed to Chromium
-for the /dashboard navigation, and everything else it loads (style, scripts, plotly.js, every JSON call) comes
-from the real service, authenticated by the admin bearer token instead of the session cookie. What this leaves
+for the /dashboard navigation, and everything else it loads (style, scripts, every JSON call) comes from
+the real service, authenticated by the admin bearer token instead of the session cookie. What this leaves
 out is the server's ~10 ms render of the HTML with its session check.
 
 Usage: .venv/bin/python bench/reporting_latency.py --transactions 10000000 [--days 28] [--runs 40]
@@ -221,7 +221,7 @@ def page_loads(url: str, cache: redis.Redis, runs: int) -> list[tuple[str, float
             if page.locator(".chart-error, #error:not([hidden])").count():
                 raise SystemExit(f"the page drew an error: {page.inner_text('body')[:500]}")
             # When the last JSON answer had arrived, from the navigation's start: the rest is the browser's
-            # running of plotly.js and drawing.
+            # running of the page's script and drawing.
             data_ready = page.evaluate("""() => Math.max(...performance.getEntriesByType('resource')
                 .filter(e => e.name.includes('/v1/')).map(e => e.responseEnd))""") / 1000
             # CPU time of the page's main thread (script, style, layout; ThreadTime, not the wall time of its tasks):
