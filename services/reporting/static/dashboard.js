@@ -191,9 +191,9 @@ function drawn(id, draw) {
 
 const productName = (r) => [r.size, r.product, r.flavour].filter(Boolean).join(" ");
 
-function revenueBars(id, rows, nameOf, nameTitle, pick) {
+function revenueBars(id, rows, nameOf, nameTitle, pick, fold) {
   drawn(id, (element) => barTable(element, {
-    nameTitle, amountTitle: "Revenue (£)", countTitle: "Sales",
+    nameTitle, amountTitle: "Revenue (£)", countTitle: "Sales", ...fold,
     rows: rows.map((r) => ({ name: nameOf(r), value: Number(r.revenue), amount: pounds(r.revenue),
                              count: count(r.transactions), href: pick && urlOf(pick.view(r)),
                              tip: `${nameOf(r)}\n${pounds(r.revenue)} from ${count(r.transactions)} sales` })),
@@ -438,7 +438,8 @@ async function load() {
     const draw = {
       "chart-trend": (d) => trendChart(d, view),
       "chart-branches": (d) => revenueBars("chart-branches", d.rows, (r) => r.branch, "Branch",
-                                           options.branches.length > 1 ? { view: (r) => ({ ...view, branch: r.branch }) } : null),
+                                           options.branches.length > 1 ? { view: (r) => ({ ...view, branch: r.branch }) } : null,
+                                           { firstRows: 10, plural: "branches" }),
       "chart-top-products": (d) => revenueBars("chart-top-products", d.rows, productName, "Product",
                                                { view: (r) => ({ ...view, product: r.product }) }),
       "chart-bottom-products": (d) => revenueBars("chart-bottom-products", d.rows.slice().reverse(), productName,
