@@ -9,10 +9,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.reporting.conftest import ADMIN, load_files
+from tests.reporting.conftest import ADMIN, dashboard_stack, load_files
 from tests.reporting.test_dashboard_page import sign_in
-from tests.signin import add_user
-from tests.support import Stack, register_branches
+from tests.support import register_branches
 
 pytestmark = pytest.mark.e2e
 BRANCHES = [f"Town {n:02d}" for n in range(1, 15)]          # 14: more than ten and the two a fold must save
@@ -31,11 +30,8 @@ def served(clean, settings, celery_app, tmp_path):
         path.write_text(json.dumps(sale))
         paths.append(path)
     load_files(settings, celery_app, paths)
-    add_user("dana", role="admin")
-    stack = Stack(tmp_path)
-    stack.start_orders()
-    yield stack.start_reporting()
-    stack.stop()
+    with dashboard_stack(tmp_path, "dana") as url:
+        yield url
 
 
 def test_many_branches_show_the_first_ten_and_the_rest_on_request(browser, served):
