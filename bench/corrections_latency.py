@@ -41,7 +41,7 @@ from services.common.rawstore import RawCipher  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
 from services.transform.corrections import retract_upload  # noqa: E402
 from services.transform.load import UploadJob, load_uploads  # noqa: E402
-from services.transform.parse import SaleBuilder  # noqa: E402
+from services.transform.sale_builder import SaleBuilder  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -32,7 +32,7 @@ from bench.stored_uploads import store_upload  # noqa: E402
 from services.common.rawstore import RawCipher  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
 from services.transform import load as loader  # noqa: E402
-from services.transform.parse import SaleBuilder, ValueMemo  # noqa: E402
+from services.transform.sale_builder import SaleBuilder, ValueMemo  # noqa: E402
 from tests.support import register_branches  # noqa: E402
 
 def arguments() -> argparse.Namespace:

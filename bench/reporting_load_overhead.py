@@ -37,7 +37,7 @@ from services.transform import rollups  # noqa: E402
 from services.common.rawstore import RawCipher, chunk_count, store_raw  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
 from services.tools.generate import branch_name, generate  # noqa: E402
-from services.transform.parse import SaleBuilder  # noqa: E402
+from services.transform.sale_builder import SaleBuilder  # noqa: E402
 from tests.support import register_branches  # noqa: E402
 
 WITH_STEP = rollups.apply_delta

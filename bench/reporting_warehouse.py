@@ -35,7 +35,7 @@ from services.common.rawstore import RawCipher  # noqa: E402
 from services.common.settings import Settings  # noqa: E402
 from services.tools.generate import branch_name  # noqa: E402
 from services.transform.load import UploadJob, load_uploads  # noqa: E402
-from services.transform.parse import SaleBuilder  # noqa: E402
+from services.transform.sale_builder import SaleBuilder  # noqa: E402
 from bench.stored_uploads import store_upload  # noqa: E402
 from tests.support import ensure_database, register_branches  # noqa: E402
 

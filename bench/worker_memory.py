@@ -4,7 +4,10 @@ Generates a single dialect-A file of about 200 MB, posts it over HTTP to a real 
 and samples every 50 ms the resident memory (RSS) of the Celery worker process that loads it
 (`cafeflow worker --concurrency 1`: one parent, one child that runs the task), until it is loaded.
 
-Usage: .venv/bin/python bench/worker_memory.py [--transactions 1300000]
+Runs once per parse path asked for (`--paths vectorised,row-wise`: VECTORISED_PARSE true / false), each on a
+fresh schema and worker, the same file.
+
+Usage: .venv/bin/python bench/worker_memory.py [--transactions 1300000] [--paths vectorised,row-wise]
 """
 from __future__ import annotations
 
@@ -65,36 +68,43 @@ class PeakRss:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--transactions", type=int, default=1_300_000)
+    parser.add_argument("--paths", default="vectorised,row-wise")
     args = parser.parse_args()
 
     settings = Settings()
-    engine = fresh_schema(settings)
-    reset_state(engine, redis.Redis.from_url(settings.redis_url), branches=[branch_name(0)])
     with tempfile.TemporaryDirectory(prefix="cafeflow-bench-mem-") as tmp:
         workdir = Path(tmp)
         [big] = generate(workdir / "file", branches=1, days=1, dialect="a", seed=3, start=dt.date(2024, 5, 6),
                          transactions_per_day=args.transactions)
         size_mb = big.stat().st_size / 1e6
         print(f"file: {big.name}, {size_mb:.1f} MB, {args.transactions} transactions")
-        stack = Stack(workdir)
-        try:
-            url = stack.start_ingest()
-            code = upload_files([big], url=url, token=ADMIN_TOKEN, wait=False, timeout=600, parallel=1)
-            assert code == 0, "upload failed"
-            worker = stack.start_worker(concurrency=1)
-            with PeakRss(worker.popen.pid) as sampler:
-                started = time.perf_counter()
-                code = upload_files([big], url=url, token=ADMIN_TOKEN, wait=True, timeout=3600, parallel=1)
-                elapsed = time.perf_counter() - started
-            assert code == 0, "load failed"
-        finally:
-            stack.stop()
-        transactions, items, revenue = counts(engine)
-    print(f"loaded {transactions} transactions, {items} items, revenue {revenue} in {elapsed:.1f} s")
-    peaks = sorted(sampler.peak_by_pid.values(), reverse=True)
-    print(f"peak RSS per worker process (MB): {[round(p / 2**20, 1) for p in peaks]}")
-    print(f"peak RSS of the loading process: {peaks[0] / 2**20:.1f} MB (target <= 300 MB)")
+        for path in args.paths.split(","):
+            print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+            measure(settings, workdir / path, big, vectorised={"vectorised": True, "row-wise": False}[path], name=path)
 
+
+def measure(settings: Settings, workdir: Path, big: Path, vectorised: bool, name: str) -> None:
+    engine = fresh_schema(settings)
+    reset_state(engine, redis.Redis.from_url(settings.redis_url), branches=[branch_name(0)])
+    workdir.mkdir()
+    stack = Stack(workdir)
+    try:
+        url = stack.start_ingest()
+        code = upload_files([big], url=url, token=ADMIN_TOKEN, wait=False, timeout=600, parallel=1)
+        assert code == 0, "upload failed"
+        worker = stack.start_worker(concurrency=1, env={"VECTORISED_PARSE": "true" if vectorised else "false"})
+        with PeakRss(worker.popen.pid) as sampler:
+            started = time.perf_counter()
+            code = upload_files([big], url=url, token=ADMIN_TOKEN, wait=True, timeout=3600, parallel=1)
+            elapsed = time.perf_counter() - started
+        assert code == 0, "load failed"
+    finally:
+        stack.stop()
+    transactions, items, revenue = counts(engine)
+    print(f"[{name}] loaded {transactions} transactions, {items} items, revenue {revenue} in {elapsed:.1f} s")
+    peaks = sorted(sampler.peak_by_pid.values(), reverse=True)
+    print(f"[{name}] peak RSS per worker process (MB): {[round(p / 2**20, 1) for p in peaks]}")
+    print(f"[{name}] peak RSS of the loading process: {peaks[0] / 2**20:.1f} MB (target <= 300 MB)")
 
 if __name__ == "__main__":
     main()

@@ -323,7 +323,7 @@ def fields() -> None:
 
 
 def _field_path(name: str) -> str:
-    from services.transform.parse import JSON_FIELDS
+    from services.transform.records import JSON_FIELDS
 
     path = name.strip()
     if not 0 < len(path) <= 200 or not path.isprintable():
@@ -344,7 +344,7 @@ def fields_allow(names: tuple[str, ...]) -> None:
 
     from services.common.db import Database
     from services.common.uploads import ExtraFieldAllowed
-    from services.transform.parse import PERSONAL_FIELD
+    from services.transform.records import PERSONAL_FIELD
 
     paths = [_field_path(name) for name in names]
     db = Database(_settings().database_url)

@@ -27,7 +27,7 @@ REFUND = "refund"
 
 
 def customer_pseudonym(secret: str, customer_name: str | None) -> str | None:
-    """The same keyed pseudonym the file path gives this name (services/transform/parse.py), so a
+    """The same keyed pseudonym the file path gives this name (services/transform/sale_builder.py), so a
     customer who orders live and buys at the till is one returning customer."""
     folded = fold(customer_name or "")
     if not folded:

@@ -6,8 +6,10 @@ import csv
 import re
 from collections.abc import Iterable, Iterator
 
-from services.transform.parse import (BOM, EXPECTED_FIELDS, MAX_LINE_BYTES, METHODS, ParseStats, Reject, Rejection,
-                                      Sale, SaleBuilder, _card_network)
+from services.transform.records import (BOM, EXPECTED_FIELDS, MAX_LINE_BYTES, METHODS, ParseStats, Reject, Rejection,
+                                        Sale)
+from services.transform.sale_builder import SaleBuilder
+from services.transform.values import card_network
 
 OVERLONG = object()
 _EOL = re.compile(rb"\r\n?|\n")
@@ -29,7 +31,7 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, str | object]]:
                 yield number, OVERLONG
             else:
                 pending += chunk[start:match.start()]
-                yield number, OVERLONG if len(pending) > MAX_LINE_BYTES else _decode(bytes(pending))
+                yield number, OVERLONG if len(pending) > MAX_LINE_BYTES else decode_line(bytes(pending))
             pending.clear()
             start = match.end()
         if not skipping:
@@ -40,10 +42,10 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[tuple[int, str | object]]:
     if skipping:
         yield number + 1, OVERLONG
     elif pending:
-        yield number + 1, _decode(bytes(pending))
+        yield number + 1, decode_line(bytes(pending))
 
 
-def _decode(raw: bytes) -> str:
+def decode_line(raw: bytes) -> str:
     """One line as text: UTF-8, else Windows-1252 (what a spreadsheet on a till PC writes)."""
     try:
         text = raw.decode("utf-8")
@@ -66,7 +68,7 @@ def parse_csv_record(builder: SaleBuilder, line_no: int, fields: list[str], stat
     items, dialect, identity = builder.basket(basket)
     stats.saw(dialect)
     return builder.sale(line_no=line_no, ts=ts, branch=branch, customer=customer, items=items, total=total,
-                        method=method, card_network=_card_network(card), basket_identity=identity)
+                        method=method, card_network=card_network(card), basket_identity=identity)
 
 
 def is_header(fields: list[str]) -> bool:
@@ -101,27 +103,29 @@ def _split_record(line: str) -> list[str]:
 def iter_csv(builder: SaleBuilder, lines: Iterator[tuple[int, str | object]],
              stats: ParseStats) -> Iterator[Sale | Rejection]:
     for line_no, line in lines:
-        if line is OVERLONG:
-            yield Rejection(line_no, "unreadable_line", f"the line is longer than {MAX_LINE_BYTES} bytes",
-                            "<hidden>")
-            continue
-        if "\x00" in line:
-            yield Rejection(line_no, "unreadable_line", "the line contains NUL bytes (binary data in the file?)",
-                            "<hidden>")
-            continue
-        if not line.strip():
-            continue
-        try:
-            fields = _split_record(line)        # one record per line: a stray quote spoils only its line
-        except csv.Error:
-            yield Rejection(line_no, "unreadable_line", "the line cannot be read as CSV (a stray carriage "
-                            "return or quote?)", "<hidden>")
-            continue
-        if is_header(fields):
-            continue                          # header lines, possibly repeated; columns come from the values
-        try:
-            yield parse_csv_record(builder, line_no, fields, stats)
-        except Reject as rej:
-            yield Rejection(line_no, rej.code, rej.reason, builder.masked_csv(fields))
+        record = csv_line_record(builder, line_no, line, stats)
+        if record is not None:
+            yield record
 
 
+def csv_line_record(builder: SaleBuilder, line_no: int, line: str | object,
+                    stats: ParseStats) -> Sale | Rejection | None:
+    """One line's sale or rejection; None for a blank or header line."""
+    if line is OVERLONG:
+        return Rejection(line_no, "unreadable_line", f"the line is longer than {MAX_LINE_BYTES} bytes", "<hidden>")
+    if "\x00" in line:
+        return Rejection(line_no, "unreadable_line", "the line contains NUL bytes (binary data in the file?)",
+                         "<hidden>")
+    if not line.strip():
+        return None
+    try:
+        fields = _split_record(line)        # one record per line: a stray quote spoils only its line
+    except csv.Error:
+        return Rejection(line_no, "unreadable_line", "the line cannot be read as CSV (a stray carriage "
+                         "return or quote?)", "<hidden>")
+    if is_header(fields):
+        return None                       # header lines, possibly repeated; columns come from the values
+    try:
+        return parse_csv_record(builder, line_no, fields, stats)
+    except Reject as rej:
+        return Rejection(line_no, rej.code, rej.reason, builder.masked_csv(fields))

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from services.transform.parse import MAX_EXTRA_DEPTH, PERSONAL_FIELD, ParseStats, scrub_numbers
+from services.transform.records import MAX_EXTRA_DEPTH, PERSONAL_FIELD, ParseStats
+from services.transform.values import scrub_numbers
 
 WITHHELD_TEXT = "<text withheld>"
 WITHHELD_NUMBER = "<number withheld>"

@@ -9,9 +9,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from services.transform.extra_fields import clean_extra
-from services.transform.parse import (BOM, JSON_FIELDS, MAX_JSON_RECORD, MAX_QUANTITY, UNSTORABLE_REASON, Item,
-                                      ParseStats, Reject, Rejection, Sale, SaleBuilder, _card_network, _network_word,
-                                      storable)
+from services.transform.records import (BOM, JSON_FIELDS, MAX_JSON_RECORD, MAX_QUANTITY, UNSTORABLE_REASON, Item,
+                                        ParseStats, Reject, Rejection, Sale)
+from services.transform.sale_builder import SaleBuilder
+from services.transform.values import card_network, network_word, storable
 
 def iter_json(builder: SaleBuilder, pieces: Iterator[str], stats: ParseStats) -> Iterator[Sale | Rejection]:
     """Newline-delimited objects, or one or more arrays of objects; read incrementally either way."""
@@ -168,7 +169,7 @@ def json_sale(builder: SaleBuilder, number: int, record: Any, stats: ParseStats)
         line_no=number, ts=_scalar_text(record["timestamp"], "timestamp"),
         branch=_scalar_text(record["branch"], "branch"), customer=customer_text, items=items,
         total=_scalar_text(record["total"], "total"), method=_scalar_text(record["payment_method"], "payment_method"),
-        card_network=(_card_network(network) if "," in network else _network_word(network))
+        card_network=(card_network(network) if "," in network else network_word(network))
         if isinstance(network, str) else None, extra=extra or None)
 
 

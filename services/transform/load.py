@@ -12,10 +12,10 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 
+import pyarrow.csv as pa_csv
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -24,10 +24,16 @@ from services.common.rawstore import RawCipher, RawFileCorrupt, iter_raw
 from services.common.upload_states import LOADED
 from services.transform import corrections, rollups
 from services.transform.rollups import LOCAL_DATE, LOCAL_HOUR
-from services.transform.parse import (WRONG_BRANCH, FileUnreadable, ParseStats, Product, Rejection, Sale, SaleBuilder,
-                                     iter_records, money_text, storable_copy)
+from services.transform.csv_vectorised import SaleBlock, copy_columns, parse_csv_files
+from services.transform.parse import iter_record_blocks, sniff_format
+from services.transform.records import WRONG_BRANCH, FileUnreadable, ParseStats, Product, Rejection, Sale
+from services.transform.sale_builder import SaleBuilder
+from services.transform.values import money_text, storable_copy
 
 STAGE_FLUSH_ROWS = 5_000
+# Arrow quotes every text cell and writes null as an empty unquoted cell: what COPY ... (FORMAT csv) reads as
+# NULL, as _cell writes None.
+_ARROW_COPY_CSV = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
 STRUCTURAL_CODES = {"wrong_field_count", "unreadable_line", "bad_json"}   # "not a sales row at all"
 
 # Created once per database session and emptied at every commit or rollback: no catalog churn per
@@ -255,6 +261,17 @@ class _Staging:
         if self._rows >= self._flush_rows:
             self.flush()
 
+    def add_block(self, upload_id: int, block: SaleBlock) -> None:
+        """A vectorised block's sales and items: the rows add() writes for the same sales, written by Arrow."""
+        sales, items = copy_columns(block, upload_id, self._money)
+        for table, lines in ((sales, self._sales), (items, self._items)):
+            buffer = io.BytesIO()
+            pa_csv.write_csv(table, buffer, _ARROW_COPY_CSV)
+            lines.append(buffer.getvalue().decode())
+        self._rows += len(block)
+        if self._rows >= self._flush_rows:
+            self.flush()
+
     def add_file_rejection(self, upload_id: int, first: Rejection, reason: str, rows: int) -> None:
         """One rejection standing for `rows` rows of the file, shown at the first of them."""
         self._reject_writer.writerow((upload_id, first.line_no, first.code, reason, storable_copy(first.masked_row),
@@ -304,19 +321,78 @@ class _Counts:
         return kept
 
 
-def _stage_upload(session: Session, cipher: RawCipher, staging: _Staging, job: UploadJob,
-                  chunk_rows: int) -> _Counts:
-    """Parses one upload into the staging buffers; raises FileUnreadable / RawFileCorrupt."""
-    raw = iter_raw(session, cipher, upload_id=job.upload_id, sha256_hex=job.sha256_hex,
-                   chunk_count=job.chunk_count)
-    counts = _Counts(ParseStats())
-    records = iter_records(job.builder, raw, counts.stats)
-    while batch := list(islice(records, chunk_rows)):
+def _stage_records(upload_id: int, records: Iterator[SaleBlock | Sale | Rejection], staging: _Staging,
+                   counts: _Counts, chunk_rows: int) -> None:
+    """Counts and stages an upload's records, chunk_rows at a time (rows for another branch set aside)."""
+    for batch in _batches(upload_id, records, staging, counts, chunk_rows):
         rejections = [r for r in batch if r.__class__ is Rejection]
         counts.valid += len(batch) - len(rejections)
         counts.rejected += len(rejections)
         counts.structural += sum(r.code in STRUCTURAL_CODES for r in rejections)
-        staging.add(job.upload_id, counts.set_aside_foreign(batch) if rejections else batch)
+        staging.add(upload_id, counts.set_aside_foreign(batch) if rejections else batch)
+
+
+def _batches(upload_id: int, records: Iterator[SaleBlock | Sale | Rejection], staging: _Staging, counts: _Counts,
+             chunk_rows: int) -> Iterator[list[Sale | Rejection]]:
+    """The records in lists of chunk_rows; a vectorised block of sales is staged the moment it comes (it is
+    already columns, and holding it would hold a block of the file)."""
+    batch: list[Sale | Rejection] = []
+    for record in records:
+        if record.__class__ is SaleBlock:
+            counts.valid += len(record)
+            staging.add_block(upload_id, record)
+            continue
+        batch.append(record)
+        if len(batch) >= chunk_rows:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _parse_together(session: Session, cipher: RawCipher, jobs: list[UploadJob]) -> dict[int, tuple | Exception]:
+    """A batch's uploads (small ones: tasks batch only those) read whole, their CSV files parsed as one
+    vectorised block (csv_vectorised.parse_csv_files): a day file is a few hundred rows, and the fixed cost of
+    each Arrow call is then paid once per batch. Per upload: (records, stats), or the error reading it raised."""
+    raws: dict[int, bytes | Exception] = {}
+    for job in jobs:
+        try:
+            raws[job.upload_id] = b"".join(iter_raw(session, cipher, upload_id=job.upload_id,
+                                                    sha256_hex=job.sha256_hex, chunk_count=job.chunk_count))
+        except RawFileCorrupt as exc:
+            raws[job.upload_id] = exc
+    parsed: dict[int, tuple | Exception] = {}
+    together = []
+    for job in jobs:
+        raw = raws[job.upload_id]
+        if isinstance(raw, Exception):
+            parsed[job.upload_id] = raw
+        elif sniff_format(raw[:4096].decode("utf-8", errors="replace")) == "csv":
+            together.append((job, raw, ParseStats()))
+        else:
+            stats = ParseStats()
+            parsed[job.upload_id] = (iter_record_blocks(job.builder, [raw], stats), stats)
+    for (job, _raw, stats), records in zip(together, parse_csv_files([(j.builder, raw, s) for j, raw, s in together])):
+        parsed[job.upload_id] = (records, stats)
+    return parsed
+
+
+def _stage_upload(session: Session, cipher: RawCipher, staging: _Staging, job: UploadJob,
+                  chunk_rows: int, vectorised: bool, parsed: tuple | Exception | None = None) -> _Counts:
+    """Parses one upload into the staging buffers (or stages what _parse_together parsed of it); raises
+    FileUnreadable / RawFileCorrupt."""
+    if isinstance(parsed, Exception):
+        raise parsed
+    if parsed is None:
+        raw = iter_raw(session, cipher, upload_id=job.upload_id, sha256_hex=job.sha256_hex,
+                       chunk_count=job.chunk_count)
+        counts = _Counts(ParseStats())
+        records = iter_record_blocks(job.builder, raw, counts.stats, vectorised=vectorised)
+    else:
+        records, stats = parsed
+        counts = _Counts(stats)
+        records = iter(records)
+    _stage_records(job.upload_id, records, staging, counts, chunk_rows)
     for reason, (first, rows) in counts.foreign.items():
         staging.add_file_rejection(job.upload_id, first, f"{reason} ({rows} {'row' if rows == 1 else 'rows'} "
                                                          "not loaded)", rows)
@@ -330,7 +406,8 @@ def _stage_upload(session: Session, cipher: RawCipher, staging: _Staging, job: U
     return counts
 
 
-def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, chunk_rows: int) -> BatchResult:
+def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, chunk_rows: int,
+                 vectorised: bool = True) -> BatchResult:
     """Stages and merges every job inside the caller's transaction; the caller commits. An upload whose
     file is unreadable or whose stored bytes fail authentication is left out (reported in `failed`);
     any database error fails the whole call, and the caller rolls back."""
@@ -342,9 +419,11 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
     staging = _Staging(cursor, chunk_rows)
     counted: dict[int, _Counts] = {}
     failed: dict[int, str] = {}
+    parsed = _parse_together(session, cipher, jobs) if vectorised and len(jobs) > 1 else {}
     for job in jobs:
         try:
-            counted[job.upload_id] = _stage_upload(session, cipher, staging, job, chunk_rows)
+            counted[job.upload_id] = _stage_upload(session, cipher, staging, job, chunk_rows, vectorised,
+                                                   parsed.pop(job.upload_id, None))
         except (FileUnreadable, RawFileCorrupt) as exc:
             staging.flush()
             session.execute(text(_DROP_STAGED), {"upload_id": job.upload_id})

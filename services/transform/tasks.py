@@ -22,7 +22,7 @@ from services.common.rawstore import RawCipher
 from services.common.upload_states import FAILED, PROCESSING, QUEUED, UNFINISHED
 from services.transform import corrections, leases
 from services.transform.load import BatchResult, UploadJob, load_uploads
-from services.transform.parse import SaleBuilder, ValueMemo
+from services.transform.sale_builder import SaleBuilder, ValueMemo
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,8 @@ def _load(ctx, upload_id: int, companions: list[int], settled: list[str] | None 
                                   registered_branch_keys=registered, branch_names=registered, memo=memo,
                                   allowed_extra_fields=allowed)
             jobs.append(UploadJob(row.id, row.sha256, row.chunk_count, builder, row.mode))
-        result = load_uploads(session, RawCipher(secret), jobs, chunk_rows=settings.parse_chunk_rows) \
+        result = load_uploads(session, RawCipher(secret), jobs, chunk_rows=settings.parse_chunk_rows,
+                              vectorised=settings.vectorised_parse) \
             if jobs else BatchResult({}, {})
         failed.update(result.failed)
         for failed_id, error in failed.items():

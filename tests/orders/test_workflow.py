@@ -87,7 +87,7 @@ def test_take_assign_send_and_deliver_an_order(api, admin, menu, clean, run_task
 def test_live_customer_key_matches_the_file_pseudonym(settings):
     """A customer who orders live and buys at the till is one (returning) customer in the warehouse."""
     from services.common.live_orders import customer_pseudonym
-    from services.transform.parse import SaleBuilder
+    from services.transform.sale_builder import SaleBuilder
 
     builder = SaleBuilder(settings.secret_key.get_secret_value(), expected_branch_key=None)
     assert customer_pseudonym(settings.secret_key.get_secret_value(), "  zoë  QUARTERLY ") == \

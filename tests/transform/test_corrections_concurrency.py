@@ -187,7 +187,7 @@ def test_a_retraction_waits_for_a_load_of_another_branch_adding_the_same_custome
     same customer is being added unseen (the load's key insert found the row present and did nothing)."""
     from services.common.rawstore import RawCipher
     from services.transform.load import UploadJob, load_uploads
-    from services.transform.parse import SaleBuilder
+    from services.transform.sale_builder import SaleBuilder
 
     leeds = post(ingest, b"25/08/2021 09:00,Leeds,Ada Example,Regular Latte - 2.15,2.15,CASH,\n")
     task(celery_app, task_names.PROCESS_UPLOAD, leeds)()

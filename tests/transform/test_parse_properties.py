@@ -9,7 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.tools.generate import MENU
-from services.transform.parse import ParseStats, Rejection, Sale, SaleBuilder, iter_records
+from services.transform.parse import iter_records
+from services.transform.records import ParseStats, Rejection, Sale
+from services.transform.sale_builder import SaleBuilder
 
 SECRET = "property-test-secret-0123456789abcdef"
 SIZED = [entry for entry in MENU if entry[1]]

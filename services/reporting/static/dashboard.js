@@ -124,8 +124,8 @@ async function getJson(path, query) {
 
 // ---- Charts ------------------------------------------------------------------------------------------------
 
-// Answers read from the sales themselves (a product by hour, several products summed, customers of a product) and
-// exports take at most options.max_range_days: a longer view says so and offers its latest days that fit.
+// Answers read from the sales themselves (a product by payment method, several products summed, customers of a
+// product) and exports take at most options.max_range_days: a longer view says so and offers its latest days that fit.
 const tooLong = (view) => daysBetween(view.from, view.to) > options.max_range_days;
 
 // The whole day, week (from Monday) or month that a day falls in: the trend and customers come in whole periods.

@@ -1,0 +1,480 @@
+"""Branch till CSV, a block of lines at a time, with Arrow's compute kernels (what pandas runs on with
+`dtype_backend="pyarrow"`): the common till line is split, checked and turned into staging columns without
+a Python call per row, apart from the keyed content hash.
+
+Only lines the block can vouch for take this path: a line matching a strict shape (seven cells, no quotes
+but around the basket, the method CASH or CARD in column 6, no NUL) whose every value passes the row-wise
+rules, which are asked once per DISTINCT value (timestamps, branches, customers, totals, basket items)
+through the same SaleBuilder. Every other line (wrong field count, odd quoting, the lying-header dialect,
+blank lines, headers, odd encodings, and any row a rule rejects) goes through `csv_records.csv_line_record`,
+so each rejection reason and field-mess rule is the row-wise one. A line read here gives the Sale the
+row-wise path gives (`SaleBlock.sales()`); tests/transform/test_vectorised_parse.py holds the two equal.
+
+Memory is bounded by the block: about BLOCK_BYTES of text and its columns at a time.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from services.common.crypto import KeyedHash
+
+from services.transform.csv_records import OVERLONG, csv_line_record, decode_line, iter_lines
+from services.transform.records import (MAX_ITEMS, MAX_LINE_BYTES, MAX_PRICE_PENCE, Item, ParseStats, Product, Reject,
+                                        Rejection, Sale)
+from services.transform.sale_builder import SaleBuilder
+from services.transform.values import money_text
+
+BLOCK_BYTES = 8 * 1024 * 1024       # ~45k till lines: columns of a block stay a few tens of MB
+_CELL = '[^,"\\x00]*'
+# The till's line: seven cells, only the basket quoted (or none when it holds no comma), a digit in the total.
+_TILL_LINE = (f'^{_CELL},{_CELL},{_CELL},(?:"[^"\\x00]*"|{_CELL}),{_CELL}\\d{_CELL},(?:CASH|CARD),{_CELL}$')
+# SaleBuilder._till_minute's shape: 16 ASCII characters, a colon at 13, a minute 00-59 after it.
+_TILL_MINUTE = "^[\\x01-\\x7f]{13}:[0-5][0-9]$"
+_EOL = re.compile(rb"\r\n?")
+_HEX = np.array([list(f"{byte:02x}".encode()) for byte in range(256)], dtype=np.uint8)
+
+
+@dataclass
+class SaleBlock:
+    """Valid sales of one block as columns, in line order: what the staging COPY needs, without a Sale object
+    per row. Items are flat, each with its sale's line number and its product's index in `products`."""
+    line_no: np.ndarray                 # int64, one per sale
+    occurred_epoch: np.ndarray          # int64
+    total_pence: np.ndarray             # int64
+    content_key: pa.Array               # string, 32 hex digits
+    branch_key: pa.Array                # string
+    branch_name: pa.Array               # string
+    customer_key: pa.Array              # string, null without a customer
+    payment_method: pa.Array            # string
+    item_line_no: np.ndarray            # int64, one per item
+    item_no: np.ndarray                 # int64, 1-based within the sale
+    item_product: np.ndarray            # int64 index into products
+    item_pence: np.ndarray              # int64
+    products: list[Product]
+    file_of: np.ndarray                 # int64, the file (of a batch parsed together) of each sale
+    item_file_of: np.ndarray            # int64, the same per item
+
+    def __len__(self) -> int:
+        return len(self.line_no)
+
+    def of_file(self, position: int) -> SaleBlock | None:
+        """The sales of one file of the block (contiguous: files are parsed one after another)."""
+        start, end = np.searchsorted(self.file_of, [position, position + 1])
+        if start == end:
+            return None
+        if start == 0 and end == len(self.file_of):
+            return self
+        item_start, item_end = np.searchsorted(self.item_file_of, [position, position + 1])
+        sale, item = slice(start, end), slice(item_start, item_end)
+        return SaleBlock(
+            self.line_no[sale], self.occurred_epoch[sale], self.total_pence[sale],
+            self.content_key[start:end], self.branch_key[start:end], self.branch_name[start:end],
+            self.customer_key[start:end], self.payment_method[start:end], self.item_line_no[item],
+            self.item_no[item], self.item_product[item], self.item_pence[item], self.products,
+            self.file_of[sale], self.item_file_of[item])
+
+    def sales(self) -> list[Sale]:
+        """The block as the row-wise path's Sale objects (the same values, item by item)."""
+        starts = np.searchsorted(self.item_line_no, self.line_no, side="left").tolist()
+        ends = np.searchsorted(self.item_line_no, self.line_no, side="right").tolist()
+        products, pence, product_of = self.products, self.item_pence.tolist(), self.item_product.tolist()
+        rows = zip(self.line_no.tolist(), self.occurred_epoch.tolist(), self.branch_key.to_pylist(),
+                   self.branch_name.to_pylist(), self.customer_key.to_pylist(), self.content_key.to_pylist(),
+                   self.total_pence.tolist(), self.payment_method.to_pylist(), starts, ends)
+        return [Sale(line, epoch, key, name, customer, content,
+                     [Item(products[product_of[i]], 1, pence[i]) for i in range(start, end)], total, payment, None)
+                for line, epoch, key, name, customer, content, total, payment, start, end in rows]
+
+
+def iter_csv_vectorised(builder: SaleBuilder, chunks: Iterable[bytes], stats: ParseStats, *,
+                        block_bytes: int = BLOCK_BYTES) -> Iterator[SaleBlock | Sale | Rejection]:
+    """Per block: its SaleBlock (when it has vectorised sales), then the other lines' records in line order."""
+    for first_line, lines, special in _line_blocks(chunks, block_bytes):
+        [(block, others)] = _parse_block([builder], [stats], lines, np.arange(first_line, first_line + len(lines)),
+                                         np.zeros(len(lines), dtype=np.int64), special)
+        if block is not None:
+            yield block
+        yield from others
+
+
+def parse_csv_files(files: list[tuple[SaleBuilder, bytes, ParseStats]]) -> list[list[SaleBlock | Sale | Rejection]]:
+    """Several whole CSV files (a load batch's small uploads) as one block, so the fixed cost of each Arrow
+    call is paid once per batch rather than once per day file; per file, what iter_csv_vectorised yields.
+    The builders must share their keys (one secret); each keeps its own branch rules and clock."""
+    if not files:
+        return []
+    if any(not b.customer_hash.same_key(files[0][0].customer_hash) or
+           not b.identity_hash.same_key(files[0][0].identity_hash) for b, _data, _stats in files):
+        return [list(iter_csv_vectorised(b, [data], stats)) for b, data, stats in files]
+    arrays, line_no, file_of, special, offset = [], [], [], {}, 0
+    for position, (_builder, data, _stats) in enumerate(files):
+        lines, own = _split_block(data) if data else (pa.array([], pa.string()), {})
+        special.update((offset + index, text) for index, text in own.items())
+        arrays.append(lines)
+        line_no.append(np.arange(1, len(lines) + 1))
+        file_of.append(np.full(len(lines), position))
+        offset += len(lines)
+    parsed = _parse_block([b for b, _d, _s in files], [s for _b, _d, s in files],
+                          pa.concat_arrays(arrays), np.concatenate(line_no), np.concatenate(file_of), special)
+    return [([block] if block is not None else []) + others for block, others in parsed]
+
+
+def in_line_order(records: Iterable[SaleBlock | Sale | Rejection]) -> Iterator[Sale | Rejection]:
+    """The row-wise stream: each block's sales merged with the records that follow it, by line number."""
+    pending: list[Sale] = []
+    for record in records:
+        if record.__class__ is SaleBlock:
+            pending.reverse()
+            yield from pending
+            pending = record.sales()
+            pending.reverse()
+            continue
+        while pending and pending[-1].line_no < record.line_no:
+            yield pending.pop()
+        yield record
+    pending.reverse()
+    yield from pending
+
+
+# -- lines ------------------------------------------------------------------------------------------------------
+def _line_blocks(chunks: Iterable[bytes], block_bytes: int) -> Iterator[tuple[int, pa.Array, dict[int, object]]]:
+    """(number of the first line, the lines as an Arrow string array, {index: text or OVERLONG} for lines
+    that could not go into the array as read) per block of at most block_bytes. Lines end at LF, CRLF or a
+    bare CR, as in csv_records.iter_lines. A block is cut after its last LF, or after a CR that is not the
+    buffer's last byte (so a CRLF is never cut in two). A block's worth of bytes without a line end hands
+    the rest of the file to the row-wise reader, which skips an overlong line without holding it."""
+    buffer = bytearray()
+    number = 0
+    source = iter(chunks)
+    for chunk in source:
+        buffer += chunk
+        while len(buffer) >= block_bytes:
+            # a CR is cut after only when the byte after it is in the LF search too: a CRLF stays whole
+            cut = max(buffer.rfind(b"\n", 0, block_bytes), buffer.rfind(b"\r", 0, block_bytes - 1))
+            if cut < 0:
+                yield from _row_wise_rest(number, bytes(buffer), source)
+                return
+            lines, special = _split_block(bytes(buffer[:cut + 1]))
+            del buffer[:cut + 1]
+            yield number + 1, lines, special
+            number += len(lines)
+    if buffer:
+        lines, special = _split_block(bytes(buffer))
+        yield number + 1, lines, special
+
+
+def _row_wise_rest(number: int, head: bytes, rest: Iterator[bytes]) -> Iterator[tuple[int, pa.Array, dict]]:
+    """The rest of a file with an endless line, as csv_records.iter_lines reads it, in batches of lines."""
+    batch: dict[int, object] = {}
+    first = number + 1
+    for line_no, text in iter_lines(_chained(head, rest)):
+        batch[number + line_no - first] = text
+        if len(batch) >= 10_000:
+            yield first, pa.nulls(len(batch), pa.string()), batch
+            first, batch = number + line_no + 1, {}
+    if batch:
+        yield first, pa.nulls(len(batch), pa.string()), batch
+
+
+def _chained(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield head
+    yield from rest
+
+
+def _split_block(block: bytes) -> tuple[pa.Array, dict[int, object]]:
+    """A block's lines (the trailing empty piece after its last line end dropped). Valid UTF-8 is split and
+    checked by Arrow; a block holding another encoding or an overlong line is decoded line by line as
+    csv_records does, and its lines handed over as they are."""
+    if b"\r" in block:
+        block = _EOL.sub(b"\n", block)
+    if block.endswith(b"\n"):
+        block = block[:-1]
+    pieces = pc.split_pattern(pa.array([block], pa.binary()), "\n")[0].values
+    too_long = pc.any(pc.greater(pc.binary_length(pieces), MAX_LINE_BYTES)).as_py()
+    try:
+        if too_long:
+            raise pa.ArrowInvalid("an overlong line")
+        lines = pieces.cast(pa.string())
+    except pa.ArrowInvalid:
+        texts = [OVERLONG if len(raw) > MAX_LINE_BYTES else decode_line(raw) for raw in block.split(b"\n")]
+        return pa.nulls(len(texts), pa.string()), dict(enumerate(texts))
+    if b"\xef\xbb\xbf" in block:
+        lines = pc.utf8_ltrim(lines, "\ufeff")
+    return lines, {}
+
+
+# -- a block ------------------------------------------------------------------------------------------------------
+def _parse_block(builders: list[SaleBuilder], stats: list[ParseStats], lines: pa.Array, line_no: np.ndarray,
+                 file_of: np.ndarray, special: dict[int, object]) -> list[tuple[SaleBlock | None, list]]:
+    """Per file of the block (lines of one file contiguous, in line order): its SaleBlock and the records of
+    the lines it did not take."""
+    candidate = pc.fill_null(pc.match_substring_regex(lines, _TILL_LINE), False)
+    rows = np.flatnonzero(candidate.to_numpy(zero_copy_only=False))
+    accepted = np.zeros(0, dtype=np.int64)
+    block = None
+    if len(rows):
+        block, accepted = _vectorised_sales(builders, lines.take(pa.array(rows)), line_no[rows], file_of[rows])
+    others = np.ones(len(lines), dtype=bool)
+    others[rows[accepted]] = False
+    other_rows = np.flatnonzero(others)
+    results = []
+    for position, (builder, file_stats) in enumerate(zip(builders, stats)):
+        own = block.of_file(position) if block is not None else None
+        if own is not None:
+            file_stats.saw("a", len(own))      # a strict line's basket is dialect A (csv_records decides so)
+        mine = other_rows[file_of[other_rows] == position] if len(builders) > 1 else other_rows
+        results.append((own, _row_wise(builder, file_stats, lines, line_no, special, mine, own)))
+    return results
+
+
+def _row_wise(builder: SaleBuilder, stats: ParseStats, lines: pa.Array, line_no: np.ndarray,
+              special: dict[int, object], indices: np.ndarray, block: SaleBlock | None) -> list[Sale | Rejection]:
+    """The lines the block did not take, by the row-wise rules, in line order. A branch the row-wise path
+    would have accepted on an earlier line is known (shown in rejected rows) before each line, as there."""
+    known_from = _first_line_of_branch(block)
+    records = []
+    for index in indices.tolist():
+        number = int(line_no[index])
+        while known_from and known_from[-1][0] < number:
+            builder.known_branch_keys.add(known_from.pop()[1])
+        line = special[index] if index in special else lines[index].as_py()
+        record = csv_line_record(builder, number, line, stats)
+        if record is not None:
+            records.append(record)
+    builder.known_branch_keys.update(key for _line, key in known_from)
+    return records
+
+
+def _first_line_of_branch(block: SaleBlock | None) -> list[tuple[int, str]]:
+    """(first line, branch key) of each branch in the block, latest first (popped in line order)."""
+    if block is None:
+        return []
+    encoded = pc.dictionary_encode(block.branch_key)
+    _keys, first = np.unique(encoded.indices.to_numpy(zero_copy_only=False), return_index=True)
+    keys = encoded.dictionary.to_pylist()
+    return sorted(((int(block.line_no[position]), keys[key]) for key, position in zip(_keys.tolist(), first.tolist())),
+                  reverse=True)
+
+
+def _distinct(values: pa.Array, rule) -> tuple[np.ndarray, list]:
+    """Each row's index into the distinct values, and rule(value) once per distinct value."""
+    encoded = pc.dictionary_encode(values)
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    return indices, [rule(value) for value in encoded.dictionary.to_pylist()]
+
+
+def _accepted(verdict):
+    return None if verdict.__class__ is Reject else verdict
+
+
+def _verdict(rule, *args):
+    try:
+        return rule(*args)
+    except Reject:
+        return None
+
+
+def _vectorised_sales(builders: list[SaleBuilder], lines: pa.Array, line_no: np.ndarray,
+                      file_of: np.ndarray) -> tuple[SaleBlock | None, np.ndarray]:
+    """The sales of the candidate lines whose every value the row-wise rules accept, and the positions of
+    those lines among the candidates. Value rules that do not depend on the file are asked of the first
+    builder; the branch of each file's own, and each file's clock bounds its timestamps."""
+    reference = builders[0]
+    head = pc.split_pattern(lines, ",", max_splits=3)
+    tail = pc.split_pattern(lines, ",", max_splits=3, reverse=True)
+    basket_cell = pc.list_element(head, 3)
+    basket_cell = pc.list_element(pc.split_pattern(basket_cell, ",", max_splits=3, reverse=True), 0)
+    quoted = pc.starts_with(basket_cell, '"')
+    basket = pc.if_else(quoted, pc.utf8_slice_codeunits(basket_cell, 1, -1), basket_cell)
+    ok = np.ones(len(lines), dtype=bool)
+
+    latest = np.array([b.latest_epoch for b in builders], dtype=np.int64)[file_of]
+    epoch, ts_ok = _epochs(reference, pc.list_element(head, 0), latest)
+    ok &= ts_ok
+
+    branch_key_of, branch_name_of, branch_ok = _branches(builders, pc.list_element(head, 1), file_of)
+    ok &= branch_ok
+
+    customer_of, customers, customer_ok = _pseudonyms(reference, pc.list_element(head, 2))
+    ok &= customer_ok[customer_of]
+
+    total_of, totals = _distinct(pc.list_element(tail, 1), lambda raw: _verdict(reference.pence, raw, "total"))
+    total = np.array([t or 0 for t in totals], dtype=np.int64)[total_of]
+    ok &= np.array([t is not None for t in totals])[total_of]
+
+    parts = pc.split_pattern(basket, ",")
+    sizes = pc.list_value_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
+    item_of, items = _distinct(pc.list_flatten(parts), lambda raw: _verdict(reference.item_a, raw))
+    item_ok = np.array([i is not None and 0 <= i[1] <= MAX_PRICE_PENCE for i in items])[item_of]
+    item_pence = np.array([i[1] if i else 0 for i in items], dtype=np.int64)[item_of]
+    starts = np.zeros(len(lines) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    ok &= (sizes <= MAX_ITEMS) & (np.add.reduceat(item_ok.astype(np.int64), starts[:-1]) == sizes)
+    ok &= np.abs(np.add.reduceat(item_pence, starts[:-1]) - total) <= 1
+
+    if not ok.any():
+        return None, np.zeros(0, dtype=np.int64)
+    take = np.flatnonzero(ok)
+    take_array = pa.array(take)
+    item_keep = np.repeat(ok, sizes)
+    kept_items = item_of[item_keep]
+    kept_sizes = sizes[take]
+    item_no = np.arange(len(kept_items)) - np.repeat(np.cumsum(kept_sizes) - kept_sizes, kept_sizes) + 1
+
+    # Distinct products of the block's items (the memo's Product objects, by identity)
+    products: list[Product] = []
+    product_index: dict[int, int] = {}
+    item_product_of = np.zeros(len(items), dtype=np.int64)
+    for position, item in enumerate(items):
+        if item is not None:
+            item_product_of[position] = product_index.setdefault(id(item[0]), len(products))
+            if item_product_of[position] == len(products):
+                products.append(item[0])
+    branch_key = branch_key_of.take(take_array)
+    customer_key = customers.take(pa.array(customer_of[take]))
+    payment = pc.list_element(tail, 2).take(take_array)
+    identity = _basket_identities(items, kept_items, kept_sizes)
+    epoch, total = epoch[take], total[take]
+    message = pc.binary_join_element_wise(
+        branch_key, pa.array(epoch).cast(pa.string()), pc.fill_null(customer_key, ""), identity,
+        pa.array(total).cast(pa.string()), payment, "\x1f")
+    block = SaleBlock(
+        line_no=line_no[take], occurred_epoch=epoch, total_pence=total,
+        content_key=_hex_digests(reference.identity_hash, message.cast(pa.binary()).to_pylist()),
+        branch_key=branch_key, branch_name=branch_name_of.take(take_array),
+        customer_key=customer_key, payment_method=payment, item_line_no=np.repeat(line_no[take], kept_sizes),
+        item_no=item_no, item_product=item_product_of[kept_items], item_pence=item_pence[item_keep],
+        products=products, file_of=file_of[take], item_file_of=np.repeat(file_of[take], kept_sizes))
+    return block, take
+
+
+def _branches(builders: list[SaleBuilder], cells: pa.Array,
+              file_of: np.ndarray) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """Each row's branch key and name (null where rejected) and whether its file's builder accepts its branch
+    cell; branch_verdict is asked once per distinct (file, cell)."""
+    encoded = pc.dictionary_encode(cells)
+    cell_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    texts = encoded.dictionary.to_pylist()
+    pairs, pair_of = np.unique(file_of * len(texts) + cell_of, return_inverse=True)
+    verdicts = [_accepted(builders[pair // len(texts)].branch_verdict(texts[pair % len(texts)]))
+                for pair in pairs.tolist()]
+    pair_of = pa.array(pair_of.ravel())
+    keys = pa.array([v[0] if v else None for v in verdicts], pa.string()).take(pair_of)
+    names = pa.array([v[1] if v else None for v in verdicts], pa.string()).take(pair_of)
+    return keys, names, pc.is_valid(keys).to_numpy(zero_copy_only=False)
+
+
+def _pseudonyms(builder: SaleBuilder, names: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
+    """Each row's index into the distinct customer names; per distinct name SaleBuilder.customer's pseudonym
+    (null for an empty name: no customer) and whether that rule accepts the name. The rule's input is taken
+    from the builder and hashed once per distinct name."""
+    encoded = pc.dictionary_encode(names)
+    inputs = [builder.pseudonym_input(name) for name in encoded.dictionary.to_pylist()]
+    accepted = np.array([text.__class__ is str for text in inputs], dtype=bool)
+    try:
+        messages = [text.encode() if text.__class__ is str else b"" for text in inputs]
+    except UnicodeEncodeError:                      # a lone surrogate: every name of the block goes row-wise
+        messages, accepted[:] = [b""] * len(inputs), False
+    present = pa.array([bool(message) for message in messages])
+    pseudonyms = pc.if_else(present, _hex_digests(builder.customer_hash, messages), pa.scalar(None, pa.string()))
+    return encoded.indices.to_numpy(zero_copy_only=False), pseudonyms, accepted
+
+
+def _epochs(builder: SaleBuilder, stamps: pa.Array, latest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each timestamp's epoch seconds and whether SaleBuilder.timestamp accepts it. The till's own minutes
+    ('DD/MM/YYYY HH:MM', the shape its _till_minute takes) from their hour's start, one rule call per
+    distinct hour; any other shape one call per distinct value. Each row's own file's clock (latest) bounds
+    it: where the builder asked has another clock, its verdict differs only by "in the future", and a row it
+    calls future is past latest too (it goes row-wise, where its own builder decides)."""
+    epoch = np.zeros(len(stamps), dtype=np.int64)
+    ok = np.zeros(len(stamps), dtype=bool)
+    till = pc.match_substring_regex(stamps, _TILL_MINUTE).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(till)
+    if len(rows):
+        minutes = stamps.take(pa.array(rows))
+        hour_of, hours = _distinct(pc.utf8_slice_codeunits(minutes, 0, 13),
+                                   lambda hour: _verdict(builder.till_hour, hour))
+        minute = pc.cast(pc.utf8_slice_codeunits(minutes, 14, 16), pa.int64()).to_numpy()
+        epoch[rows] = np.array([h[1] if h else 0 for h in hours], dtype=np.int64)[hour_of] + 60 * minute
+        ok[rows] = np.array([h is not None for h in hours])[hour_of] & (epoch[rows] <= latest[rows])
+    rows = np.flatnonzero(~till)
+    if len(rows):
+        value_of, values = _distinct(stamps.take(pa.array(rows)), lambda raw: _verdict(builder.timestamp, raw))
+        epoch[rows] = np.array([t[1] if t else 0 for t in values], dtype=np.int64)[value_of]
+        ok[rows] = np.array([t is not None for t in values])[value_of] & (epoch[rows] <= latest[rows])
+    return epoch, ok
+
+
+def _basket_identities(items: list, item_of: np.ndarray, sizes: np.ndarray) -> pa.Array:
+    """values.identity_of_items for every sale at once: its items' (product key, price) slots counted and
+    sorted, as 'key@pence x count' joined by ';'."""
+    slots = sorted({(item[0].product_key, item[1]) for item in items if item is not None})
+    rank = {slot: position for position, slot in enumerate(slots)}
+    slot_of = np.array([rank[(i[0].product_key, i[1])] if i is not None else 0 for i in items], dtype=np.int64)
+    item_slot = slot_of[item_of]
+    sale_of = np.repeat(np.arange(len(sizes)), sizes)
+    order = np.lexsort((item_slot, sale_of))
+    sale_sorted, slot_sorted = sale_of[order], item_slot[order]
+    new_run = np.ones(len(order), dtype=bool)
+    new_run[1:] = (sale_sorted[1:] != sale_sorted[:-1]) | (slot_sorted[1:] != slot_sorted[:-1])
+    run_start = np.flatnonzero(new_run)
+    run_count = np.diff(np.append(run_start, len(order)))
+    runs = pc.binary_join_element_wise(
+        pa.array([f"{key}@{pence}" for key, pence in slots], pa.string()).take(pa.array(slot_sorted[run_start])),
+        pa.array(run_count).cast(pa.string()), "x")
+    runs_per_sale = np.bincount(sale_sorted[run_start], minlength=len(sizes))
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int32)
+    np.cumsum(runs_per_sale, out=offsets[1:])
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), runs), ";")
+
+
+def _hex_digests(keyed: KeyedHash, messages: list[bytes]) -> pa.Array:
+    """KeyedHash.hex of every message (HMAC-SHA256 cut to 16 bytes, as 32 hex digits), hexed by numpy."""
+    digest16 = keyed.digest16
+    raw = b"".join([digest16(message) for message in messages])
+    hexed = _HEX[np.frombuffer(raw, dtype=np.uint8)].reshape(-1, 32)
+    return pa.array(hexed.view("S32").ravel(), pa.binary(32)).cast(pa.string())
+
+
+# -- staging ------------------------------------------------------------------------------------------------------
+def copy_columns(block: SaleBlock, upload_id: int, money: dict[int, str]) -> tuple[pa.Table, pa.Table]:
+    """The block's stage_sale and stage_item rows, column for column as load._Staging writes them for Sales
+    (None as NULL; amounts as load writes them, through its memo of amount texts)."""
+    totals = _money_texts(block.total_pence, money)
+    n = len(block)
+    sales = pa.table({
+        "upload_id": pa.array(np.full(n, upload_id, dtype=np.int64)),
+        "line_no": block.line_no, "content_key": block.content_key, "branch_key": block.branch_key,
+        "branch_name": block.branch_name, "occurred_epoch": block.occurred_epoch, "total": totals,
+        "payment_method": block.payment_method, "card_network": pa.nulls(n, pa.string()),
+        "customer_key": block.customer_key, "extra": pa.nulls(n, pa.string())})
+    products = block.products
+    product_of = pa.array(block.item_product)
+    m = len(block.item_line_no)
+    items = pa.table({
+        "upload_id": pa.array(np.full(m, upload_id, dtype=np.int64)), "line_no": block.item_line_no,
+        "item_no": block.item_no,
+        "product_key": pa.array([p.product_key or None for p in products], pa.string()).take(product_of),
+        "name": pa.array([p.name or None for p in products], pa.string()).take(product_of),
+        "size": pa.array([p.size or None for p in products], pa.string()).take(product_of),
+        "flavour": pa.array([p.flavour or None for p in products], pa.string()).take(product_of),
+        "quantity": pa.array(np.ones(m, dtype=np.int64)),
+        "unit_price": _money_texts(block.item_pence, money)})
+    return sales, items
+
+
+def _money_texts(pence: np.ndarray, money: dict[int, str]) -> pa.Array:
+    distinct, index = np.unique(pence, return_inverse=True)
+    texts = []
+    for value in distinct.tolist():
+        text = money.get(value)
+        if text is None:
+            text = money[value] = money_text(value)
+        texts.append(text)
+    return pa.array(texts, pa.string()).take(pa.array(index.ravel()))
