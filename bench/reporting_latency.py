@@ -243,6 +243,8 @@ def page_loads(url: str, cache: redis.Redis, runs: int) -> list[tuple[str, float
                     if state.startswith("cold reports"):
                         cache.flushdb()
                     elapsed, data_ready, main_thread, requests, transferred = one_load(shared.new_page())
+                if os.environ.get("BENCH_PAGE_TIMINGS"):
+                    print(f"{state}: drawn {elapsed * 1000:.0f} ms, JSON in {data_ready * 1000:.0f} ms", flush=True)
                 times.append(elapsed)
                 ready.append(data_ready)
                 busy.append(main_thread)

@@ -5,20 +5,17 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.reporting.conftest import dashboard_stack
 from tests.reporting.test_dashboard_page import sign_in
-from tests.signin import add_user
-from tests.support import ARTEFACTS, Stack
+from tests.support import ARTEFACTS
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def served(clean, tmp_path):
-    add_user("nell", role="admin")
-    stack = Stack(tmp_path)
-    stack.start_orders()
-    yield stack.start_reporting()
-    stack.stop()
+    with dashboard_stack(tmp_path, "nell") as url:
+        yield url
 
 
 def test_an_empty_warehouse_shows_how_to_load_files(browser, served):

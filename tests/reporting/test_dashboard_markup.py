@@ -8,10 +8,9 @@ import json
 
 import pytest
 
-from tests.reporting.conftest import load_files
+from tests.reporting.conftest import dashboard_stack, load_files
 from tests.reporting.test_dashboard_page import sign_in
-from tests.signin import add_user
-from tests.support import Stack, register_branches
+from tests.support import register_branches
 
 pytestmark = pytest.mark.e2e
 LINK = '<a href="https://evil.example/">Click me</a>'
@@ -35,11 +34,8 @@ def served(clean, settings, celery_app, tmp_path):
     path = tmp_path / "evil_01-09-2025.ndjson"
     path.write_text("\n".join(map(json.dumps, sales)))
     load_files(settings, celery_app, [path])
-    add_user("dana", role="admin")
-    stack = Stack(tmp_path)
-    stack.start_orders()
-    yield stack.start_reporting()
-    stack.stop()
+    with dashboard_stack(tmp_path, "dana") as url:
+        yield url
 
 
 def _texts(page, selector: str) -> list[str]:

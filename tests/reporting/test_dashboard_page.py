@@ -54,6 +54,10 @@ def test_dashboard_loads_with_data_and_renders_every_chart(browser, stack, serve
 
     cookie = next(c for c in context.cookies() if c["name"] == "cafeflow_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    # The charts are drawn by the page's own script, so its policy allows no inline script or style at all, and
+    # nothing from another origin (the console above stayed free of refusals).
+    policy = httpx.get(page.url, cookies={"cafeflow_session": cookie["value"]}).headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in policy and "default-src 'none'" in policy and "style-src 'self';" in policy
     assert page.locator("#who").inner_text() == "Signed in as dana (admin)"
     assert problems == [] and foreign == []
 

@@ -24,8 +24,8 @@ from services.transform.sale_builder import SaleBuilder, ValueMemo
 
 SECRET = "vectorised-test-secret-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[2]
-REAL_FILES = sorted((ROOT / "samples" / "branch-files").glob("*.csv")) + \
-    sorted(Path("/work/shared/data/branch-files").glob("*.csv"))
+# The repository's copy of the real branch files (the repository stands alone: nothing outside it is read).
+REAL_FILES = sorted((ROOT / "samples" / "branch-files").glob("*.csv"))
 REGISTERED = ["Leeds", "Isle of Wight", "London Soho", branch_name(0), branch_name(1)]
 NOW = dt.datetime(2026, 1, 10, 12, 0, tzinfo=dt.timezone.utc)
 

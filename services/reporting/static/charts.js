@@ -97,7 +97,9 @@ function focusablePeriod(node, tipText, onPick) {
 
 // rows: [{name, value (the bar's length), amount (its text), count (text), tip, href}], best first. The names are
 // links when `onPick` is given (a click filters to that row; the href is the same view, to open in a new tab).
-export function barTable(target, { rows, nameTitle, amountTitle, countTitle, onPick }) {
+// With `firstRows` (and a plural name for the rows), a long table shows that many until asked for the rest: a
+// chain of a hundred branches is not a page of bars.
+export function barTable(target, { rows, nameTitle, amountTitle, countTitle, onPick, firstRows, plural }) {
   const table = htmlNode("table", "bar-table");
   const head = table.createTHead().insertRow();
   for (const [title, className] of [[nameTitle, "name"], [amountTitle, "amount"], [countTitle, "num"]]) {
@@ -106,9 +108,12 @@ export function barTable(target, { rows, nameTitle, amountTitle, countTitle, onP
     head.appendChild(cell);
   }
   const body = table.createTBody();
+  const folding = firstRows && rows.length > firstRows + 2;
+  const rest = folding ? table.createTBody() : body;
+  rest.hidden = folding;
   const most = Math.max(0, ...rows.map((r) => r.value));
   rows.forEach((row, index) => {
-    const tr = body.insertRow();
+    const tr = (index < (folding ? firstRows : rows.length) ? body : rest).insertRow();
     tr.dataset.tip = row.tip;
     const name = htmlNode("th", "name");
     name.scope = "row";
@@ -128,7 +133,19 @@ export function barTable(target, { rows, nameTitle, amountTitle, countTitle, onP
     amount.append(bar, htmlNode("span", "figure", row.amount));
     tr.append(name, amount, htmlNode("td", "num", row.count));
   });
-  target.replaceChildren(table);
+  if (!folding) {
+    target.replaceChildren(table);
+    return;
+  }
+  const more = htmlNode("button", "more-rows", `Show all ${rows.length} ${plural}`);
+  more.type = "button";
+  more.setAttribute("aria-expanded", "false");
+  more.addEventListener("click", () => {
+    rest.hidden = !rest.hidden;
+    more.setAttribute("aria-expanded", String(!rest.hidden));
+    more.textContent = rest.hidden ? `Show all ${rows.length} ${plural}` : `Show the first ${firstRows} only`;
+  });
+  target.replaceChildren(table, more);
 }
 
 // ---- A series over time: stacked bars and a line, one or two value axes ------------------------------------------

@@ -25,23 +25,30 @@ function pounds(amount) {
   const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
   return `${negative ? "-" : ""}£${grouped}.${(fraction + "00").slice(0, 2)}`;
 }
-const count = (n) => Number(n).toLocaleString("en-GB");
+// Building an Intl formatter costs a fresh page tens of milliseconds: each is built when first used, after the
+// view's requests have gone out, and then kept.
+function lazily(build) {
+  let built = null;
+  return () => (built = built || build());
+}
+const COUNT = lazily(() => new Intl.NumberFormat("en-GB"));
+const count = (n) => COUNT().format(Number(n));
 // Axis ticks are positions, not amounts from the API: formatted from the number.
-const TICK_POUNDS = new Intl.NumberFormat("en-GB", { style: "currency", currency: "GBP" });
-const tickPounds = (n) => TICK_POUNDS.format(n);
+const TICK_POUNDS = lazily(() => new Intl.NumberFormat("en-GB", { style: "currency", currency: "GBP" }));
+const tickPounds = (n) => TICK_POUNDS().format(n);
 
-const DAY_FORMAT = new Intl.DateTimeFormat("en-GB", { weekday: "short", day: "numeric", month: "short",
-                                                      year: "numeric", timeZone: "UTC" });
+const DAY_FORMAT = lazily(() => new Intl.DateTimeFormat("en-GB", { weekday: "short", day: "numeric", month: "short",
+                                                                   year: "numeric", timeZone: "UTC" }));
 const utcDate = (iso) => new Date(`${iso}T00:00:00Z`);
 const isoOf = (date) => date.toISOString().slice(0, 10);
 const addDays = (iso, days) => { const d = utcDate(iso); d.setUTCDate(d.getUTCDate() + days); return isoOf(d); };
 const daysBetween = (a, b) => Math.round((utcDate(b) - utcDate(a)) / 86_400_000) + 1;
-const showDay = (iso) => DAY_FORMAT.format(utcDate(iso)).replace(",", "");      // "Wed 25 Aug 2021"
-const SHORT_DAY = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", timeZone: "UTC" });
-const MONTH = new Intl.DateTimeFormat("en-GB", { month: "short", year: "numeric", timeZone: "UTC" });
+const showDay = (iso) => DAY_FORMAT().format(utcDate(iso)).replace(",", "");      // "Wed 25 Aug 2021"
+const SHORT_DAY = lazily(() => new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", timeZone: "UTC" }));
+const MONTH = lazily(() => new Intl.DateTimeFormat("en-GB", { month: "short", year: "numeric", timeZone: "UTC" }));
 // A period's tick label: "25 Aug" for a day or a week (its Monday), "Aug 2021" for a month.
-const periodTick = (iso, granularity) => (granularity === "month" ? MONTH : SHORT_DAY).format(utcDate(iso));
-const periodName = (iso, granularity) => granularity === "month" ? MONTH.format(utcDate(iso))
+const periodTick = (iso, granularity) => (granularity === "month" ? MONTH() : SHORT_DAY()).format(utcDate(iso));
+const periodName = (iso, granularity) => granularity === "month" ? MONTH().format(utcDate(iso))
   : granularity === "week" ? `Week of ${showDay(iso)}` : showDay(iso);
 
 // ---- The view in the URL -----------------------------------------------------------------------------------
@@ -191,9 +198,9 @@ function drawn(id, draw) {
 
 const productName = (r) => [r.size, r.product, r.flavour].filter(Boolean).join(" ");
 
-function revenueBars(id, rows, nameOf, nameTitle, pick) {
+function revenueBars(id, rows, nameOf, nameTitle, pick, fold) {
   drawn(id, (element) => barTable(element, {
-    nameTitle, amountTitle: "Revenue (£)", countTitle: "Sales",
+    nameTitle, amountTitle: "Revenue (£)", countTitle: "Sales", ...fold,
     rows: rows.map((r) => ({ name: nameOf(r), value: Number(r.revenue), amount: pounds(r.revenue),
                              count: count(r.transactions), href: pick && urlOf(pick.view(r)),
                              tip: `${nameOf(r)}\n${pounds(r.revenue)} from ${count(r.transactions)} sales` })),
@@ -438,7 +445,8 @@ async function load() {
     const draw = {
       "chart-trend": (d) => trendChart(d, view),
       "chart-branches": (d) => revenueBars("chart-branches", d.rows, (r) => r.branch, "Branch",
-                                           options.branches.length > 1 ? { view: (r) => ({ ...view, branch: r.branch }) } : null),
+                                           options.branches.length > 1 ? { view: (r) => ({ ...view, branch: r.branch }) } : null,
+                                           { firstRows: 10, plural: "branches" }),
       "chart-top-products": (d) => revenueBars("chart-top-products", d.rows, productName, "Product",
                                                { view: (r) => ({ ...view, product: r.product }) }),
       "chart-bottom-products": (d) => revenueBars("chart-bottom-products", d.rows.slice().reverse(), productName,
