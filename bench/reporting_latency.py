@@ -10,13 +10,13 @@
   4. the dashboard page itself in headless Chromium (Debian's /usr/bin/chromium, as the tests run it), opened
      on its default view (the latest complete week with sales, where /dashboard sends a browser): the requests one
      view makes and the time from navigation to every chart drawn (`body[data-loaded=true]`), --page-runs times
-     each: cold (report cache emptied and a new browser profile, so plotly.js is fetched too), cold reports in
-     a warm browser, and warm (both cached).
+     each: cold (report cache emptied and a new browser profile, so the page's script and style are fetched
+     too), cold reports in a warm browser, and warm (both cached).
 
 The page needs a signed-in browser, which needs a user row; the benchmark warehouse is used read-only, so no
 user is added: the page's HTML (rendered by the service's own template, for an admin) is handed to Chromium
-for the /dashboard navigation, and everything else it loads (style, scripts, plotly.js, every JSON call) comes
-from the real service, authenticated by the admin bearer token instead of the session cookie. What this leaves
+for the /dashboard navigation, and everything else it loads (style, scripts, every JSON call) comes from
+the real service, authenticated by the admin bearer token instead of the session cookie. What this leaves
 out is the server's ~10 ms render of the HTML with its session check.
 
 Usage: .venv/bin/python bench/reporting_latency.py --transactions 10000000 [--days 28] [--runs 40]
@@ -56,12 +56,23 @@ LOCAL = "(f.occurred_at AT TIME ZONE 'Europe/London')"
 WINDOW = ("f.occurred_at >= CAST(:lo AS timestamp) AT TIME ZONE 'Europe/London' "
           "AND f.occurred_at < (CAST(:hi AS timestamp) + interval '1 day') AT TIME ZONE 'Europe/London'")
 ONE_BRANCH = "Longridge"      # one of the generated branches (services.tools.generate.branch_name)
+ONE_PRODUCT = "latte|large|"  # a product of the generated menu (services.tools.generate.MENU), as a product key
 ITEMS = "(SELECT sum(quantity) FROM warehouse.fact_transaction_item i WHERE i.transaction_id = f.id)"
 
 
 def plain_sales(key: str, join: str = "") -> str:
     return f"""SELECT {key}, count(*), sum({ITEMS}), sum(f.total) FROM warehouse.fact_transaction f {join}
                WHERE {WINDOW} GROUP BY 1"""
+
+
+def plain_product(keys: tuple[str, ...], where: str = "") -> str:
+    """One product's sales (those containing it, its quantity and line revenue) grouped by `keys`."""
+    groups = ", ".join(str(n) for n in range(1, len(keys) + 1))
+    return f"""SELECT {', '.join(keys)}, count(DISTINCT f.id), sum(i.quantity), sum(i.quantity * i.unit_price)
+               FROM warehouse.fact_transaction f JOIN warehouse.fact_transaction_item i ON i.transaction_id = f.id
+               WHERE {WINDOW} {where}
+                 AND i.product_id = (SELECT id FROM warehouse.dim_product WHERE product_key = '{ONE_PRODUCT}')
+               GROUP BY {groups}"""
 
 
 # (name, path, params, the same question as plain SQL over the fact tables)
@@ -108,6 +119,16 @@ REPORTS = [
                    WHERE f.customer_key IS NOT NULL AND {WINDOW} AND b.name = '{ONE_BRANCH}')
         SELECT a.period, count(*), count(*) FILTER (WHERE first.first_day >= a.period)
         FROM active a JOIN first USING (customer_key) GROUP BY 1"""),
+    # One product (a size of it: a name covering several sizes is several products summed, read from the facts).
+    ("product by hour", "/v1/reports/sales", {"group_by": "hour", "product": ONE_PRODUCT},
+     plain_product((f"extract(hour FROM {LOCAL})",))),
+    ("product by weekday", "/v1/reports/sales", {"group_by": "weekday", "product": ONE_PRODUCT},
+     plain_product((f"extract(isodow FROM {LOCAL})",))),
+    ("product peak hours", "/v1/reports/peak-hours", {"product": ONE_PRODUCT},
+     plain_product((f"extract(isodow FROM {LOCAL})", f"extract(hour FROM {LOCAL})"))),
+    ("product hours, 1 br.", "/v1/reports/sales", {"group_by": "hour", "product": ONE_PRODUCT, "branch": ONE_BRANCH},
+     plain_product((f"extract(hour FROM {LOCAL})",),
+                   f"AND f.branch_id = (SELECT id FROM warehouse.dim_branch WHERE name = '{ONE_BRANCH}')")),
     ("coverage", "/v1/reports/coverage", {}, f"""
         SELECT b.name, {LOCAL}::date, count(*) FROM warehouse.fact_transaction f
         JOIN warehouse.dim_branch b ON b.id = f.branch_id WHERE f.source = 'file' AND {WINDOW} GROUP BY 1, 2"""),
@@ -134,6 +155,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--page-runs", type=int, default=10, help="page loads per cache state (Chromium)")
     parser.add_argument("--page-only", action="store_true", help="only the page in Chromium (step 4)")
+    parser.add_argument("--only", action="append", metavar="TEXT",
+                        help="only the reports whose name contains TEXT (repeatable); skips steps 3 and 4")
     return parser.parse_args()
 
 
@@ -198,7 +221,7 @@ def page_loads(url: str, cache: redis.Redis, runs: int) -> list[tuple[str, float
             if page.locator(".chart-error, #error:not([hidden])").count():
                 raise SystemExit(f"the page drew an error: {page.inner_text('body')[:500]}")
             # When the last JSON answer had arrived, from the navigation's start: the rest is the browser's
-            # running of plotly.js and drawing.
+            # running of the page's script and drawing.
             data_ready = page.evaluate("""() => Math.max(...performance.getEntriesByType('resource')
                 .filter(e => e.name.includes('/v1/')).map(e => e.responseEnd))""") / 1000
             # CPU time of the page's main thread (script, style, layout; ThreadTime, not the wall time of its tasks):
@@ -220,6 +243,8 @@ def page_loads(url: str, cache: redis.Redis, runs: int) -> list[tuple[str, float
                     if state.startswith("cold reports"):
                         cache.flushdb()
                     elapsed, data_ready, main_thread, requests, transferred = one_load(shared.new_page())
+                if os.environ.get("BENCH_PAGE_TIMINGS"):
+                    print(f"{state}: drawn {elapsed * 1000:.0f} ms, JSON in {data_ready * 1000:.0f} ms", flush=True)
                 times.append(elapsed)
                 ready.append(data_ready)
                 busy.append(main_thread)
@@ -303,10 +328,12 @@ def main() -> None:
         print_page(page, args.page_runs)
         return
     try:
+        chosen = [r for r in REPORTS if not args.only or any(text_ in r[0] for text_ in args.only)]
         with httpx.Client(base_url=url, timeout=120) as client:
-            for name, path, params, plain_sql in REPORTS:
+            for name, path, params, plain_sql in chosen:
                 query = {**window, **params}
-                timed_get(client, path, query, None)                      # connections and plans warm
+                opening = client.get(path, params=query, headers=HEADERS)  # connections and plans warm
+                source = opening.json().get("answered_from") if opening.status_code == 200 else opening.text[:200]
                 cold = []
                 for _ in range(args.runs):
                     cache.flushdb()
@@ -322,11 +349,13 @@ def main() -> None:
                        statistics.median(plain))
                 results.append(row)
                 print(f"  {name:<20} cold p50 {row[1] * 1000:7.2f} p99 {row[2] * 1000:7.2f} ms | warm p50 "
-                      f"{row[3] * 1000:6.2f} p99 {row[4] * 1000:6.2f} ms | plain {row[5] * 1000:9.1f} ms", flush=True)
-            for path, params in DASHBOARD:                               # warm the dashboard's answers
+                      f"{row[3] * 1000:6.2f} p99 {row[4] * 1000:6.2f} ms | plain {row[5] * 1000:9.1f} ms | {source}",
+                      flush=True)
+            for path, params in DASHBOARD if not args.only else ():      # warm the dashboard's answers
                 timed_get(client, path, {**window, **params}, None)
-        pages, requests, latencies = asyncio.run(dashboard_load(url, args.clients, args.seconds, window))
-        page = page_loads(url, cache, args.page_runs)
+        if not args.only:
+            pages, requests, latencies = asyncio.run(dashboard_load(url, args.clients, args.seconds, window))
+            page = page_loads(url, cache, args.page_runs)
     finally:
         stack.stop()
 
@@ -339,6 +368,8 @@ def main() -> None:
     worst = max(r[2] for r in results)
     print(f"\nworst cold p99: {worst * 1000:.1f} ms (target < 50 ms); smallest plain/cold-p99 ratio: "
           f"{min(r[5] / r[2] for r in results):.0f}x (target >= 50x)")
+    if args.only:
+        return
     print(f"dashboard, {args.clients} clients, warm, {args.seconds:.0f} s: {pages / args.seconds:.1f} dashboards/s, "
           f"{requests / args.seconds:.0f} requests/s, request p50 {percentile(latencies, .5) * 1000:.1f} ms, "
           f"p99 {percentile(latencies, .99) * 1000:.1f} ms ({args.workers} gunicorn workers)")

@@ -200,4 +200,7 @@ class OptionsReport(Schema):
         "description": "the latest complete week with sales: seven consecutive days with sales ending before "
                        "today (else the seven days up to the last day with sales); null with no sales"})
     default_to = fields.Str(allow_none=True)
+    max_range_days = fields.Int(metadata={
+        "description": "the longest range (REPORTING_MAX_RANGE_DAYS) of the answers read from the sales themselves "
+                       "and of exports; answers from the rollups take any range"})
     warehouse_version = fields.Int()

@@ -223,9 +223,10 @@ DEFINITIONS: tuple[Sum | Distinct | First, ...] = (
     Sum("rollup_sales_day", False, ("local_date", "branch_id", "payment_method", "source"), _SALE_MEASURES,
         "transactions"),
     Sum("rollup_branch_day", False, ("local_date", "branch_id", "source"), _SALE_MEASURES, "transactions"),
-    # No sale count: a product's hourly figures are its quantity and revenue.
-    Sum("rollup_product_hour", True, ("local_date", "local_hour", "branch_id", "product_id", "source"),
-        (("quantity", "sign * quantity"), ("revenue", "sign * revenue")), "quantity"),
+    # A product's sales by hour and its peak hours (its weekdays are rollup_product_day's). Keyed product first:
+    # those questions read one product's hours of a range; the key's order is also the upsert's lock order.
+    Sum("rollup_product_hour", True, ("product_id", "local_date", "local_hour", "branch_id", "source"),
+        _PRODUCT_MEASURES, "transactions"),
     # transactions = sales containing the product (one delta_line row per sale and product).
     Sum("rollup_product_day", True, ("local_date", "branch_id", "product_id", "source"), _PRODUCT_MEASURES,
         "transactions"),

@@ -119,7 +119,7 @@ def test_a_manager_sees_only_their_branch(stack, context):
         page.goto(f"{reporting}/dashboard")
         browser_sign_in(page, username)
         dashboard_loaded(page)
-        branches = page.eval_on_selector_all("#chart-branches .ytick text", "nodes => nodes.map(n => n.textContent)")
+        branches = page.eval_on_selector_all("#chart-branches tbody th", "nodes => nodes.map(n => n.textContent)")
         options = page.eval_on_selector_all("#branch option", "nodes => nodes.map(n => n.value).filter(Boolean)")
         page.goto(f"{orders}/app")
         page.locator("#orders-table tbody tr").first.wait_for()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,21 @@ def stack(real_warehouse, tmp_path_factory):
     add_user("dana", role="admin")
     yield running
     running.stop()
+
+
+@contextmanager
+def dashboard_stack(tmp_path: Path, username: str):
+    """Orders (whose /signin is every page's) and reporting as deployed over what the test loaded, and an admin
+    `username` to sign in as; yields the dashboard's service URL."""
+    from tests.signin import add_user
+
+    add_user(username, role="admin")
+    running = Stack(tmp_path)
+    running.start_orders()
+    try:
+        yield running.start_reporting()
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -63,8 +63,20 @@ def go_and_wait(page, action) -> None:
     page.wait_for_selector("body[data-loaded=true], body[data-loaded=error]", timeout=30_000)
 
 
-def chart_data(page, chart: str) -> list[dict]:
-    return page.evaluate(f"document.getElementById('{chart}').data.map(t => ({{x: t.x, y: t.y, z: t.z}}))")
+def bars(page, chart: str) -> list[tuple[str, str]]:
+    """(name, amount) of each bar of a bar chart, top to bottom, as the page shows them."""
+    return [tuple(row) for row in page.eval_on_selector_all(
+        f"#{chart} tbody tr", "rows => rows.map(r => [r.querySelector('th').textContent, "
+                              "r.querySelector('.figure').textContent])")]
+
+
+def hover_texts(page, chart: str) -> list[str]:
+    """The hover text of each period of a chart over time, oldest first."""
+    return page.eval_on_selector_all(f"#{chart} .hit", "nodes => nodes.map(n => n.dataset.tip)")
+
+
+def product_name(row: dict) -> str:
+    return " ".join(p for p in (row["size"], row["product"], row["flavour"]) if p)
 
 
 def assert_page_equals_api(page, served: str, filters: dict) -> None:
@@ -75,26 +87,27 @@ def assert_page_equals_api(page, served: str, filters: dict) -> None:
                            ("average_spend", pounds), ("items_per_sale", str)):
         expect(page.locator(f"#tile-{measure} .value")).to_have_text(shown(summary["current"][measure]))
     branches = api(served, "/v1/reports/sales", group_by="branch", order="desc", **query)["rows"]
-    drawn = chart_data(page, "chart-branches")[0]
-    assert list(zip(drawn["y"], drawn["x"])) == [(r["branch"], float(r["revenue"])) for r in reversed(branches)]
+    assert bars(page, "chart-branches") == [(r["branch"], pounds(r["revenue"])) for r in branches]
     top = api(served, "/v1/reports/sales", group_by="product", order="desc", limit=10, **query)["rows"]
-    assert chart_data(page, "chart-top-products")[0]["x"] == [float(r["revenue"]) for r in reversed(top)]
+    assert bars(page, "chart-top-products") == [(product_name(r), pounds(r["revenue"])) for r in top]
+    bottom = api(served, "/v1/reports/sales", group_by="product", order="asc", limit=10, **query)["rows"]
+    assert bars(page, "chart-bottom-products") == [(product_name(r), pounds(r["revenue"])) for r in reversed(bottom)]
     days = (dt.date.fromisoformat(query["to"]) - dt.date.fromisoformat(query["from"])).days + 1
     granularity = "day" if days <= 62 else "week" if days <= 731 else "month"
     trend = api(served, "/v1/reports/trend", granularity=granularity, **query)["series"]
-    assert chart_data(page, "chart-trend")[0]["y"] == [float(p["revenue"]) for p in trend]
+    assert [tip.split("\n")[1] for tip in hover_texts(page, "chart-trend")] == \
+        [f"{pounds(p['revenue'])} from {p['transactions']:,} sales" for p in trend]
     customers = api(served, "/v1/reports/customers", granularity=granularity, **query)["series"]
-    new, returning, spend = chart_data(page, "chart-customers")
-    assert new["y"] == [p["new_customers"] for p in customers]
-    assert returning["y"] == [p["returning_customers"] for p in customers]
-    assert spend["y"] == [None if p["revenue_per_customer"] is None else float(p["revenue_per_customer"])
-                          for p in customers]
+    assert [tip.split("\n")[1:] for tip in hover_texts(page, "chart-customers")] == [
+        [f"{p['new_customers']:,} new, {p['returning_customers']:,} returning customers",
+         "no customers" if p["revenue_per_customer"] is None else f"{pounds(p['revenue_per_customer'])} per customer"]
+        for p in customers]
     peak = api(served, "/v1/reports/peak-hours", **query)["cells"]
-    heat = chart_data(page, "chart-peak")[0]
-    assert sum(map(sum, heat["z"])) == sum(c["transactions"] for c in peak) == summary["current"]["transactions"]
+    counts = page.eval_on_selector_all("#chart-peak td.cell .count", "ns => ns.map(n => n.textContent)")
+    assert sum(int(c.replace(",", "")) for c in counts) == sum(c["transactions"] for c in peak) \
+        == summary["current"]["transactions"]
     payment = api(served, "/v1/reports/sales", group_by="payment_method", **query)["rows"]
-    assert page.evaluate("document.getElementById('chart-payment').data[0].values") == \
-        [float(r["revenue"]) for r in payment]
+    assert bars(page, "chart-payment") == [(r["payment_method"], pounds(r["revenue"])) for r in payment]
 
 
 def test_opens_on_the_latest_complete_week_with_every_figure_equal_to_the_api(page, served):
@@ -106,12 +119,14 @@ def test_opens_on_the_latest_complete_week_with_every_figure_equal_to_the_api(pa
     assert_page_equals_api(page, served, SAMPLE_WEEK)
     # Money reads as money, axes have titles, revenue starts at zero, the heatmap says what it counts.
     assert page.locator("#tile-revenue .value").inner_text() == "£115,623.50"
-    assert page.locator("#chart-branches .xtitle").text_content() == "Revenue (£)"
-    ticks = page.eval_on_selector_all("#chart-trend .ytick text", "ns => ns.map(n => n.textContent)")
+    assert page.locator("#chart-branches thead .amount").text_content() == "Revenue (£)"
+    ticks = page.eval_on_selector_all("#chart-trend .axis.left .tick", "ns => ns.map(n => n.textContent)")
     assert ticks[0] == "£0.00" and all(t.startswith("£") for t in ticks), ticks
-    assert page.locator("#chart-trend .xtitle").text_content() == "Day"
-    assert page.locator("#chart-peak .cbtitle").text_content() == "Sales"
-    weekdays = page.eval_on_selector_all("#chart-peak .ytick text", "ns => ns.map(n => [n.getBoundingClientRect().top, "
+    assert page.locator("#chart-trend .axis.left .title").text_content() == "Revenue (£)"
+    assert page.locator("#chart-trend .periods .title").text_content() == "Day"
+    assert page.locator("#chart-peak .scale-title").text_content() == "Sales"
+    assert page.locator("#chart-peak .columns-title").text_content() == "Hour of day (UK)"
+    weekdays = page.eval_on_selector_all("#chart-peak th.row", "ns => ns.map(n => [n.getBoundingClientRect().top, "
                                          "n.textContent])")
     assert [name for _, name in sorted(weekdays)] == ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
                                                       "Saturday", "Sunday"]      # top to bottom
@@ -130,23 +145,26 @@ def test_opens_on_the_latest_complete_week_with_every_figure_equal_to_the_api(pa
             page.goto(shared)
             wait_loaded(page)
         assert page.evaluate("document.documentElement.scrollWidth") <= width      # nothing wider than the screen
-        for chart in ("chart-trend", "chart-branches", "chart-top-products", "chart-bottom-products", "chart-peak",
-                      "chart-customers"):
+        for chart in CHARTS:
             assert_labels_inside(page, chart)
         page.screenshot(path=ARTEFACTS / f"dashboard-{width}.png", full_page=True)
 
 
 def assert_labels_inside(page, chart: str) -> None:
-    """No tick label is cut off: each lies within its chart's drawing."""
+    """No label is cut off: every text of the chart (ticks, titles, names, amounts, cells) lies within its place
+    on the page, and nothing in it has to be scrolled sideways to be read."""
     outside = page.evaluate(f"""() => {{
-        const box = document.getElementById('{chart}').getBoundingClientRect();
-        const parts = ['.xtick', '.ytick', '.y2tick', '.g-xtitle', '.g-ytitle', '.g-y2title'];
-        return [...document.querySelectorAll(parts.map(p => `#{chart} ${{p}} text`).join(', '))]
+        const chart = document.getElementById('{chart}');
+        const box = chart.getBoundingClientRect();
+        const texts = [...chart.querySelectorAll('text, th, td, .figure, .legend li')]
             .map(n => [n.textContent, n.getBoundingClientRect()])
-            .filter(([, r]) => r.width > 0)         // a label Plotly chose not to show is not cut off
+            .filter(([, r]) => r.width > 0)         // a count hidden on a phone (the colour shows it) is not cut off
             .filter(([, r]) => r.left < box.left - 1 || r.right > box.right + 1
                                || r.top < box.top - 1 || r.bottom > box.bottom + 1)
             .map(([t]) => t);
+        const scrolling = [chart, ...chart.querySelectorAll('*')].filter(n => n.scrollWidth > n.clientWidth + 1
+            && ['auto', 'scroll'].includes(getComputedStyle(n).overflowX)).map(n => n.className);
+        return [...texts, ...scrolling];
     }}""")
     assert outside == [], (chart, outside)
 
@@ -213,6 +231,15 @@ def test_filters_click_through_and_a_shared_url(page, browser, served):
     go_and_wait(page, lambda: page.go_back())                 # the browser's Back is the previous view
     assert (view_of(page)["from"], view_of(page)["to"]) == (SAMPLE_WEEK["from"], SAMPLE_WEEK["to"])
     wait_loaded(page)
+    # The same from the keyboard: a period is a tab stop that reads its figures and is picked with Enter.
+    second = page.locator("#chart-trend .hit").nth(1)
+    assert second.get_attribute("aria-label").startswith("Thu 26 Aug 2021, £")
+    second.focus()
+    expect(page.locator(".tooltip")).to_contain_text("Thu 26 Aug 2021")
+    go_and_wait(page, lambda: page.keyboard.press("Enter"))
+    assert (view_of(page)["from"], view_of(page)["to"]) == ("2021-08-26", "2021-08-26")
+    go_and_wait(page, lambda: page.go_back())
+    wait_loaded(page)
 
     # The URL, opened by someone else (signing in on the way), shows the same view and figures.
     shared = page.url
@@ -230,14 +257,12 @@ def test_filters_click_through_and_a_shared_url(page, browser, served):
 
 
 def click_bar(page, chart: str, top: bool) -> None:
-    bars = page.locator(f"#{chart} .bars .point path")
-    box = (bars.last if top else bars.first).bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    bars = page.locator(f"#{chart} tbody .bar")
+    (bars.first if top else bars.last).click()
 
 
 def click_point(page, chart: str, index: int) -> None:
-    box = page.locator(f"#{chart} .scatterlayer .points path").nth(index).bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.locator(f"#{chart} .hit").nth(index).click()
 
 
 def test_export_downloads_the_view_on_screen(page, served):
@@ -266,13 +291,56 @@ def test_an_error_replaces_the_charts(page, served):
     page.wait_for_selector("body[data-loaded=error]", timeout=30_000)
     expect(page.locator("#error")).to_have_text("Could not load the reports: no such branch: atlantis")
     assert page.locator("#content").is_hidden()               # no chart of an earlier view under the message
-    # One chart that cannot be answered (one product by hour, read from the sales themselves, over more days
-    # than REPORTING_MAX_RANGE_DAYS) shows its reason in its place; the others are drawn from the rollups.
-    page.goto(f"{served}/dashboard?from=2021-02-01&to=2025-01-01&product=latte%7Clarge%7C")
+    assert page.locator("#too-long").is_hidden()
+
+
+def test_a_range_too_long_for_its_filters_says_so_and_offers_the_latest_days_that_fit(page, served):
+    """Answers read from the sales themselves (one product by payment method, several products summed) and exports
+    take at most REPORTING_MAX_RANGE_DAYS (1,100 here): past it the page says so, in place of what it cannot show,
+    with a link to the view's latest days that fit, never an error view; the downloads cover those days."""
+    sign_in(page, served, "dana")
+    limit = api(served, "/v1/reports/options")["max_range_days"]
+    assert limit == 1100
+    start, end = dt.date(2020, 6, 1), dt.date(2023, 6, 30)           # 1,125 days, the sample week among them
+    # The latest 1,100 days start on 26 Jun 2020; the charts per month widen a range to whole months, so the
+    # latest days that fit start with the first whole month among them.
+    fits_from = "2020-07-01"
+    long_view = f"{served}/dashboard?from={start}&to={end}"
+    # One size of one product: every chart from the rollups is drawn (its busiest hours too, from
+    # rollup_product_hour); the payment mix says why it is not.
+    page.goto(f"{long_view}&product=latte%7Clarge%7C")
     wait_loaded(page)
-    expect(page.locator("#chart-peak .chart-error")).to_contain_text("choose a shorter range")
-    assert page.locator("#chart-peak svg").count() == 0
+    assert page.locator("#error").is_hidden() and page.locator("#chart-payment table").count() == 0
+    assert page.locator("#chart-peak td.cell").count() > 0
+    expect(page.locator("#chart-payment .range-limit")).to_have_text(
+        f"With these filters this chart is counted from each sale, up to {limit:,} days at a time; this view spans "
+        f"{(end - start).days + 1:,} days. Show Wed 1 Jul 2020 to Fri 30 Jun 2023")
     assert page.locator("#chart-trend").get_attribute("data-rendered") == "true"
+    assert page.locator("#chart-payment .chart-error").count() == 0
+    # The downloads: the view's latest days that fit, said beside them; the file is there.
+    expect(page.locator("#export-range")).to_have_text(
+        f"(Wed 1 Jul 2020 to Fri 30 Jun 2023, the latest days of this view: downloads cover up to {limit:,} days "
+        "at a time)")
+    href = page.locator("#export-transactions-csv").get_attribute("href")
+    assert f"from={fits_from}&to={end}" in href
+    download = httpx.get(f"{served}{href}", headers=ADMIN, timeout=60)
+    assert download.status_code == 200, download.text
+    fitting = api(served, "/v1/reports/summary", product="latte|large|", **{"from": fits_from, "to": end.isoformat()})
+    assert len(list(csv.DictReader(io.StringIO(download.text)))) == fitting["current"]["transactions"] > 0
+    go_and_wait(page, lambda: page.click("#chart-payment .range-limit a"))
+    assert (view_of(page)["from"], view_of(page)["to"]) == (fits_from, end.isoformat())
+    assert page.locator("#chart-payment table").count() > 0 and page.locator("#export-range").is_hidden()
+
+    # A product in all its sizes (several products summed) over the same range: no figure can be shown, and the
+    # page says why in place of all of them, with the same way out.
+    page.goto(f"{long_view}&product=Latte")
+    wait_loaded(page)
+    assert page.locator("#error").is_hidden() and page.locator("#content").is_hidden()
+    expect(page.locator("#too-long")).to_contain_text("With these filters the figures are counted from each sale")
+    go_and_wait(page, lambda: page.click("#too-long a"))
+    assert view_of(page)["from"] == fits_from and view_of(page)["product"] == "Latte"
+    assert page.locator("#too-long").is_hidden() and page.locator("#content").is_visible()
+    assert_page_equals_api(page, served, view_of(page))
 
 
 def test_auto_refresh_is_off_until_asked_and_says_when_it_updated(page, served):

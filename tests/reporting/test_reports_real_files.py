@@ -94,21 +94,30 @@ def test_top_and_bottom_products(reporting, real_warehouse):
     assert [r["product_id"] for r in bottom["rows"]] == [r[0] for r in by_revenue_asc[:3]]
 
 
-@pytest.mark.parametrize("group_by,product,source", [
-    ("hour", "latte", "fact tables"), ("branch", "latte", "fact tables"), ("payment_method", "latte", "fact tables"),
-    ("branch", "latte|large|", "rollup_product_day"), ("month", "latte|regular|", "rollup_product_day_chain")])
-def test_sales_of_one_product_equal_plain_sql(reporting, real_warehouse, group_by, product, source):
+@pytest.mark.parametrize("group_by,product,branch,source", [
+    ("hour", "latte", None, "fact tables"), ("branch", "latte", None, "fact tables"),
+    ("payment_method", "latte", None, "fact tables"), ("weekday", "latte", None, "fact tables"),
+    ("branch", "latte|large|", None, "rollup_product_day"),
+    ("month", "latte|regular|", None, "rollup_product_day_chain"),
+    ("hour", "latte|large|", None, "rollup_product_hour"),
+    ("hour", "chai latte|regular|", "Leeds", "rollup_product_hour"),
+    ("weekday", "latte|large|", None, "rollup_product_day_chain"),
+    ("weekday", "chai latte|large|", "Leeds", "rollup_product_day"),
+    ("payment_method", "latte|large|", None, "fact tables")])
+def test_sales_of_one_product_equal_plain_sql(reporting, real_warehouse, group_by, product, branch, source):
     """Filtered to a product name ('Latte': all its sizes, each sale counted once) or to one product key:
     that product's lines."""
-    body = get_json(reporting, "/v1/reports/sales", {**ALL_TIME, "group_by": group_by, "product": product})
+    params = {**ALL_TIME, "group_by": group_by, "product": product, **({"branch": branch} if branch else {})}
+    body = get_json(reporting, "/v1/reports/sales", params)
     assert body["answered_from"] == source
     rows = plain(real_warehouse, f"""
         SELECT {PLAIN_KEYS[group_by]}, count(DISTINCT f.id), sum(i.quantity), sum(i.quantity * i.unit_price),
                round(sum(i.quantity * i.unit_price) / count(DISTINCT f.id), 2)
         FROM warehouse.fact_transaction f JOIN warehouse.fact_transaction_item i ON i.transaction_id = f.id
         JOIN warehouse.dim_product p ON p.id = i.product_id JOIN warehouse.dim_branch b ON b.id = f.branch_id
-        WHERE lower(p.name) = :p OR p.product_key = :p GROUP BY 1""", p=product)
-    assert rows, "the real files sell lattes"
+        WHERE (lower(p.name) = :p OR p.product_key = :p) AND (b.name = :branch OR CAST(:branch AS text) IS NULL)
+        GROUP BY 1""", p=product, branch=branch)
+    assert rows, "the real files sell lattes (Leeds: chai lattes)"
     assert {row[ROW_KEYS[group_by]]: figures(row) for row in body["rows"]} == {r[0]: tuple(r[1:]) for r in rows}
 
 
@@ -134,6 +143,27 @@ def test_peak_hours_equal_plain_sql(reporting, real_warehouse):
     assert {(c["weekday"], c["hour"]): (c["transactions"], Decimal(c["revenue"])) for c in body["cells"]} == \
         {(r[0], r[1]): (r[2], r[3]) for r in rows}
     assert sum(Decimal(c["revenue"]) for c in body["cells"]) == Decimal("119138.75")
+
+
+@pytest.mark.parametrize("product,branch,source", [
+    ("latte|large|", None, "rollup_product_hour"), ("chai latte|regular|", "Leeds", "rollup_product_hour"),
+    ("latte", None, "fact tables")])
+def test_peak_hours_of_a_product_equal_plain_sql(reporting, real_warehouse, product, branch, source):
+    """A product's peak hours: the sales that contained it (each counted once) and its lines' revenue."""
+    params = {**ALL_TIME, "product": product, **({"branch": branch} if branch else {})}
+    body = get_json(reporting, "/v1/reports/peak-hours", params)
+    assert body["answered_from"] == source
+    rows = plain(real_warehouse, f"""
+        SELECT extract(isodow FROM {LOCAL})::int, extract(hour FROM {LOCAL})::int, count(DISTINCT f.id),
+               sum(i.quantity * i.unit_price)
+        FROM warehouse.fact_transaction f JOIN warehouse.fact_transaction_item i ON i.transaction_id = f.id
+        JOIN warehouse.dim_product p ON p.id = i.product_id JOIN warehouse.dim_branch b ON b.id = f.branch_id
+        WHERE (lower(p.name) = :p OR p.product_key = :p) AND (b.name = :branch OR CAST(:branch AS text) IS NULL)
+        GROUP BY 1, 2""", p=product, branch=branch)
+    assert rows, "the real files sell lattes (Leeds: chai lattes)"
+    assert [(c["weekday"], c["hour"]) for c in body["cells"]] == sorted((r[0], r[1]) for r in rows)
+    assert {(c["weekday"], c["hour"]): (c["transactions"], Decimal(c["revenue"])) for c in body["cells"]} == \
+        {(r[0], r[1]): (r[2], r[3]) for r in rows}
 
 
 @pytest.mark.parametrize("granularity", ["day", "week", "month"])

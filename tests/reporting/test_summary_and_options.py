@@ -112,7 +112,10 @@ def test_customers_per_period_carry_revenue_per_customer(reporting, real_warehou
     ("/v1/reports/sales?group_by=month&from=2000-01-01&to=2100-12-31", 200),        # rollups: any range
     ("/v1/reports/trend?granularity=month&from=2000-01-01&to=2100-12-31", 200),
     ("/v1/reports/summary?from=2000-01-01&to=2100-12-31", 200),
+    ("/v1/reports/sales?group_by=hour&product=latte|large|&from=2000-01-01&to=2100-12-31", 200),
+    ("/v1/reports/peak-hours?product=latte|large|&from=2000-01-01&to=2100-12-31", 200),
     ("/v1/reports/sales?group_by=hour&product=Latte&from=2000-01-01&to=2100-12-31", 422),   # facts: limited
+    ("/v1/reports/sales?group_by=payment_method&product=latte|large|&from=2000-01-01&to=2100-12-31", 422),
     ("/v1/exports/transactions.csv?from=2000-01-01&to=2100-12-31", 422),
     ("/v1/reports/coverage?from=2000-01-01&to=2100-12-31", 422),
 ])

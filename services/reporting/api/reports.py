@@ -158,13 +158,14 @@ def summary(**args):
 @bp.alt_response(422, description="bad parameters")
 def options(branch: list[str] | None = None):
     """What the reader can filter on (every registered branch in their scope, every product name, the
-    sources), the first and last day with sales, and the range a dashboard opens on (with `branch`: those
-    branches' days)."""
+    sources), the first and last day with sales, the range a dashboard opens on (with `branch`: those
+    branches' days), and the longest range of the answers read from the sales themselves and of exports."""
     db = current_app.extensions["cafeflow.db"]
     with db.session() as session:
         reader = authenticate(session)
         scope_keys = resolve_branches(session, None, reader)[1]
         branch_ids = resolve_branches(session, branch, reader)[0]
         body = choices(session, scope_keys, branch_ids, uk_today())
+        body["max_range_days"] = current_app.extensions["cafeflow.settings"].reporting_max_range_days
         body["warehouse_version"] = warehouse_version(session)
     return json_response(json.dumps(body, separators=(",", ":")).encode())

@@ -4,11 +4,12 @@
   rollup_sales_day         ... and payment method
   rollup_sales_hour_chain  day, week, month, hour, weekday                    (no product, no branch)
   rollup_sales_hour        ... and by branch or payment method                (no product filter)
-  rollup_product_day_chain product, day, week, month                          (product lines, no branch)
+  rollup_product_day_chain product, day, week, month, weekday                 (product lines, no branch)
   rollup_product_day       ... and by branch                                  (product lines)
-  fact tables          anything else with a product: hour, weekday or payment method of a product's
-                       sales, or several products (a 'Latte' of two sizes) summed per branch or day, where
-                       adding the per-product sale counts would count a sale holding both twice.
+  rollup_product_hour      ... and by hour (peak hours)                       (product lines)
+  fact tables          anything else with a product: payment method of a product's sales, or several
+                       products (a 'Latte' of two sizes) summed, where adding the per-product sale counts
+                       would count a sale holding both twice.
 
 Without a product, a row's figures are whole sales: transactions, items, revenue = paid totals. With a
 product (grouped by product, or filtered to one), they are that product's lines: transactions = sales
@@ -59,6 +60,7 @@ SALES_HOUR_CHAIN = Source("rollup_sales_hour_chain", "warehouse.rollup_sales_hou
 PRODUCT_DAY = Source("rollup_product_day", "warehouse.rollup_product_day r",
                      "sum(r.transactions) AS transactions, sum(r.quantity) AS items, sum(r.revenue) AS revenue")
 PRODUCT_DAY_CHAIN = Source("rollup_product_day_chain", "warehouse.rollup_product_day_chain r", PRODUCT_DAY.measures)
+PRODUCT_HOUR = Source("rollup_product_hour", "warehouse.rollup_product_hour r", PRODUCT_DAY.measures)
 FACT_LINES = Source("fact tables", "warehouse.fact_transaction f "
                     "JOIN warehouse.fact_transaction_item i ON i.transaction_id = f.id",
                     "count(DISTINCT f.id) AS transactions, sum(i.quantity) AS items, "
@@ -75,9 +77,11 @@ def choose_source(dims: tuple[str, ...], filters: Filters) -> Source:
             return SALES_DAY
         return SALES_HOUR_CHAIN if whole_chain and "payment_method" not in dims else SALES_HOUR
     one_product_per_row = "product" in dims or len(filters.product_ids or ()) == 1
-    if one_product_per_row and set(dims) <= {"product", "branch", "day", "week", "month"}:
+    if not one_product_per_row or "payment_method" in dims:
+        return FACT_LINES
+    if "hour" not in dims:
         return PRODUCT_DAY_CHAIN if whole_chain else PRODUCT_DAY
-    return FACT_LINES
+    return PRODUCT_HOUR
 
 
 def _where(source: Source, filters: Filters) -> str:
@@ -100,8 +104,8 @@ def grouped_sql(dims: tuple[str, ...], filters: Filters, *, order: str | None = 
                 limit: int | None = None) -> tuple[str, Source]:
     source = choose_source(dims, filters)
     if source is FACT_LINES:
-        filters.require_span_within_limit("a question read from the sales themselves (a product by hour, "
-                                          "weekday or payment method, or several products summed)")
+        filters.require_span_within_limit("a question read from the sales themselves (a product by payment "
+                                          "method, or several products summed)")
     keys = _FACT_KEYS if source is FACT_LINES else _ROLLUP_KEYS
     # No dimension: one row of totals (the dashboard's headline figures).
     select_keys = "".join(f"{keys[d]} AS {d}, " for d in dims)

@@ -1,38 +1,20 @@
 // The dashboard asks the same JSON endpoints any client can (the browser sends the session cookie). The
 // filters are the URL (/dashboard?from=&to=&branch=&product=&source=[&preset=][&refresh=1]): every change
 // goes into the address bar, so a view can be bookmarked and shared, and opening that URL shows the same view.
-"use strict";
+import { barTable, forget, heatTable, installTooltips, timeChart } from "./charts.js";
 
-const CONFIG = { displayModeBar: false, responsive: true };
-const FONT = { family: "system-ui, sans-serif", size: 12 };
 const REFRESH_MS = 60_000;
 const FILTERS = ["from", "to", "branch", "product", "source"];
 const WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 let options = null;          // /v1/reports/options: branches, products, days with sales, the default range
-// plotly.js is 4.8 MB of script: it is fetched and run while the figures are being asked for, not before.
-let plotlyReady = null;
-function loadPlotly() {
-  plotlyReady = plotlyReady || new Promise((resolve, reject) => {
-    const script = document.createElement("script");
-    script.src = document.body.dataset.plotly;
-    script.onload = resolve;
-    script.onerror = () => reject(new Error("the chart library did not load"));
-    document.head.appendChild(script);
-  });
-  return plotlyReady;
-}
 let refreshTimer = null;
 let choicesFilled = false;
 
 // ---- Text and numbers --------------------------------------------------------------------------------------
 
-// Plotly renders a subset of HTML in every label, tick, legend entry and hover text (<a href>, <b>, <br>),
-// and names come from branch files and orders: every text from data goes through `label`, which escapes the
-// markup characters as numeric entities. Plotly decodes entities after it has found the tags, so the name
-// shows literally and nothing in it becomes markup. (Text put into the page itself uses textContent.)
-const ENTITIES = { "&": "&#38;", "<": "&#60;", ">": "&#62;" };
-const label = (text) => String(text).replace(/[&<>]/g, (c) => ENTITIES[c]);
+// Every text from data (branch and product names, payment methods) reaches the page as text: charts.js puts it
+// in with textContent, so a name such as <a href=...> shows as those characters and never becomes markup.
 
 // Money arrives as decimal strings ("115623.50"): shown as £115,623.50 from the string itself, never
 // through a float, so what the page says is exactly what the API says.
@@ -43,16 +25,31 @@ function pounds(amount) {
   const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
   return `${negative ? "-" : ""}£${grouped}.${(fraction + "00").slice(0, 2)}`;
 }
-const count = (n) => Number(n).toLocaleString("en-GB");
-const MONEY_AXIS = { tickprefix: "£", tickformat: ",.2f", rangemode: "tozero", automargin: true };
+// Building an Intl formatter costs a fresh page tens of milliseconds: each is built when first used, after the
+// view's requests have gone out, and then kept.
+function lazily(build) {
+  let built = null;
+  return () => (built = built || build());
+}
+const COUNT = lazily(() => new Intl.NumberFormat("en-GB"));
+const count = (n) => COUNT().format(Number(n));
+// Axis ticks are positions, not amounts from the API: formatted from the number.
+const TICK_POUNDS = lazily(() => new Intl.NumberFormat("en-GB", { style: "currency", currency: "GBP" }));
+const tickPounds = (n) => TICK_POUNDS().format(n);
 
-const DAY_FORMAT = new Intl.DateTimeFormat("en-GB", { weekday: "short", day: "numeric", month: "short",
-                                                      year: "numeric", timeZone: "UTC" });
+const DAY_FORMAT = lazily(() => new Intl.DateTimeFormat("en-GB", { weekday: "short", day: "numeric", month: "short",
+                                                                   year: "numeric", timeZone: "UTC" }));
 const utcDate = (iso) => new Date(`${iso}T00:00:00Z`);
 const isoOf = (date) => date.toISOString().slice(0, 10);
 const addDays = (iso, days) => { const d = utcDate(iso); d.setUTCDate(d.getUTCDate() + days); return isoOf(d); };
 const daysBetween = (a, b) => Math.round((utcDate(b) - utcDate(a)) / 86_400_000) + 1;
-const showDay = (iso) => DAY_FORMAT.format(utcDate(iso)).replace(",", "");      // "Wed 25 Aug 2021"
+const showDay = (iso) => DAY_FORMAT().format(utcDate(iso)).replace(",", "");      // "Wed 25 Aug 2021"
+const SHORT_DAY = lazily(() => new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", timeZone: "UTC" }));
+const MONTH = lazily(() => new Intl.DateTimeFormat("en-GB", { month: "short", year: "numeric", timeZone: "UTC" }));
+// A period's tick label: "25 Aug" for a day or a week (its Monday), "Aug 2021" for a month.
+const periodTick = (iso, granularity) => (granularity === "month" ? MONTH() : SHORT_DAY()).format(utcDate(iso));
+const periodName = (iso, granularity) => granularity === "month" ? MONTH().format(utcDate(iso))
+  : granularity === "week" ? `Week of ${showDay(iso)}` : showDay(iso);
 
 // ---- The view in the URL -----------------------------------------------------------------------------------
 
@@ -125,137 +122,164 @@ async function getJson(path, query) {
   let body = null;
   try { body = await response.json(); } catch (_) { /* a proxy's page: the status says it */ }
   if (!response.ok) {
-    throw new Error(body && body.error ? body.error.message : `the service answered ${response.status}`);
+    const failure = new Error(body && body.error ? body.error.message : `the service answered ${response.status}`);
+    failure.code = body && body.error ? body.error.code : null;
+    throw failure;
   }
   return body;
 }
 
 // ---- Charts ------------------------------------------------------------------------------------------------
 
-// On a phone a money axis gets fewer ticks, so its labels ("£15,000.00") stay level and apart.
-const narrow = () => window.innerWidth < 700;
-const moneyAxis = (title) => ({ ...MONEY_AXIS, nticks: narrow() ? 4 : 6, title: { text: title } });
+// Answers read from the sales themselves (a product by payment method, several products summed, customers of a
+// product) and exports take at most options.max_range_days: a longer view says so and offers its latest days that fit.
+const tooLong = (view) => daysBetween(view.from, view.to) > options.max_range_days;
 
-function layout(extra) {
-  return Object.assign({ font: FONT, margin: { t: 10, r: 16, b: 10, l: 10 }, showlegend: false,
-                         paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-                         hoverlabel: { align: "left" } }, extra);
+// The whole day, week (from Monday) or month that a day falls in: the trend and customers come in whole periods.
+function periodAround(iso, granularity) {
+  if (granularity === "day") return [iso, iso];
+  if (granularity === "week") {
+    const monday = addDays(iso, -((utcDate(iso).getUTCDay() + 6) % 7));
+    return [monday, addDays(monday, 6)];
+  }
+  const first = `${iso.slice(0, 7)}-01`;
+  return [first, addDays(`${addDays(first, 31).slice(0, 7)}-01`, -1)];
+}
+
+// The view's latest days that fit the limit, also once the charts over time widen them to whole periods.
+function latestThatFits(view) {
+  let from = addDays(view.to, -(options.max_range_days - 1));
+  for (;;) {
+    const granularity = granularityOf({ from, to: view.to });
+    if (daysBetween(periodAround(from, granularity)[0], periodAround(view.to, granularity)[1])
+        <= options.max_range_days) return { ...view, preset: "", from };
+    from = addDays(from, 1);
+  }
+}
+
+function rangeLimitNotice(what, view) {
+  const notice = document.createElement("p");
+  notice.className = "range-limit";
+  const most = count(options.max_range_days);
+  notice.append(`With these filters ${what} counted from each sale, up to ${most} days at a time; this view spans `
+                + `${count(daysBetween(view.from, view.to))} days. `);
+  const shorter = latestThatFits(view);
+  const link = document.createElement("a");
+  link.textContent = `Show ${showDay(shorter.from)} to ${showDay(shorter.to)}`;
+  link.href = urlOf(shorter);
+  link.addEventListener("click", (event) => { event.preventDefault(); go(shorter); });
+  notice.append(link);
+  return notice;
 }
 
 // A chart's place shows either its chart or, when its data could not be had, the reason instead.
-function chartFailed(id, error) {
+function chartFailed(id, error, view) {
   const element = document.getElementById(id);
-  if (window.Plotly) Plotly.purge(element);
-  element.replaceChildren();
+  forget(element);
   element.classList.add("failed");
+  if (error.code === "range_too_large") {
+    element.replaceChildren(rangeLimitNotice("this chart is", view));
+    element.dataset.rendered = "limited";
+    return;
+  }
   const message = document.createElement("p");
   message.className = "chart-error";
   message.textContent = `Could not load this chart: ${error.message}`;
-  element.appendChild(message);
+  element.replaceChildren(message);
   element.dataset.rendered = "error";
 }
 
-async function plot(id, traces, chartLayout, onClick) {
-  await loadPlotly();
+function drawn(id, draw) {
   const element = document.getElementById(id);
   element.classList.remove("failed");
-  if (element.querySelector(".chart-error")) element.replaceChildren();
-  await Plotly.react(element, traces, chartLayout, CONFIG);
-  element.removeAllListeners && element.removeAllListeners("plotly_click");
-  if (onClick) element.on("plotly_click", (event) => event.points.length && onClick(event.points[0]));
+  draw(element);
   element.dataset.rendered = "true";
 }
 
 const productName = (r) => [r.size, r.product, r.flavour].filter(Boolean).join(" ");
 
-function revenueBars(id, rows, nameOf, axisTitle, onClick) {
-  const shown = rows.slice().reverse();             // the best at the top of a horizontal bar chart
-  // On a phone a name beside its bar would leave the bar no room: it goes above the bar, across the chart.
-  const names = narrow()
-    ? { ticklabelposition: "inside top", ticklabelshift: -13, automargin: false, title: { text: "" },
-        tickfont: { size: 11 }, range: [-0.5, shown.length - 0.1] }     // room above the top bar for its name
-    : { automargin: true, title: { text: axisTitle } };
-  return plot(id, [{
-    type: "bar", orientation: "h", marker: { color: "#8c5a3c" },
-    y: shown.map((r) => label(nameOf(r))), x: shown.map((r) => Number(r.revenue)),
-    customdata: shown.map((r) => [pounds(r.revenue), count(r.transactions)]),
-    hovertemplate: "%{y}<br>%{customdata[0]} from %{customdata[1]} sales<extra></extra>",
-  }], layout({ height: Math.max(220, 60 + (narrow() ? 44 : 26) * shown.length),
-               margin: { t: 10, r: 40, b: 10, l: narrow() ? 30 : 10 },
-               bargap: narrow() ? 0.6 : 0.2, xaxis: moneyAxis("Revenue (£)"), yaxis: names }),
-  onClick && ((point) => onClick(shown[point.pointIndex])));
+function revenueBars(id, rows, nameOf, nameTitle, pick, fold) {
+  drawn(id, (element) => barTable(element, {
+    nameTitle, amountTitle: "Revenue (£)", countTitle: "Sales", ...fold,
+    rows: rows.map((r) => ({ name: nameOf(r), value: Number(r.revenue), amount: pounds(r.revenue),
+                             count: count(r.transactions), href: pick && urlOf(pick.view(r)),
+                             tip: `${nameOf(r)}\n${pounds(r.revenue)} from ${count(r.transactions)} sales` })),
+    onPick: pick && ((index) => go(pick.view(rows[index]))),
+  }));
 }
 
 const PERIOD_NAMES = { day: "day", week: "week (from Monday)", month: "month" };
+const PERIOD_TITLES = { day: "Day", week: "Week starting", month: "Month" };
 
 function trendChart(trend, view) {
   const series = trend.series;
-  document.getElementById("trend-title").textContent = `Revenue per ${PERIOD_NAMES[trend.granularity]}`;
-  return plot("chart-trend", [{
-    type: "scatter", mode: series.length > 60 ? "lines" : "lines+markers", line: { color: "#8c5a3c" },
-    x: series.map((p) => p.period_start), y: series.map((p) => Number(p.revenue)),
-    customdata: series.map((p) => [pounds(p.revenue), count(p.transactions),
-                                   p.revenue_change_pct === null ? "" : `<br>${p.revenue_change_pct}% on the one before`]),
-    hovertemplate: "%{x}<br>%{customdata[0]} from %{customdata[1]} sales%{customdata[2]}<extra></extra>",
-  }], layout({ height: 300,
-               xaxis: { type: "date", automargin: true, title: { text: trend.granularity === "week"
-                 ? "Week starting" : trend.granularity === "month" ? "Month" : "Day" } },
-               yaxis: moneyAxis("Revenue (£)") }),
-  (point) => {
-    const start = series[point.pointIndex].period_start;
-    const end = trend.granularity === "day" ? start : trend.granularity === "week" ? addDays(start, 6)
-      : addDays(`${addDays(start, 31).slice(0, 7)}-01`, -1);
-    go({ ...view, preset: "", from: start, to: end });
-  });
+  const granularity = trend.granularity;
+  document.getElementById("trend-title").textContent = `Revenue per ${PERIOD_NAMES[granularity]}`;
+  drawn("chart-trend", (element) => timeChart(element, {
+    height: 300, label: `Revenue per ${granularity}`, xTitle: PERIOD_TITLES[granularity],
+    periods: series.map((p) => periodTick(p.period_start, granularity)),
+    tips: series.map((p) => `${periodName(p.period_start, granularity)}\n${pounds(p.revenue)} from `
+                            + `${count(p.transactions)} sales`
+                            + (p.revenue_change_pct === null ? "" : `\n${p.revenue_change_pct}% on the one before`)),
+    line: { name: "Revenue", className: "s-revenue", axis: "left", values: series.map((p) => Number(p.revenue)) },
+    left: { title: "Revenue (£)", format: tickPounds },
+    onPick: (index) => {
+      const [from, to] = periodAround(series[index].period_start, granularity);
+      go({ ...view, preset: "", from, to });
+    },
+  }));
 }
 
+const hourLabel = (h) => `${String(h).padStart(2, "0")}:00`;
+
 function peakChart(peak) {
-  const hours = [...new Set(peak.cells.map((c) => c.hour))].sort((a, b) => a - b);
+  const present = peak.cells.map((c) => c.hour);
+  const first = present.length ? Math.min(...present) : 9;
+  const last = present.length ? Math.max(...present) : 17;
+  const hours = Array.from({ length: last - first + 1 }, (_, k) => first + k);
   const byCell = new Map(peak.cells.map((c) => [`${c.weekday}:${c.hour}`, c]));
-  const grid = WEEKDAY_NAMES.map((_, d) => hours.map((h) => { const c = byCell.get(`${d + 1}:${h}`); return c ? c.transactions : 0; }));
-  const money = WEEKDAY_NAMES.map((_, d) => hours.map((h) => { const c = byCell.get(`${d + 1}:${h}`); return c ? pounds(c.revenue) : "£0.00"; }));
-  const hourLabel = (h) => `${String(h).padStart(2, "0")}:00`;
-  return plot("chart-peak", [{
-    type: "heatmap", z: grid, x: hours.map(hourLabel), y: WEEKDAY_NAMES, colorscale: "YlOrBr", reversescale: false,
-    customdata: money, xgap: 1, ygap: 1,
-    colorbar: { title: { text: "Sales" }, thickness: 12 },
-    hovertemplate: "%{y} %{x}<br>%{z:,} sales, %{customdata}<extra></extra>",
-  }], layout({ height: 300, xaxis: { title: { text: "Hour of day (UK)" }, automargin: true, type: "category",
-                                     nticks: narrow() ? 7 : 24 },
-               yaxis: { autorange: "reversed", automargin: true } }));
+  const cellOf = (d, h) => byCell.get(`${d + 1}:${h}`) || { transactions: 0, revenue: "0" };
+  const values = WEEKDAY_NAMES.map((_, d) => hours.map((h) => cellOf(d, h).transactions));
+  drawn("chart-peak", (element) => heatTable(element, {
+    rows: WEEKDAY_NAMES, columns: hours.map((h) => String(h).padStart(2, "0")), values,
+    counts: values.map((row) => row.map(count)),
+    tips: WEEKDAY_NAMES.map((day, d) => hours.map((h) => `${day} ${hourLabel(h)}\n`
+      + `${count(cellOf(d, h).transactions)} sales, ${pounds(cellOf(d, h).revenue)}`)),
+    rowTitle: "Weekday", columnTitle: "Hour of day (UK)", scaleTitle: "Sales",
+    highest: count(Math.max(0, ...values.flat())),
+  }));
 }
 
 function paymentChart(payment) {
-  return plot("chart-payment", [{
-    type: "pie", hole: 0.45, sort: false, marker: { colors: ["#8c5a3c", "#d9a05b", "#5b7b8c", "#a3a3a3"] },
-    labels: payment.rows.map((r) => label(r.payment_method)), values: payment.rows.map((r) => Number(r.revenue)),
-    customdata: payment.rows.map((r) => pounds(r.revenue)), textinfo: "label+percent",
-    hovertemplate: "%{label}<br>%{customdata} (%{percent})<extra></extra>",
-  }], layout({ height: 280, showlegend: false }));
+  const total = payment.rows.reduce((sum, r) => sum + Number(r.revenue), 0);
+  const share = (r) => `${total > 0 ? (100 * Number(r.revenue) / total).toFixed(1) : "0.0"}%`;
+  drawn("chart-payment", (element) => barTable(element, {
+    nameTitle: "Payment", amountTitle: "Revenue (£)", countTitle: "Share",
+    rows: payment.rows.map((r) => ({ name: r.payment_method, value: Number(r.revenue), amount: pounds(r.revenue),
+                                     count: share(r), tip: `${r.payment_method}\n${pounds(r.revenue)} (${share(r)})` })),
+  }));
 }
 
 function customersChart(customers) {
   const series = customers.series;
-  document.getElementById("customers-title").textContent = `Customers per ${PERIOD_NAMES[customers.granularity]}`;
-  const x = series.map((p) => p.period_start);
-  // The bars keep to the lower part of the chart and the spend line runs above them, so neither hides the other.
-  const most = Math.max(1, ...series.map((p) => p.customers));
-  const spends = series.map((p) => Number(p.revenue_per_customer || 0));
-  const highest = Math.max(1, ...spends);
-  return plot("chart-customers", [
-    { type: "bar", name: "New", x, y: series.map((p) => p.new_customers), marker: { color: "#d9a05b" },
-      hovertemplate: "%{x}<br>%{y:,} new customers<extra></extra>" },
-    { type: "bar", name: "Returning", x, y: series.map((p) => p.returning_customers), marker: { color: "#8c5a3c" },
-      hovertemplate: "%{x}<br>%{y:,} returning customers<extra></extra>" },
-    { type: "scatter", mode: "lines+markers", name: "Average spend per customer", yaxis: "y2", x,
-      y: series.map((p) => p.revenue_per_customer === null ? null : Number(p.revenue_per_customer)),
-      customdata: series.map((p) => p.revenue_per_customer === null ? "no customers" : pounds(p.revenue_per_customer)),
-      line: { color: "#5b7b8c" }, hovertemplate: "%{x}<br>%{customdata} per customer<extra></extra>" },
-  ], layout({ height: 300, barmode: "stack", showlegend: true, legend: { orientation: "h", y: -0.3 },
-              xaxis: { type: "date", automargin: true, title: { text: customers.granularity === "day" ? "Day" : customers.granularity === "week" ? "Week starting" : "Month" } },
-              yaxis: { title: { text: "Customers" }, range: [0, most * 1.8], automargin: true, nticks: 5 },
-              yaxis2: { ...moneyAxis("Spend per customer (£)"), range: [0, highest * 1.15], nticks: 5,
-                        overlaying: "y", side: "right", showgrid: false } }));
+  const granularity = customers.granularity;
+  document.getElementById("customers-title").textContent = `Customers per ${PERIOD_NAMES[granularity]}`;
+  drawn("chart-customers", (element) => timeChart(element, {
+    height: 320, label: `New and returning customers and spend per customer, per ${granularity}`,
+    xTitle: PERIOD_TITLES[granularity],
+    periods: series.map((p) => periodTick(p.period_start, granularity)),
+    tips: series.map((p) => `${periodName(p.period_start, granularity)}\n${count(p.new_customers)} new, `
+                            + `${count(p.returning_customers)} returning customers\n`
+                            + (p.revenue_per_customer === null ? "no customers"
+                              : `${pounds(p.revenue_per_customer)} per customer`)),
+    // The bars keep to the lower part of the chart and the spend line runs above them, so neither hides the other.
+    bars: [{ name: "New", className: "s-new", values: series.map((p) => p.new_customers) },
+           { name: "Returning", className: "s-returning", values: series.map((p) => p.returning_customers) }],
+    line: { name: "Average spend per customer", className: "s-spend", axis: "right",
+            values: series.map((p) => (p.revenue_per_customer === null ? null : Number(p.revenue_per_customer))) },
+    left: { title: "Customers", format: count, headroom: 1.8 },
+    right: { title: "Spend per customer (£)", format: tickPounds, headroom: 1.15 },
+  }));
 }
 
 function missingFiles(coverage, view) {
@@ -343,9 +367,15 @@ function showView(view) {
   for (const button of document.querySelectorAll("[data-preset]")) {
     button.setAttribute("aria-pressed", String(button.dataset.preset === view.preset));
   }
+  // Exports take at most options.max_range_days too: a longer view downloads its latest days that fit, and says so.
+  const exported = tooLong(view) ? latestThatFits(view) : view;
+  const range = document.getElementById("export-range");
+  range.textContent = `(${showDay(exported.from)} to ${showDay(exported.to)}, the latest days of this view: `
+                      + `downloads cover up to ${count(options.max_range_days)} days at a time)`;
+  range.hidden = exported === view;
   const kinds = ["transactions", "items"];
   for (const kind of kinds) for (const format of ["csv", "parquet"]) {
-    document.getElementById(`export-${kind}-${format}`).href = `/v1/exports/${kind}.${format}?${apiQuery(view)}`;
+    document.getElementById(`export-${kind}-${format}`).href = `/v1/exports/${kind}.${format}?${apiQuery(exported)}`;
   }
   document.getElementById("reset").href = window.location.pathname;
 }
@@ -382,10 +412,11 @@ async function load() {
   const status = document.getElementById("status");
   const error = document.getElementById("error");
   const content = document.getElementById("content");
+  const limited = document.getElementById("too-long");
   document.body.dataset.loaded = "false";
   status.textContent = "Loading…";
+  let view = viewFromUrl();
   try {
-    let view = viewFromUrl();
     // A view with its dates (the server puts the opening week in the URL) asks for every figure at once; only a
     // preset needs today's date, from the options, first.
     const early = view.from && view.to && !view.preset ? requests(view) : null;
@@ -407,17 +438,19 @@ async function load() {
     // place of every chart); each chart then stands or falls alone.
     const summary = await asked.summary;
     error.hidden = true;
+    limited.hidden = true;
     content.hidden = false;
     tiles(summary);
     noSalesNotice(summary, view);
     const draw = {
       "chart-trend": (d) => trendChart(d, view),
       "chart-branches": (d) => revenueBars("chart-branches", d.rows, (r) => r.branch, "Branch",
-                                           options.branches.length > 1 ? (r) => go({ ...view, branch: r.branch }) : null),
+                                           options.branches.length > 1 ? { view: (r) => ({ ...view, branch: r.branch }) } : null,
+                                           { firstRows: 10, plural: "branches" }),
       "chart-top-products": (d) => revenueBars("chart-top-products", d.rows, productName, "Product",
-                                               (r) => go({ ...view, product: r.product })),
+                                               { view: (r) => ({ ...view, product: r.product }) }),
       "chart-bottom-products": (d) => revenueBars("chart-bottom-products", d.rows.slice().reverse(), productName,
-                                                  "Product", (r) => go({ ...view, product: r.product })),
+                                                  "Product", { view: (r) => ({ ...view, product: r.product }) }),
       "chart-peak": peakChart,
       "chart-payment": paymentChart,
       "chart-customers": customersChart,
@@ -425,7 +458,7 @@ async function load() {
     };
     const charts = Object.entries(draw);
     const outcomes = await Promise.allSettled(charts.map(([id, drawIt]) => asked.charts[id].then(drawIt)));
-    outcomes.forEach((outcome, n) => { if (outcome.status === "rejected") chartFailed(charts[n][0], outcome.reason); });
+    outcomes.forEach((outcome, n) => { if (outcome.status === "rejected") chartFailed(charts[n][0], outcome.reason, view); });
     status.textContent = describe(view);
     document.getElementById("updated").textContent =
       `Updated ${new Date().toLocaleTimeString("en-GB", { timeZone: "Europe/London" })}`;
@@ -433,9 +466,20 @@ async function load() {
   } catch (failure) {
     // The message replaces the charts: nothing from an earlier view stays on screen under it.
     content.hidden = true;
+    status.textContent = "";
+    if (failure.code === "range_too_large" && options) {
+      // Not a fault: these filters (several products summed, say) are counted from each sale, which takes a
+      // limited range. Said as such, with the view's latest days that can be shown.
+      error.hidden = true;
+      limited.replaceChildren(rangeLimitNotice("the figures are", view));
+      limited.hidden = false;
+      status.textContent = describe(view);
+      document.body.dataset.loaded = "true";
+      return;
+    }
+    limited.hidden = true;
     error.textContent = `Could not load the reports: ${failure.message}`;
     error.hidden = false;
-    status.textContent = "";
     document.body.dataset.loaded = "error";
   }
 }
@@ -493,6 +537,6 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   window.addEventListener("popstate", load);
   setRefresh(viewFromUrl().refresh);
+  installTooltips();
   load();
-  loadPlotly().catch(() => { /* each chart says so in its place */ });
 });
