@@ -1,16 +1,20 @@
-"""Branch till CSV, a block of lines at a time, with Arrow's compute kernels (pyarrow.compute: the kernels
-pandas' string methods dispatch to under `dtype_backend="pyarrow"`, called here without pandas' per-call
-layer): the common till line is split, checked and turned into staging columns without Python work per
-row, apart from the two keyed hashes (the sale's content key; the customer pseudonym, once per distinct
-name).
+"""Branch till CSV, a block of lines at a time, with pandas on Arrow-backed dtypes (pd.ArrowDtype: the .str and
+.list methods run Arrow's compute kernels over a whole column): the common till line is split, checked and
+turned into staging columns without Python work per row, apart from the two keyed hashes (the sale's content
+key; the customer pseudonym, once per distinct name).
 
 Only lines the block can vouch for take this path: a line matching a strict shape (seven cells, no quotes
 but around the basket, the method CASH or CARD in column 6, no NUL) whose every value passes the row-wise
-rules, which are asked once per DISTINCT value (timestamp hours, branches, customers, totals, basket items)
-through the same SaleBuilder. Every other line (wrong field count, odd quoting, the lying-header dialect,
-blank lines, headers, odd encodings, and any row a rule rejects) goes through `csv_records.csv_line_record`,
-so each rejection reason and field-mess rule is the row-wise one. A line read here gives the Sale the
-row-wise path gives (`SaleBlock.sales()`); tests/transform/test_vectorised_parse.py holds the two equal.
+rules, which are asked once per DISTINCT value (pd.factorize: timestamp hours, branches, customers, totals,
+basket items) through the same SaleBuilder. Every other line (wrong field count, odd quoting, the lying-header
+dialect, blank lines, headers, odd encodings, and any row a rule rejects) goes through
+`csv_records.csv_line_record`, so each rejection reason and field-mess rule is the row-wise one. A line read
+here gives the Sale the row-wise path gives (`SaleBlock.sales()`); tests/transform/test_vectorised_parse.py
+holds the two equal.
+
+pyarrow.compute is called directly only where pandas has no vectorised equivalent (each place says why):
+splitting a block's raw bytes, not yet known to be UTF-8, into lines; and joining each sale's basket slots
+into one string (a list column's per-row join).
 
 Memory is bounded by the block: about BLOCK_BYTES of text and its columns at a time.
 """
@@ -21,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -41,55 +46,53 @@ _TILL_LINE = (f'^{_CELL},{_CELL},{_CELL},(?:"[^"\\x00]*"|{_CELL}),{_CELL}\\d{_CE
 _TILL_MINUTE = "^[\\x01-\\x7f]{13}:[0-5][0-9]$"
 _EOL = re.compile(rb"\r\n?")
 _HEX = np.array([list(f"{byte:02x}".encode()) for byte in range(256)], dtype=np.uint8)
+TEXT = pd.ArrowDtype(pa.string())
+# A block's sales and items as DataFrames: these columns, in this order, are what copy_columns stages.
+SALE_COLUMNS = ("line_no", "occurred_epoch", "total_pence", "content_key", "branch_key", "branch_name",
+                "customer_key", "payment_method", "file_of")
+ITEM_COLUMNS = ("line_no", "item_no", "product", "pence", "file_of")
+
+
+def text_series(values: pa.Array) -> pd.Series:
+    """An Arrow string array as a pandas Series of pd.ArrowDtype (no copy)."""
+    return pd.Series(pd.arrays.ArrowExtensionArray(values), copy=False)
 
 
 @dataclass
 class SaleBlock:
     """Valid sales of one block as columns, in line order: what the staging COPY needs, without a Sale object
-    per row. Items are flat, each with its sale's line number and its product's index in `products`."""
-    line_no: np.ndarray                 # int64, one per sale
-    occurred_epoch: np.ndarray          # int64
-    total_pence: np.ndarray             # int64
-    content_key: pa.Array               # string, 32 hex digits
-    branch_key: pa.Array                # string
-    branch_name: pa.Array               # string
-    customer_key: pa.Array              # string, null without a customer
-    payment_method: pa.Array            # string
-    item_line_no: np.ndarray            # int64, one per item
-    item_no: np.ndarray                 # int64, 1-based within the sale
-    item_product: np.ndarray            # int64 index into products
-    item_pence: np.ndarray              # int64
+    per row. `sale_frame` has SALE_COLUMNS (strings as pd.ArrowDtype, customer_key null without a customer);
+    `item_frame` has ITEM_COLUMNS, flat, each with its sale's line number and its product's index in `products`.
+    file_of is the file (of a batch parsed together) of each row."""
+    sale_frame: pd.DataFrame
+    item_frame: pd.DataFrame
     products: list[Product]
-    file_of: np.ndarray                 # int64, the file (of a batch parsed together) of each sale
-    item_file_of: np.ndarray            # int64, the same per item
 
     def __len__(self) -> int:
-        return len(self.line_no)
+        return len(self.sale_frame)
 
     def of_file(self, position: int) -> SaleBlock | None:
         """The sales of one file of the block (contiguous: files are parsed one after another)."""
-        start, end = np.searchsorted(self.file_of, [position, position + 1])
+        file_of = self.sale_frame["file_of"].to_numpy()
+        start, end = np.searchsorted(file_of, [position, position + 1])
         if start == end:
             return None
-        if start == 0 and end == len(self.file_of):
+        if start == 0 and end == len(file_of):
             return self
-        item_start, item_end = np.searchsorted(self.item_file_of, [position, position + 1])
-        sale, item = slice(start, end), slice(item_start, item_end)
-        return SaleBlock(
-            self.line_no[sale], self.occurred_epoch[sale], self.total_pence[sale],
-            self.content_key[start:end], self.branch_key[start:end], self.branch_name[start:end],
-            self.customer_key[start:end], self.payment_method[start:end], self.item_line_no[item],
-            self.item_no[item], self.item_product[item], self.item_pence[item], self.products,
-            self.file_of[sale], self.item_file_of[item])
+        item_start, item_end = np.searchsorted(self.item_frame["file_of"].to_numpy(), [position, position + 1])
+        return SaleBlock(self.sale_frame.iloc[start:end], self.item_frame.iloc[item_start:item_end], self.products)
 
     def sales(self) -> list[Sale]:
         """The block as the row-wise path's Sale objects (the same values, item by item)."""
-        starts = np.searchsorted(self.item_line_no, self.line_no, side="left").tolist()
-        ends = np.searchsorted(self.item_line_no, self.line_no, side="right").tolist()
-        products, pence, product_of = self.products, self.item_pence.tolist(), self.item_product.tolist()
-        rows = zip(self.line_no.tolist(), self.occurred_epoch.tolist(), self.branch_key.to_pylist(),
-                   self.branch_name.to_pylist(), self.customer_key.to_pylist(), self.content_key.to_pylist(),
-                   self.total_pence.tolist(), self.payment_method.to_pylist(), starts, ends)
+        sales, items = self.sale_frame, self.item_frame
+        line_no, item_line_no = sales["line_no"].to_numpy(), items["line_no"].to_numpy()
+        starts = np.searchsorted(item_line_no, line_no, side="left").tolist()
+        ends = np.searchsorted(item_line_no, line_no, side="right").tolist()
+        products, pence, product_of = self.products, items["pence"].tolist(), items["product"].tolist()
+        customers = [None if key is pd.NA else key for key in sales["customer_key"].tolist()]
+        rows = zip(line_no.tolist(), sales["occurred_epoch"].tolist(), sales["branch_key"].tolist(),
+                   sales["branch_name"].tolist(), customers, sales["content_key"].tolist(),
+                   sales["total_pence"].tolist(), sales["payment_method"].tolist(), starts, ends)
         return [Sale(line, epoch, key, name, customer, content,
                      [Item(products[product_of[i]], 1, pence[i]) for i in range(start, end)], total, payment, None)
                 for line, epoch, key, name, customer, content, total, payment, start, end in rows]
@@ -225,16 +228,17 @@ def _split_block(block: bytes) -> tuple[pa.Array, dict[int, object]]:
 
 
 # -- a block ------------------------------------------------------------------------------------------------------
-def _parse_block(builders: list[SaleBuilder], stats: list[ParseStats], lines: pa.Array, line_no: np.ndarray,
+def _parse_block(builders: list[SaleBuilder], stats: list[ParseStats], line_array: pa.Array, line_no: np.ndarray,
                  file_of: np.ndarray, special: dict[int, object]) -> list[tuple[SaleBlock | None, list]]:
     """Per file of the block (lines of one file contiguous, in line order): its SaleBlock and the records of
     the lines it did not take."""
-    candidate = pc.fill_null(pc.match_substring_regex(lines, _TILL_LINE), False)
-    rows = np.flatnonzero(candidate.to_numpy(zero_copy_only=False))
+    lines = text_series(line_array)
+    rows = np.flatnonzero(lines.str.match(_TILL_LINE, na=False).to_numpy(dtype=bool))
     accepted = np.zeros(0, dtype=np.int64)
     block = None
     if len(rows):
-        block, accepted = _vectorised_sales(builders, lines.take(pa.array(rows)), line_no[rows], file_of[rows])
+        block, accepted = _vectorised_sales(builders, lines.iloc[rows].reset_index(drop=True), line_no[rows],
+                                            file_of[rows])
     others = np.ones(len(lines), dtype=bool)
     others[rows[accepted]] = False
     other_rows = np.flatnonzero(others)
@@ -244,7 +248,7 @@ def _parse_block(builders: list[SaleBuilder], stats: list[ParseStats], lines: pa
         if own is not None:
             file_stats.saw("a", len(own))      # a strict line's basket is dialect A (csv_records decides so)
         mine = other_rows[file_of[other_rows] == position] if len(builders) > 1 else other_rows
-        results.append((own, _row_wise(builder, file_stats, lines, line_no, special, mine, own)))
+        results.append((own, _row_wise(builder, file_stats, line_array, line_no, special, mine, own)))
     return results
 
 
@@ -270,18 +274,15 @@ def _first_line_of_branch(block: SaleBlock | None) -> list[tuple[int, str]]:
     """(first line, branch key) of each branch in the block, latest first (popped in line order)."""
     if block is None:
         return []
-    encoded = pc.dictionary_encode(block.branch_key)
-    _keys, first = np.unique(encoded.indices.to_numpy(zero_copy_only=False), return_index=True)
-    keys = encoded.dictionary.to_pylist()
-    return sorted(((int(block.line_no[position]), keys[key]) for key, position in zip(_keys.tolist(), first.tolist())),
-                  reverse=True)
+    sales = block.sale_frame
+    first = sales.loc[~sales["branch_key"].duplicated(), ["line_no", "branch_key"]]
+    return sorted(zip(first["line_no"].tolist(), first["branch_key"].tolist()), reverse=True)
 
 
-def _distinct(values: pa.Array, rule) -> tuple[np.ndarray, list]:
+def _distinct(values: pd.Series, rule) -> tuple[np.ndarray, list]:
     """Each row's index into the distinct values, and rule(value) once per distinct value."""
-    encoded = pc.dictionary_encode(values)
-    indices = encoded.indices.to_numpy(zero_copy_only=False)
-    return indices, [rule(value) for value in encoded.dictionary.to_pylist()]
+    codes, uniques = values.factorize()
+    return codes, [rule(value) for value in uniques.tolist()]
 
 
 def _accepted(verdict):
@@ -295,7 +296,7 @@ def _verdict(rule, *args):
         return None
 
 
-def _vectorised_sales(builders: list[SaleBuilder], lines: pa.Array, line_no: np.ndarray,
+def _vectorised_sales(builders: list[SaleBuilder], lines: pd.Series, line_no: np.ndarray,
                       file_of: np.ndarray) -> tuple[SaleBlock | None, np.ndarray]:
     """The sales of the candidate lines whose every value the row-wise rules accept, and the positions of
     those lines among the candidates. Value rules that do not depend on the file are asked of the first
@@ -303,30 +304,29 @@ def _vectorised_sales(builders: list[SaleBuilder], lines: pa.Array, line_no: np.
     reference = builders[0]
     # [time, branch, customer, basket, total, method, card]: the last three cells from the right, the first
     # four from the left of what is before them (the strict shape leaves commas only in a quoted basket)
-    tail = pc.split_pattern(lines, ",", max_splits=3, reverse=True)
-    head = pc.split_pattern(pc.list_element(tail, 0), ",", max_splits=3)
-    basket_cell = pc.list_element(head, 3)
-    quoted = pc.starts_with(basket_cell, '"')
-    basket = pc.if_else(quoted, pc.utf8_slice_codeunits(basket_cell, 1, -1), basket_cell)
+    tail = lines.str.rsplit(",", n=3)
+    head = tail.list[0].str.split(",", n=3)
+    basket = head.list[3].str.strip('"')         # the strict shape: quotes only around the whole basket
     ok = np.ones(len(lines), dtype=bool)
 
     latest = np.array([b.latest_epoch for b in builders], dtype=np.int64)[file_of]
-    epoch, ts_ok = _epochs(reference, pc.list_element(head, 0), latest)
+    epoch, ts_ok = _epochs(reference, head.list[0], latest)
     ok &= ts_ok
 
-    branch_key_of, branch_name_of, branch_ok = _branches(builders, pc.list_element(head, 1), file_of)
+    branch_key_of, branch_name_of, branch_ok = _branches(builders, head.list[1], file_of)
     ok &= branch_ok
 
-    customer_of, customers, customer_ok = _pseudonyms(reference, pc.list_element(head, 2))
+    customer_of, customers, customer_ok = _pseudonyms(reference, head.list[2])
     ok &= customer_ok[customer_of]
 
-    total_of, totals = _distinct(pc.list_element(tail, 1), lambda raw: _verdict(reference.pence, raw, "total"))
+    total_of, totals = _distinct(tail.list[1], lambda raw: _verdict(reference.pence, raw, "total"))
     total = np.array([t or 0 for t in totals], dtype=np.int64)[total_of]
     ok &= np.array([t is not None for t in totals])[total_of]
 
-    parts = pc.split_pattern(basket, ",")
-    sizes = pc.list_value_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
-    item_of, items = _distinct(pc.list_flatten(parts), lambda raw: _verdict(reference.item_a, raw))
+    # the basket exploded into its items, each row indexed by its sale's position
+    parts = basket.str.split(",")
+    sizes = parts.list.len().to_numpy(dtype=np.int64)
+    item_of, items = _distinct(parts.explode(), lambda raw: _verdict(reference.item_a, raw))
     item_ok = np.array([i is not None and 0 <= i[1] <= MAX_PRICE_PENCE for i in items])[item_of]
     item_pence = np.array([i[1] if i else 0 for i in items], dtype=np.int64)[item_of]
     starts = np.zeros(len(lines) + 1, dtype=np.int64)
@@ -337,7 +337,6 @@ def _vectorised_sales(builders: list[SaleBuilder], lines: pa.Array, line_no: np.
     if not ok.any():
         return None, np.zeros(0, dtype=np.int64)
     take = np.flatnonzero(ok)
-    take_array = pa.array(take)
     item_keep = np.repeat(ok, sizes)
     kept_items = item_of[item_keep]
     kept_sizes = sizes[take]
@@ -352,57 +351,62 @@ def _vectorised_sales(builders: list[SaleBuilder], lines: pa.Array, line_no: np.
             item_product_of[position] = product_index.setdefault(id(item[0]), len(products))
             if item_product_of[position] == len(products):
                 products.append(item[0])
-    branch_key = branch_key_of.take(take_array)
-    customer_key = customers.take(pa.array(customer_of[take]))
-    payment = pc.list_element(tail, 2).take(take_array)
+    branch_key = branch_key_of.take(take).reset_index(drop=True)
+    customer_key = customers.take(customer_of[take]).reset_index(drop=True)
+    payment = tail.list[2].take(take).reset_index(drop=True)
     identity = _basket_identities(items, kept_items, kept_sizes)
     epoch, total = epoch[take], total[take]
-    message = pc.binary_join_element_wise(
-        branch_key, pa.array(epoch).cast(pa.string()), pc.fill_null(customer_key, ""), identity,
-        pa.array(total).cast(pa.string()), payment, "\x1f")
-    block = SaleBlock(
-        line_no=line_no[take], occurred_epoch=epoch, total_pence=total,
-        content_key=_hex_digests(reference.identity_hash, message.cast(pa.binary()).to_pylist()),
-        branch_key=branch_key, branch_name=branch_name_of.take(take_array),
-        customer_key=customer_key, payment_method=payment, item_line_no=np.repeat(line_no[take], kept_sizes),
-        item_no=item_no, item_product=item_product_of[kept_items], item_pence=item_pence[item_keep],
-        products=products, file_of=file_of[take], item_file_of=np.repeat(file_of[take], kept_sizes))
-    return block, take
+    separator = "\x1f"
+    message = (branch_key + separator + _numbers_as_text(epoch) + separator + customer_key.fillna("") + separator
+               + identity + separator + _numbers_as_text(total) + separator + payment)
+    sales = pd.DataFrame({
+        "line_no": line_no[take], "occurred_epoch": epoch, "total_pence": total,
+        "content_key": _hex_digests(reference.identity_hash,
+                                    message.astype(pd.ArrowDtype(pa.binary())).tolist()),
+        "branch_key": branch_key, "branch_name": branch_name_of.take(take).reset_index(drop=True),
+        "customer_key": customer_key, "payment_method": payment, "file_of": file_of[take]}, copy=False)
+    items_frame = pd.DataFrame({
+        "line_no": np.repeat(line_no[take], kept_sizes), "item_no": item_no,
+        "product": item_product_of[kept_items], "pence": item_pence[item_keep],
+        "file_of": np.repeat(file_of[take], kept_sizes)}, copy=False)
+    return SaleBlock(sales, items_frame, products), take
 
 
-def _branches(builders: list[SaleBuilder], cells: pa.Array,
-              file_of: np.ndarray) -> tuple[pa.Array, pa.Array, np.ndarray]:
+def _numbers_as_text(values: np.ndarray) -> pd.Series:
+    return pd.Series(values, dtype="int64[pyarrow]").astype(TEXT)
+
+
+def _branches(builders: list[SaleBuilder], cells: pd.Series,
+              file_of: np.ndarray) -> tuple[pd.Series, pd.Series, np.ndarray]:
     """Each row's branch key and name (null where rejected) and whether its file's builder accepts its branch
     cell; branch_verdict is asked once per distinct (file, cell)."""
-    encoded = pc.dictionary_encode(cells)
-    cell_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    texts = encoded.dictionary.to_pylist()
-    pairs, pair_of = np.unique(file_of * len(texts) + cell_of, return_inverse=True)
+    cell_of, texts = cells.factorize()
+    texts = texts.tolist()
+    pair_of, pairs = pd.factorize(file_of * len(texts) + cell_of)
     verdicts = [_accepted(builders[pair // len(texts)].branch_verdict(texts[pair % len(texts)]))
                 for pair in pairs.tolist()]
-    pair_of = pa.array(pair_of.ravel())
-    keys = pa.array([v[0] if v else None for v in verdicts], pa.string()).take(pair_of)
-    names = pa.array([v[1] if v else None for v in verdicts], pa.string()).take(pair_of)
-    return keys, names, pc.is_valid(keys).to_numpy(zero_copy_only=False)
+    keys = pd.Series([v[0] if v else None for v in verdicts], dtype=TEXT).take(pair_of).reset_index(drop=True)
+    names = pd.Series([v[1] if v else None for v in verdicts], dtype=TEXT).take(pair_of).reset_index(drop=True)
+    return keys, names, keys.notna().to_numpy(dtype=bool)
 
 
-def _pseudonyms(builder: SaleBuilder, names: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
+def _pseudonyms(builder: SaleBuilder, names: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
     """Each row's index into the distinct customer names; per distinct name SaleBuilder.customer's pseudonym
     (null for an empty name: no customer) and whether that rule accepts the name. The rule's input is taken
     from the builder and hashed once per distinct name."""
-    encoded = pc.dictionary_encode(names)
-    inputs = [builder.pseudonym_input(name) for name in encoded.dictionary.to_pylist()]
+    name_of, distinct = names.factorize()
+    inputs = [builder.pseudonym_input(name) for name in distinct.tolist()]
     accepted = np.array([text.__class__ is str for text in inputs], dtype=bool)
     try:
         messages = [text.encode() if text.__class__ is str else b"" for text in inputs]
     except UnicodeEncodeError:                      # a lone surrogate: every name of the block goes row-wise
         messages, accepted[:] = [b""] * len(inputs), False
-    present = pa.array([bool(message) for message in messages])
-    pseudonyms = pc.if_else(present, _hex_digests(builder.customer_hash, messages), pa.scalar(None, pa.string()))
-    return encoded.indices.to_numpy(zero_copy_only=False), pseudonyms, accepted
+    present = np.array([bool(message) for message in messages], dtype=bool)
+    pseudonyms = _hex_digests(builder.customer_hash, messages).where(present)
+    return name_of, pseudonyms, accepted
 
 
-def _epochs(builder: SaleBuilder, stamps: pa.Array, latest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _epochs(builder: SaleBuilder, stamps: pd.Series, latest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each timestamp's epoch seconds and whether SaleBuilder.timestamp accepts it. The till's own minutes
     ('DD/MM/YYYY HH:MM', the shape its _till_minute takes) from their hour's start, one rule call per
     distinct hour; any other shape one call per distinct value. Each row's own file's clock (latest) bounds
@@ -410,24 +414,23 @@ def _epochs(builder: SaleBuilder, stamps: pa.Array, latest: np.ndarray) -> tuple
     calls future is past latest too (it goes row-wise, where its own builder decides)."""
     epoch = np.zeros(len(stamps), dtype=np.int64)
     ok = np.zeros(len(stamps), dtype=bool)
-    till = pc.match_substring_regex(stamps, _TILL_MINUTE).to_numpy(zero_copy_only=False)
+    till = stamps.str.match(_TILL_MINUTE, na=False).to_numpy(dtype=bool)
     rows = np.flatnonzero(till)
     if len(rows):
-        minutes = stamps.take(pa.array(rows))
-        hour_of, hours = _distinct(pc.utf8_slice_codeunits(minutes, 0, 13),
-                                   lambda hour: _verdict(builder.till_hour, hour))
-        minute = pc.cast(pc.utf8_slice_codeunits(minutes, 14, 16), pa.int64()).to_numpy()
+        minutes = stamps[till]
+        hour_of, hours = _distinct(minutes.str.slice(0, 13), lambda hour: _verdict(builder.till_hour, hour))
+        minute = minutes.str.slice(14, 16).astype("int64[pyarrow]").to_numpy(dtype=np.int64)
         epoch[rows] = np.array([h[1] if h else 0 for h in hours], dtype=np.int64)[hour_of] + 60 * minute
         ok[rows] = np.array([h is not None for h in hours])[hour_of] & (epoch[rows] <= latest[rows])
     rows = np.flatnonzero(~till)
     if len(rows):
-        value_of, values = _distinct(stamps.take(pa.array(rows)), lambda raw: _verdict(builder.timestamp, raw))
+        value_of, values = _distinct(stamps[~till], lambda raw: _verdict(builder.timestamp, raw))
         epoch[rows] = np.array([t[1] if t else 0 for t in values], dtype=np.int64)[value_of]
         ok[rows] = np.array([t is not None for t in values])[value_of] & (epoch[rows] <= latest[rows])
     return epoch, ok
 
 
-def _basket_identities(items: list, item_of: np.ndarray, sizes: np.ndarray) -> pa.Array:
+def _basket_identities(items: list, item_of: np.ndarray, sizes: np.ndarray) -> pd.Series:
     """values.identity_of_items for every sale at once: its items' (product key, price) slots counted and
     sorted, as 'key@pence x count' joined by ';'."""
     slots = sorted({(item[0].product_key, item[1]) for item in items if item is not None})
@@ -435,61 +438,69 @@ def _basket_identities(items: list, item_of: np.ndarray, sizes: np.ndarray) -> p
     slot_of = np.array([rank[(i[0].product_key, i[1])] if i is not None else 0 for i in items], dtype=np.int64)
     item_slot = slot_of[item_of]
     sale_of = np.repeat(np.arange(len(sizes)), sizes)
+    # runs of equal (sale, slot) after a sort by both: numpy's lexsort on the int columns (a pandas groupby of
+    # two keys would sort the same way with more overhead per block)
     order = np.lexsort((item_slot, sale_of))
     sale_sorted, slot_sorted = sale_of[order], item_slot[order]
     new_run = np.ones(len(order), dtype=bool)
     new_run[1:] = (sale_sorted[1:] != sale_sorted[:-1]) | (slot_sorted[1:] != slot_sorted[:-1])
     run_start = np.flatnonzero(new_run)
     run_count = np.diff(np.append(run_start, len(order)))
-    runs = pc.binary_join_element_wise(
-        pa.array([f"{key}@{pence}" for key, pence in slots], pa.string()).take(pa.array(slot_sorted[run_start])),
-        pa.array(run_count).cast(pa.string()), "x")
+    slot_texts = pd.Series([f"{key}@{pence}" for key, pence in slots], dtype=TEXT)
+    runs = slot_texts.take(slot_sorted[run_start]).reset_index(drop=True) + "x" + _numbers_as_text(run_count)
     runs_per_sale = np.bincount(sale_sorted[run_start], minlength=len(sizes))
     offsets = np.zeros(len(sizes) + 1, dtype=np.int32)
     np.cumsum(runs_per_sale, out=offsets[1:])
-    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), runs), ";")
+    # Each sale's runs joined by ';': pyarrow directly, as pandas (3.x) has no join of a list column's rows
+    # (.str refuses list dtypes; groupby(sale).agg(";".join) would be a Python call per sale)
+    runs_array = pa.array(runs, pa.string())
+    return text_series(pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), runs_array), ";"))
 
 
-def _hex_digests(keyed: KeyedHash, messages: list[bytes]) -> pa.Array:
+def _hex_digests(keyed: KeyedHash, messages: list[bytes]) -> pd.Series:
     """KeyedHash.hex of every message (HMAC-SHA256 cut to 16 bytes, as 32 hex digits), hexed by numpy."""
     raw = keyed.digests16(messages)
     hexed = _HEX[np.frombuffer(raw, dtype=np.uint8)].reshape(-1, 32)
-    return pa.array(hexed.view("S32").ravel(), pa.binary(32)).cast(pa.string())
+    # the 32-byte cells to Arrow strings without a Python object each: a fixed-width binary view, cast
+    return text_series(pa.array(hexed.view("S32").ravel(), pa.binary(32)).cast(pa.string()))
 
 
 # -- staging ------------------------------------------------------------------------------------------------------
 def copy_columns(block: SaleBlock, upload_id: int, money: dict[int, str]) -> tuple[pa.Table, pa.Table]:
     """The block's stage_sale and stage_item rows, column for column as load._Staging writes them for Sales
-    (None as NULL; amounts as load writes them, through its memo of amount texts)."""
-    totals = _money_texts(block.total_pence, money)
-    n = len(block)
-    sales = pa.table({
+    (None as NULL; amounts as load writes them, through its memo of amount texts). Arrow tables, which Arrow's
+    CSV writer turns into COPY text (pa.Table.from_pandas costs ~1 ms a call in its metadata: the columns are
+    taken one by one instead, without a copy for the Arrow-backed ones)."""
+    sales, items = block.sale_frame, block.item_frame
+    n, m = len(sales), len(items)
+    texts = pa.table({
         "upload_id": pa.array(np.full(n, upload_id, dtype=np.int64)),
-        "line_no": block.line_no, "content_key": block.content_key, "branch_key": block.branch_key,
-        "branch_name": block.branch_name, "occurred_epoch": block.occurred_epoch, "total": totals,
-        "payment_method": block.payment_method, "card_network": pa.nulls(n, pa.string()),
-        "customer_key": block.customer_key, "extra": pa.nulls(n, pa.string())})
+        "line_no": pa.array(sales["line_no"].to_numpy()), "content_key": pa.array(sales["content_key"]),
+        "branch_key": pa.array(sales["branch_key"]), "branch_name": pa.array(sales["branch_name"]),
+        "occurred_epoch": pa.array(sales["occurred_epoch"].to_numpy()),
+        "total": _money_texts(sales["total_pence"].to_numpy(), money),
+        "payment_method": pa.array(sales["payment_method"]), "card_network": pa.nulls(n, pa.string()),
+        "customer_key": pa.array(sales["customer_key"]), "extra": pa.nulls(n, pa.string())})
     products = block.products
-    product_of = pa.array(block.item_product)
-    m = len(block.item_line_no)
-    items = pa.table({
-        "upload_id": pa.array(np.full(m, upload_id, dtype=np.int64)), "line_no": block.item_line_no,
-        "item_no": block.item_no,
+    product_of = pa.array(items["product"].to_numpy())
+    item_texts = pa.table({
+        "upload_id": pa.array(np.full(m, upload_id, dtype=np.int64)), "line_no": pa.array(items["line_no"].to_numpy()),
+        "item_no": pa.array(items["item_no"].to_numpy()),
         "product_key": pa.array([p.product_key or None for p in products], pa.string()).take(product_of),
         "name": pa.array([p.name or None for p in products], pa.string()).take(product_of),
         "size": pa.array([p.size or None for p in products], pa.string()).take(product_of),
         "flavour": pa.array([p.flavour or None for p in products], pa.string()).take(product_of),
         "quantity": pa.array(np.ones(m, dtype=np.int64)),
-        "unit_price": _money_texts(block.item_pence, money)})
-    return sales, items
+        "unit_price": _money_texts(items["pence"].to_numpy(), money)})
+    return texts, item_texts
 
 
 def _money_texts(pence: np.ndarray, money: dict[int, str]) -> pa.Array:
-    distinct, index = np.unique(pence, return_inverse=True)
+    index, distinct = pd.factorize(pence)
     texts = []
     for value in distinct.tolist():
         text = money.get(value)
         if text is None:
             text = money[value] = money_text(value)
         texts.append(text)
-    return pa.array(texts, pa.string()).take(pa.array(index.ravel()))
+    return pa.array(texts, pa.string()).take(pa.array(index))
