@@ -49,7 +49,8 @@ _HEX = np.array([list(f"{byte:02x}".encode()) for byte in range(256)], dtype=np.
 TEXT = pd.ArrowDtype(pa.string())
 # A block's sales and items as DataFrames: these columns, in this order, are what copy_columns stages.
 SALE_COLUMNS = ("line_no", "occurred_epoch", "total_pence", "content_key", "branch_key", "branch_name",
-                "customer_key", "payment_method", "file_of")
+                "customer_key", "payment_method", "file_of", "branch_code")
+_NUMBERS = {"line_no", "occurred_epoch", "total_pence", "file_of", "branch_code"}
 ITEM_COLUMNS = ("line_no", "item_no", "product", "pence", "file_of")
 
 
@@ -58,41 +59,72 @@ def text_series(values: pa.Array) -> pd.Series:
     return pd.Series(pd.arrays.ArrowExtensionArray(values), copy=False)
 
 
+def text_list(values: pd.Series | pd.Index) -> list:
+    """An Arrow-backed column's values as Python objects, None for null, converted by Arrow in one call
+    (pandas' tolist on an ArrowDtype column iterates it element by element)."""
+    return pa.array(values).to_pylist()
+
+
+@dataclass
+class BlockColumns:
+    """A block's valid sales and their items as DataFrames, shared by the SaleBlock of each of its files.
+    `sales` has SALE_COLUMNS (strings as pd.ArrowDtype, customer_key null without a customer), in line order;
+    `items` has ITEM_COLUMNS, flat, each with its sale's line number and its product's index in `products`;
+    file_of is the file (of a batch parsed together) of each row. branch_keys are the distinct branch keys,
+    branch_code each sale's index into them."""
+    sales: pd.DataFrame
+    items: pd.DataFrame
+    products: list[Product]
+    branch_keys: list[str]
+    staging: tuple[pa.Table, pa.Table] | None = None      # copy_columns' tables of the whole block, once made
+
+
 @dataclass
 class SaleBlock:
-    """Valid sales of one block as columns, in line order: what the staging COPY needs, without a Sale object
-    per row. `sale_frame` has SALE_COLUMNS (strings as pd.ArrowDtype, customer_key null without a customer);
-    `item_frame` has ITEM_COLUMNS, flat, each with its sale's line number and its product's index in `products`.
-    file_of is the file (of a batch parsed together) of each row."""
-    sale_frame: pd.DataFrame
-    item_frame: pd.DataFrame
-    products: list[Product]
+    """The valid sales of one file of a block, as columns: rows [start, end) of the block's sales and
+    [item_start, item_end) of its items. What the staging COPY needs, without a Sale object per row."""
+    columns: BlockColumns
+    start: int
+    end: int
+    item_start: int
+    item_end: int
 
     def __len__(self) -> int:
-        return len(self.sale_frame)
+        return self.end - self.start
 
     def of_file(self, position: int) -> SaleBlock | None:
         """The sales of one file of the block (contiguous: files are parsed one after another)."""
-        file_of = self.sale_frame["file_of"].to_numpy()
-        start, end = np.searchsorted(file_of, [position, position + 1])
+        sales, items = self.columns.sales, self.columns.items
+        start, end = np.searchsorted(sales["file_of"].to_numpy(), [position, position + 1])
         if start == end:
             return None
-        if start == 0 and end == len(file_of):
-            return self
-        item_start, item_end = np.searchsorted(self.item_frame["file_of"].to_numpy(), [position, position + 1])
-        return SaleBlock(self.sale_frame.iloc[start:end], self.item_frame.iloc[item_start:item_end], self.products)
+        item_start, item_end = np.searchsorted(items["file_of"].to_numpy(), [position, position + 1])
+        return SaleBlock(self.columns, int(start), int(end), int(item_start), int(item_end))
+
+    def column(self, name: str) -> np.ndarray | pa.Array:
+        """One of SALE_COLUMNS for this file's sales: numbers as numpy, strings as Arrow (no copy)."""
+        values = self.columns.sales[name]
+        array = values.to_numpy() if name in _NUMBERS else pa.array(values)
+        return array[self.start:self.end]
+
+    def first_line_of_branch(self) -> list[tuple[int, str]]:
+        """(first line, branch key) of each branch among the file's sales, latest first (popped in line order)."""
+        codes, first = np.unique(self.column("branch_code"), return_index=True)
+        keys, line_no = self.columns.branch_keys, self.column("line_no")
+        return sorted(((int(line_no[at]), keys[code]) for code, at in zip(codes.tolist(), first.tolist())),
+                      reverse=True)
 
     def sales(self) -> list[Sale]:
-        """The block as the row-wise path's Sale objects (the same values, item by item)."""
-        sales, items = self.sale_frame, self.item_frame
-        line_no, item_line_no = sales["line_no"].to_numpy(), items["line_no"].to_numpy()
+        """The file's sales as the row-wise path's Sale objects (the same values, item by item)."""
+        items = self.columns.items.iloc[self.item_start:self.item_end]
+        line_no, item_line_no = self.column("line_no"), items["line_no"].to_numpy()
         starts = np.searchsorted(item_line_no, line_no, side="left").tolist()
         ends = np.searchsorted(item_line_no, line_no, side="right").tolist()
-        products, pence, product_of = self.products, items["pence"].tolist(), items["product"].tolist()
-        customers = [None if key is pd.NA else key for key in sales["customer_key"].tolist()]
-        rows = zip(line_no.tolist(), sales["occurred_epoch"].tolist(), sales["branch_key"].tolist(),
-                   sales["branch_name"].tolist(), customers, sales["content_key"].tolist(),
-                   sales["total_pence"].tolist(), sales["payment_method"].tolist(), starts, ends)
+        products, pence, product_of = self.columns.products, items["pence"].tolist(), items["product"].tolist()
+        rows = zip(line_no.tolist(), self.column("occurred_epoch").tolist(),
+                   *(self.column(name).to_pylist() for name in ("branch_key", "branch_name", "customer_key",
+                                                                "content_key")),
+                   self.column("total_pence").tolist(), self.column("payment_method").to_pylist(), starts, ends)
         return [Sale(line, epoch, key, name, customer, content,
                      [Item(products[product_of[i]], 1, pence[i]) for i in range(start, end)], total, payment, None)
                 for line, epoch, key, name, customer, content, total, payment, start, end in rows]
@@ -256,7 +288,7 @@ def _row_wise(builder: SaleBuilder, stats: ParseStats, lines: pa.Array, line_no:
               special: dict[int, object], indices: np.ndarray, block: SaleBlock | None) -> list[Sale | Rejection]:
     """The lines the block did not take, by the row-wise rules, in line order. A branch the row-wise path
     would have accepted on an earlier line is known (shown in rejected rows) before each line, as there."""
-    known_from = _first_line_of_branch(block)
+    known_from = block.first_line_of_branch() if block is not None else []
     records = []
     for index in indices.tolist():
         number = int(line_no[index])
@@ -270,19 +302,10 @@ def _row_wise(builder: SaleBuilder, stats: ParseStats, lines: pa.Array, line_no:
     return records
 
 
-def _first_line_of_branch(block: SaleBlock | None) -> list[tuple[int, str]]:
-    """(first line, branch key) of each branch in the block, latest first (popped in line order)."""
-    if block is None:
-        return []
-    sales = block.sale_frame
-    first = sales.loc[~sales["branch_key"].duplicated(), ["line_no", "branch_key"]]
-    return sorted(zip(first["line_no"].tolist(), first["branch_key"].tolist()), reverse=True)
-
-
 def _distinct(values: pd.Series, rule) -> tuple[np.ndarray, list]:
     """Each row's index into the distinct values, and rule(value) once per distinct value."""
     codes, uniques = values.factorize()
-    return codes, [rule(value) for value in uniques.tolist()]
+    return codes, [rule(value) for value in text_list(uniques)]
 
 
 def _accepted(verdict):
@@ -359,17 +382,20 @@ def _vectorised_sales(builders: list[SaleBuilder], lines: pd.Series, line_no: np
     separator = "\x1f"
     message = (branch_key + separator + _numbers_as_text(epoch) + separator + customer_key.fillna("") + separator
                + identity + separator + _numbers_as_text(total) + separator + payment)
+    branch_code, branch_keys = branch_key.factorize()
     sales = pd.DataFrame({
         "line_no": line_no[take], "occurred_epoch": epoch, "total_pence": total,
         "content_key": _hex_digests(reference.identity_hash,
-                                    message.astype(pd.ArrowDtype(pa.binary())).tolist()),
+                                    text_list(message.astype(pd.ArrowDtype(pa.binary())))),
         "branch_key": branch_key, "branch_name": branch_name_of.take(take).reset_index(drop=True),
-        "customer_key": customer_key, "payment_method": payment, "file_of": file_of[take]}, copy=False)
+        "customer_key": customer_key, "payment_method": payment, "file_of": file_of[take],
+        "branch_code": branch_code}, copy=False)
     items_frame = pd.DataFrame({
         "line_no": np.repeat(line_no[take], kept_sizes), "item_no": item_no,
         "product": item_product_of[kept_items], "pence": item_pence[item_keep],
         "file_of": np.repeat(file_of[take], kept_sizes)}, copy=False)
-    return SaleBlock(sales, items_frame, products), take
+    columns = BlockColumns(sales, items_frame, products, text_list(branch_keys))
+    return SaleBlock(columns, 0, len(sales), 0, len(items_frame)), take
 
 
 def _numbers_as_text(values: np.ndarray) -> pd.Series:
@@ -381,7 +407,7 @@ def _branches(builders: list[SaleBuilder], cells: pd.Series,
     """Each row's branch key and name (null where rejected) and whether its file's builder accepts its branch
     cell; branch_verdict is asked once per distinct (file, cell)."""
     cell_of, texts = cells.factorize()
-    texts = texts.tolist()
+    texts = text_list(texts)
     pair_of, pairs = pd.factorize(file_of * len(texts) + cell_of)
     verdicts = [_accepted(builders[pair // len(texts)].branch_verdict(texts[pair % len(texts)]))
                 for pair in pairs.tolist()]
@@ -395,7 +421,7 @@ def _pseudonyms(builder: SaleBuilder, names: pd.Series) -> tuple[np.ndarray, pd.
     (null for an empty name: no customer) and whether that rule accepts the name. The rule's input is taken
     from the builder and hashed once per distinct name."""
     name_of, distinct = names.factorize()
-    inputs = [builder.pseudonym_input(name) for name in distinct.tolist()]
+    inputs = [builder.pseudonym_input(name) for name in text_list(distinct)]
     accepted = np.array([text.__class__ is str for text in inputs], dtype=bool)
     try:
         messages = [text.encode() if text.__class__ is str else b"" for text in inputs]
@@ -467,32 +493,42 @@ def _hex_digests(keyed: KeyedHash, messages: list[bytes]) -> pd.Series:
 
 # -- staging ------------------------------------------------------------------------------------------------------
 def copy_columns(block: SaleBlock, upload_id: int, money: dict[int, str]) -> tuple[pa.Table, pa.Table]:
-    """The block's stage_sale and stage_item rows, column for column as load._Staging writes them for Sales
-    (None as NULL; amounts as load writes them, through its memo of amount texts). Arrow tables, which Arrow's
-    CSV writer turns into COPY text (pa.Table.from_pandas costs ~1 ms a call in its metadata: the columns are
-    taken one by one instead, without a copy for the Arrow-backed ones)."""
-    sales, items = block.sale_frame, block.item_frame
-    n, m = len(sales), len(items)
-    texts = pa.table({
-        "upload_id": pa.array(np.full(n, upload_id, dtype=np.int64)),
+    """The file's stage_sale and stage_item rows, column for column as load._Staging writes them for Sales
+    (None as NULL; amounts as load writes them, through its memo of amount texts): the block's tables, made
+    once for all its files, sliced, with the upload's id in front."""
+    columns = block.columns
+    if columns.staging is None:
+        columns.staging = _staging_tables(columns, money)
+    sales, items = columns.staging
+    sales = sales.slice(block.start, len(block))
+    items = items.slice(block.item_start, block.item_end - block.item_start)
+    return (sales.add_column(0, "upload_id", pa.array(np.full(len(sales), upload_id, dtype=np.int64))),
+            items.add_column(0, "upload_id", pa.array(np.full(len(items), upload_id, dtype=np.int64))))
+
+
+def _staging_tables(columns: BlockColumns, money: dict[int, str]) -> tuple[pa.Table, pa.Table]:
+    """Arrow tables, which Arrow's CSV writer turns into COPY text (pa.Table.from_pandas costs ~1 ms a call in
+    its metadata: the columns are taken one by one instead, without a copy for the Arrow-backed ones)."""
+    sales, items = columns.sales, columns.items
+    n = len(sales)
+    sale_table = pa.table({
         "line_no": pa.array(sales["line_no"].to_numpy()), "content_key": pa.array(sales["content_key"]),
         "branch_key": pa.array(sales["branch_key"]), "branch_name": pa.array(sales["branch_name"]),
         "occurred_epoch": pa.array(sales["occurred_epoch"].to_numpy()),
         "total": _money_texts(sales["total_pence"].to_numpy(), money),
         "payment_method": pa.array(sales["payment_method"]), "card_network": pa.nulls(n, pa.string()),
         "customer_key": pa.array(sales["customer_key"]), "extra": pa.nulls(n, pa.string())})
-    products = block.products
+    products = columns.products
     product_of = pa.array(items["product"].to_numpy())
-    item_texts = pa.table({
-        "upload_id": pa.array(np.full(m, upload_id, dtype=np.int64)), "line_no": pa.array(items["line_no"].to_numpy()),
-        "item_no": pa.array(items["item_no"].to_numpy()),
+    item_table = pa.table({
+        "line_no": pa.array(items["line_no"].to_numpy()), "item_no": pa.array(items["item_no"].to_numpy()),
         "product_key": pa.array([p.product_key or None for p in products], pa.string()).take(product_of),
         "name": pa.array([p.name or None for p in products], pa.string()).take(product_of),
         "size": pa.array([p.size or None for p in products], pa.string()).take(product_of),
         "flavour": pa.array([p.flavour or None for p in products], pa.string()).take(product_of),
-        "quantity": pa.array(np.ones(m, dtype=np.int64)),
+        "quantity": pa.array(np.ones(len(items), dtype=np.int64)),
         "unit_price": _money_texts(items["pence"].to_numpy(), money)})
-    return texts, item_texts
+    return sale_table, item_table
 
 
 def _money_texts(pence: np.ndarray, money: dict[int, str]) -> pa.Array:
