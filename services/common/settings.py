@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(1900, gt=0, validation_alias=_env("TASK_TIME_LIMIT"))
     max_load_attempts: int = Field(10, ge=1, validation_alias=_env("MAX_LOAD_ATTEMPTS"))
     parse_chunk_rows: int = Field(20_000, gt=0, validation_alias=_env("PARSE_CHUNK_ROWS"))
-    # CSV till lines parsed a block at a time with Arrow (services/transform/csv_vectorised.py); false parses
+    # CSV till lines parsed a block at a time with pandas (services/transform/csv_vectorised.py); false parses
     # every line row by row (the same rows, slower: kept for comparison and as a way out).
     vectorised_parse: bool = Field(True, validation_alias=_env("VECTORISED_PARSE"))
     # A worker that claims a small upload also claims other queued small ones and loads up to this many

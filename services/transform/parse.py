@@ -10,7 +10,7 @@ The parser is a module per job, none importing a module that imports it:
 - `sale_builder`: the row-wise rules (SaleBuilder), with their memo tables and the customer pseudonym;
 - `csv_records` (lines, both CSV dialects) and `json_records` (arrays and newline-delimited objects): the
   row-wise readers;
-- `csv_vectorised`: the till's common CSV line a block at a time (Arrow kernels), every other line by
+- `csv_vectorised`: the till's common CSV line a block at a time (pandas, Arrow-backed dtypes), every other line by
   `csv_records`; the same sales and rejections as the row-wise path.
 """
 from __future__ import annotations
