@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -50,7 +50,7 @@ TEXT = pd.ArrowDtype(pa.string())
 # A block's sales and items as DataFrames: these columns, in this order, are what copy_columns stages.
 SALE_COLUMNS = ("line_no", "occurred_epoch", "total_pence", "content_key", "branch_key", "branch_name",
                 "customer_key", "payment_method", "file_of", "branch_code")
-_NUMBERS = {"line_no", "occurred_epoch", "total_pence", "file_of", "branch_code"}
+_NUMBERS = {"line_no", "occurred_epoch", "total_pence", "file_of", "branch_code", "item_no", "product", "pence"}
 ITEM_COLUMNS = ("line_no", "item_no", "product", "pence", "file_of")
 
 
@@ -77,6 +77,16 @@ class BlockColumns:
     products: list[Product]
     branch_keys: list[str]
     staging: tuple[pa.Table, pa.Table] | None = None      # copy_columns' tables of the whole block, once made
+    arrays: dict[tuple[str, str], np.ndarray | pa.Array] = field(default_factory=dict)
+
+    def array(self, frame: str, name: str) -> np.ndarray | pa.Array:
+        """A column of `sales` or `items` as numpy (numbers) or Arrow (strings), taken from its DataFrame once
+        for all the block's files (a DataFrame column lookup is some 50 us)."""
+        array = self.arrays.get((frame, name))
+        if array is None:
+            values = getattr(self, frame)[name]
+            array = self.arrays[frame, name] = values.to_numpy() if name in _NUMBERS else pa.array(values)
+        return array
 
 
 @dataclass
@@ -94,18 +104,15 @@ class SaleBlock:
 
     def of_file(self, position: int) -> SaleBlock | None:
         """The sales of one file of the block (contiguous: files are parsed one after another)."""
-        sales, items = self.columns.sales, self.columns.items
-        start, end = np.searchsorted(sales["file_of"].to_numpy(), [position, position + 1])
+        start, end = np.searchsorted(self.columns.array("sales", "file_of"), [position, position + 1])
         if start == end:
             return None
-        item_start, item_end = np.searchsorted(items["file_of"].to_numpy(), [position, position + 1])
+        item_start, item_end = np.searchsorted(self.columns.array("items", "file_of"), [position, position + 1])
         return SaleBlock(self.columns, int(start), int(end), int(item_start), int(item_end))
 
     def column(self, name: str) -> np.ndarray | pa.Array:
         """One of SALE_COLUMNS for this file's sales: numbers as numpy, strings as Arrow (no copy)."""
-        values = self.columns.sales[name]
-        array = values.to_numpy() if name in _NUMBERS else pa.array(values)
-        return array[self.start:self.end]
+        return self.columns.array("sales", name)[self.start:self.end]
 
     def first_line_of_branch(self) -> list[tuple[int, str]]:
         """(first line, branch key) of each branch among the file's sales, latest first (popped in line order)."""
@@ -116,11 +123,13 @@ class SaleBlock:
 
     def sales(self) -> list[Sale]:
         """The file's sales as the row-wise path's Sale objects (the same values, item by item)."""
-        items = self.columns.items.iloc[self.item_start:self.item_end]
-        line_no, item_line_no = self.column("line_no"), items["line_no"].to_numpy()
+        items = slice(self.item_start, self.item_end)
+        line_no, item_line_no = self.column("line_no"), self.columns.array("items", "line_no")[items]
         starts = np.searchsorted(item_line_no, line_no, side="left").tolist()
         ends = np.searchsorted(item_line_no, line_no, side="right").tolist()
-        products, pence, product_of = self.columns.products, items["pence"].tolist(), items["product"].tolist()
+        products = self.columns.products
+        pence = self.columns.array("items", "pence")[items].tolist()
+        product_of = self.columns.array("items", "product")[items].tolist()
         rows = zip(line_no.tolist(), self.column("occurred_epoch").tolist(),
                    *(self.column(name).to_pylist() for name in ("branch_key", "branch_name", "customer_key",
                                                                 "content_key")),
