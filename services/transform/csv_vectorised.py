@@ -394,12 +394,12 @@ def _vectorised_sales(builders: list[SaleBuilder], lines: pd.Series, line_no: np
         *(pa.array(column) for column in (branch_key, _numbers_as_text(epoch), customer_key.fillna(""), identity,
                                           _numbers_as_text(total), payment)), "\x1f"))
     branch_code, branch_keys = branch_key.factorize()
-    sales = pd.DataFrame({
+    sales = pd.DataFrame({   # from the columns' arrays, not Series: half the cost (no index to align)
         "line_no": line_no[take], "occurred_epoch": epoch, "total_pence": total,
         "content_key": _hex_digests(reference.identity_hash,
-                                    text_list(message.astype(pd.ArrowDtype(pa.binary())))),
-        "branch_key": branch_key, "branch_name": branch_name_of.take(take).reset_index(drop=True),
-        "customer_key": customer_key, "payment_method": payment, "file_of": file_of[take],
+                                    text_list(message.astype(pd.ArrowDtype(pa.binary())))).array,
+        "branch_key": branch_key.array, "branch_name": branch_name_of.array.take(take),
+        "customer_key": customer_key.array, "payment_method": payment.array, "file_of": file_of[take],
         "branch_code": branch_code}, copy=False)
     items_frame = pd.DataFrame({
         "line_no": np.repeat(line_no[take], kept_sizes), "item_no": item_no,
