@@ -148,7 +148,7 @@ def iter_csv_vectorised(builder: SaleBuilder, chunks: Iterable[bytes], stats: Pa
         if block is not None:
             yield block
         yield from others
-        pa.default_memory_pool().release_unused()     # the block's columns back to the system, not kept
+        _release_after(lines.nbytes)
 
 
 def parse_csv_files(files: list[tuple[SaleBuilder, bytes, ParseStats]]) -> list[list[SaleBlock | Sale | Rejection]]:
@@ -180,8 +180,15 @@ def _parse_files_together(files: list[tuple[SaleBuilder, bytes, ParseStats]]) ->
         offset += len(lines)
     parsed = _parse_block([b for b, _d, _s in files], [s for _b, _d, s in files],
                           pa.concat_arrays(arrays), np.concatenate(line_no), np.concatenate(file_of), special)
-    pa.default_memory_pool().release_unused()
+    _release_after(sum(len(data) for _b, data, _s in files))
     return [([block] if block is not None else []) + others for block, others in parsed]
+
+
+def _release_after(block_bytes: int) -> None:
+    """A large block's columns go back to the system rather than stay with the allocator (the worker's peak
+    memory); after a small one, the call (about a millisecond) would cost more than it returns."""
+    if block_bytes >= BLOCK_BYTES // 2:
+        pa.default_memory_pool().release_unused()
 
 
 def in_line_order(records: Iterable[SaleBlock | Sale | Rejection]) -> Iterator[Sale | Rejection]:

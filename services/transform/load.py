@@ -351,7 +351,7 @@ def _batches(upload_id: int, records: Iterator[SaleBlock | Sale | Rejection], st
 
 
 def _parse_together(session: Session, cipher: RawCipher, jobs: list[UploadJob]) -> dict[int, tuple | Exception]:
-    """A batch's uploads (small ones: tasks batch only those) read whole, their CSV files parsed as one
+    """A batch's small uploads (one stored chunk each) read whole, their CSV files parsed as one
     vectorised block (csv_vectorised.parse_csv_files): a day file is a few hundred rows, and the fixed cost of
     each Arrow call is then paid once per batch. Per upload: (records, stats), or the error reading it raised."""
     raws: dict[int, bytes | Exception] = {}
@@ -419,7 +419,9 @@ def load_uploads(session: Session, cipher: RawCipher, jobs: list[UploadJob], *, 
     staging = _Staging(cursor, chunk_rows)
     counted: dict[int, _Counts] = {}
     failed: dict[int, str] = {}
-    parsed = _parse_together(session, cipher, jobs) if vectorised and len(jobs) > 1 else {}
+    # Uploads of one stored chunk (1 MiB) are read whole and parsed together; larger ones stream block by block.
+    small = [job for job in jobs if job.chunk_count <= 1]
+    parsed = _parse_together(session, cipher, small) if vectorised and len(small) > 1 else {}
     for job in jobs:
         try:
             counted[job.upload_id] = _stage_upload(session, cipher, staging, job, chunk_rows, vectorised,
