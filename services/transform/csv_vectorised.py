@@ -292,7 +292,7 @@ def _parse_block(builders: list[SaleBuilder], stats: list[ParseStats], line_arra
     other_rows = np.flatnonzero(others)
     results = []
     for position, (builder, file_stats) in enumerate(zip(builders, stats)):
-        own = block.of_file(position) if block is not None else None
+        own = block if len(builders) == 1 else block.of_file(position) if block is not None else None
         if own is not None:
             file_stats.saw("a", len(own))      # a strict line's basket is dialect A (csv_records decides so)
         mine = other_rows[file_of[other_rows] == position] if len(builders) > 1 else other_rows
@@ -344,21 +344,22 @@ def _vectorised_sales(builders: list[SaleBuilder], lines: pd.Series, line_no: np
     # [time, branch, customer, basket, total, method, card]: the last three cells from the right, the first
     # four from the left of what is before them (the strict shape leaves commas only in a quoted basket)
     tail = lines.str.rsplit(",", n=3)
-    head = tail.list[0].str.split(",", n=3)
-    basket = head.list[3].str.strip('"')         # the strict shape: quotes only around the whole basket
+    tail_cells = tail.list
+    head_cells = tail_cells[0].str.split(",", n=3).list
+    basket = head_cells[3].str.strip('"')         # the strict shape: quotes only around the whole basket
     ok = np.ones(len(lines), dtype=bool)
 
     latest = np.array([b.latest_epoch for b in builders], dtype=np.int64)[file_of]
-    epoch, ts_ok = _epochs(reference, head.list[0], latest)
+    epoch, ts_ok = _epochs(reference, head_cells[0], latest)
     ok &= ts_ok
 
-    branch_key_of, branch_name_of, branch_ok = _branches(builders, head.list[1], file_of)
+    branch_key_of, branch_name_of, branch_ok = _branches(builders, head_cells[1], file_of)
     ok &= branch_ok
 
-    customer_of, customers, customer_ok = _pseudonyms(reference, head.list[2])
+    customer_of, customers, customer_ok = _pseudonyms(reference, head_cells[2])
     ok &= customer_ok[customer_of]
 
-    total_of, totals = _distinct(tail.list[1], lambda raw: _verdict(reference.pence, raw, "total"))
+    total_of, totals = _distinct(tail_cells[1], lambda raw: _verdict(reference.pence, raw, "total"))
     total = np.array([t or 0 for t in totals], dtype=np.int64)[total_of]
     ok &= np.array([t is not None for t in totals])[total_of]
 
@@ -392,7 +393,7 @@ def _vectorised_sales(builders: list[SaleBuilder], lines: pd.Series, line_no: np
                 products.append(item[0])
     branch_key = branch_key_of.take(take).reset_index(drop=True)
     customer_key = customers.take(customer_of[take]).reset_index(drop=True)
-    payment = tail.list[2].take(take).reset_index(drop=True)
+    payment = tail_cells[2].take(take).reset_index(drop=True)
     identity = _basket_identities(items, kept_items, kept_sizes)
     epoch, total = epoch[take], total[take]
     # The content key's message, fields joined by \x1f in one Arrow call: pandas' str.cat(others) joins through
@@ -401,23 +402,25 @@ def _vectorised_sales(builders: list[SaleBuilder], lines: pd.Series, line_no: np
         *(pa.array(column) for column in (branch_key, _numbers_as_text(epoch), customer_key.fillna(""), identity,
                                           _numbers_as_text(total), payment)), "\x1f"))
     branch_code, branch_keys = branch_key.factorize()
+    numbers = {("sales", "line_no"): line_no[take], ("sales", "occurred_epoch"): epoch, ("sales", "total_pence"): total,
+               ("sales", "file_of"): file_of[take], ("sales", "branch_code"): branch_code,
+               ("items", "line_no"): np.repeat(line_no[take], kept_sizes), ("items", "item_no"): item_no,
+               ("items", "product"): item_product_of[kept_items], ("items", "pence"): item_pence[item_keep],
+               ("items", "file_of"): np.repeat(file_of[take], kept_sizes)}
     sales = pd.DataFrame({   # from the columns' arrays, not Series: half the cost (no index to align)
-        "line_no": line_no[take], "occurred_epoch": epoch, "total_pence": total,
+        **{name: numbers["sales", name] for name in SALE_COLUMNS if ("sales", name) in numbers},
         "content_key": _hex_digests(reference.identity_hash,
                                     text_list(message.astype(pd.ArrowDtype(pa.binary())))).array,
         "branch_key": branch_key.array, "branch_name": branch_name_of.array.take(take),
-        "customer_key": customer_key.array, "payment_method": payment.array, "file_of": file_of[take],
-        "branch_code": branch_code}, copy=False)
-    items_frame = pd.DataFrame({
-        "line_no": np.repeat(line_no[take], kept_sizes), "item_no": item_no,
-        "product": item_product_of[kept_items], "pence": item_pence[item_keep],
-        "file_of": np.repeat(file_of[take], kept_sizes)}, copy=False)
-    columns = BlockColumns(sales, items_frame, products, text_list(branch_keys))
+        "customer_key": customer_key.array, "payment_method": payment.array}, copy=False)
+    items_frame = pd.DataFrame({name: numbers["items", name] for name in ITEM_COLUMNS}, copy=False)
+    # the number columns the block's files read again (of_file, first_line_of_branch, sales()), kept as built
+    columns = BlockColumns(sales, items_frame, products, text_list(branch_keys), arrays=numbers)
     return SaleBlock(columns, 0, len(sales), 0, len(items_frame)), take
 
 
 def _numbers_as_text(values: np.ndarray) -> pd.Series:
-    return pd.Series(values, dtype="int64[pyarrow]").astype(TEXT)
+    return pd.Series(pd.array(values, dtype="int64[pyarrow]").astype(TEXT), copy=False)
 
 
 def _branches(builders: list[SaleBuilder], cells: pd.Series,
@@ -429,8 +432,8 @@ def _branches(builders: list[SaleBuilder], cells: pd.Series,
     pair_of, pairs = pd.factorize(file_of * len(texts) + cell_of)
     verdicts = [_accepted(builders[pair // len(texts)].branch_verdict(texts[pair % len(texts)]))
                 for pair in pairs.tolist()]
-    keys = pd.Series([v[0] if v else None for v in verdicts], dtype=TEXT).take(pair_of).reset_index(drop=True)
-    names = pd.Series([v[1] if v else None for v in verdicts], dtype=TEXT).take(pair_of).reset_index(drop=True)
+    keys = pd.Series(pd.array([v[0] if v else None for v in verdicts], dtype=TEXT).take(pair_of), copy=False)
+    names = pd.Series(pd.array([v[1] if v else None for v in verdicts], dtype=TEXT).take(pair_of), copy=False)
     return keys, names, keys.notna().to_numpy(dtype=bool)
 
 
